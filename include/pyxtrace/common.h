@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * ABI shared by every BPF object and its user side: record tags, drop
+ * reasons and the control block. Fixed-width types, enums and defines only;
+ * the includer provides __u32/__u64 (vmlinux.h in BPF, <linux/types.h> in
+ * user space).
+ */
+#ifndef __PYXTRACE_COMMON_H
+#define __PYXTRACE_COMMON_H
+
+#define PYX_COMM_LEN 16
+
+/* Every ring buffer record starts with struct pyx_rec_hdr; type is one of these. */
+enum pyx_rec_type {
+	PYX_REC_NONE = 0,
+	PYX_REC_INFO_HIT = 1,
+};
+
+struct pyx_rec_hdr {
+	__u32 type;
+	__u32 size; /* whole record, header included */
+};
+
+/*
+ * Why an event was lost. Counted in the control block by BPF, shown by
+ * user space under "drops" with the names in user/session.c.
+ */
+enum pyx_drop_reason {
+	PYX_DROP_RINGBUF = 0, /* bpf_ringbuf_reserve failed: consumer too slow */
+	PYX_DROP_OVERFLOW,    /* a bounded per-thread structure was full */
+	PYX_DROP_READ,	      /* a read of target memory failed mid-record */
+	PYX_DROP__MAX = 8,
+};
+
+/*
+ * One per BPF object, in its own ".data.ctl" section so the session finds it
+ * by name whatever the skeleton: user space sets ready after every probe is
+ * attached (no half-attached data) and reads the drop counters.
+ */
+struct pyx_ctl {
+	__u32 ready;
+	__u32 __pad;
+	__u64 drops[PYX_DROP__MAX];
+};
+
+#endif /* __PYXTRACE_COMMON_H */

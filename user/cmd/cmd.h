@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The command table's contract and the options every command shares
+ * (docs/conventions.md): target selection (-p, --container, -- CMD),
+ * -d, --json, -o, -v. Each command parses its own options through
+ * pyx_cmd_parse() so the shared ones behave the same everywhere.
+ */
+#ifndef PYX_CMD_CMD_H
+#define PYX_CMD_CMD_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "pyx.h"
+
+struct pyx_process;
+
+/* Shared options a command accepts (bit mask). */
+enum {
+	PYX_OPT_TARGET = 1 << 0,   /* -p PID, --container ID, -- CMD ARGS */
+	PYX_OPT_DURATION = 1 << 1, /* -d DURATION */
+	PYX_OPT_OUTPUT = 1 << 2,   /* --json, -o FILE */
+};
+
+struct pyx_common_opts {
+	pid_t pid;		/* -p, as given (host PID, or PID in --container) */
+	const char *container;	/* --container ID */
+	char **launch_argv;	/* after "--", NULL-terminated; NULL when not launching */
+	uint64_t duration_ns;	/* -d; 0 when not given */
+	bool duration_set;
+	pid_t resume_pid;	/* launch mode: the held command, to SIGCONT once attached */
+};
+
+struct pyx_cmd {
+	const char *name;
+	const char *summary;
+	int (*run)(struct pyx_ctx *ctx, int argc, char **argv);
+	void (*usage)(FILE *out, const char *prog);
+};
+
+/*
+ * Parse argv (argv[0] is the command name). @extra are the command's own
+ * long options (terminated by a zero entry); each is reported through
+ * @handle(cookie, val, optarg), which returns 0 or -EINVAL after printing
+ * why. Returns 0, or PYX_EXIT_USAGE after a one-line message, or -1 when
+ * --help was shown (the caller returns PYX_EXIT_OK).
+ */
+int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int accepts,
+		  int argc, char **argv, const struct option *extra, const char *extra_short,
+		  int (*handle)(void *cookie, int val, const char *arg), void *cookie,
+		  struct pyx_common_opts *common);
+
+/* Print a one-line usage error and the hint to run --help; returns PYX_EXIT_USAGE. */
+int pyx_usage_error(const struct pyx_ctx *ctx, const struct pyx_cmd *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The common options' help text, for each command's usage(). */
+void pyx_cmd_print_common_usage(FILE *out, unsigned int accepts);
+
+/*
+ * Check privileges, resolve -p/--container to a host process and open it.
+ * Prints the one-line error itself; returns 0 or PYX_EXIT_FAILURE.
+ */
+int pyx_cmd_open_target(const struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+			struct pyx_process **proc);
+
+/* Same check used before any BPF work: one line naming the missing capability. */
+int pyx_cmd_check_privileges(const struct pyx_ctx *ctx);
+
+/* Open -o FILE (or keep stdout). Returns 0 or PYX_EXIT_FAILURE. */
+int pyx_cmd_open_output(struct pyx_ctx *ctx);
+
+/* Flush and check stdout / the -o file: a write error is a lost result. */
+int pyx_cmd_close_output(struct pyx_ctx *ctx);
+
+extern const struct pyx_cmd pyx_cmd_info;
+
+#endif /* PYX_CMD_CMD_H */

@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "target/container.h"
+#include "target/process.h"
+#include "util/caps.h"
+#include "util/log.h"
+#include "util/parse.h"
+
+enum {
+	OPT_CONTAINER = 0x1000,
+	OPT_JSON,
+};
+
+static const struct option common_options[] = {
+	{ "pid", required_argument, NULL, 'p' },
+	{ "container", required_argument, NULL, OPT_CONTAINER },
+	{ "duration", required_argument, NULL, 'd' },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "output", required_argument, NULL, 'o' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+};
+
+int pyx_usage_error(const struct pyx_ctx *ctx, const struct pyx_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s %s: ", ctx->prog, cmd->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see '%s %s --help')\n", ctx->prog, cmd->name);
+	return PYX_EXIT_USAGE;
+}
+
+void pyx_cmd_print_common_usage(FILE *out, unsigned int accepts)
+{
+	fputs("\nCommon options:\n", out);
+	if (accepts & PYX_OPT_TARGET)
+		fputs("  -p, --pid PID          trace the process with this host PID\n"
+		      "      --container ID     with -p, PID is the PID inside this container (id or prefix)\n"
+		      "  -- CMD [ARGS...]       launch CMD stopped, attach, then let it run\n",
+		      out);
+	if (accepts & PYX_OPT_DURATION)
+		fputs("  -d, --duration TIME    stop after TIME (250ms, 5s, 2m); default: until Ctrl-C\n",
+		      out);
+	if (accepts & PYX_OPT_OUTPUT)
+		fputs("      --json             JSON Lines on stdout (docs/schema.md)\n"
+		      "  -o, --output FILE      write results to FILE instead of stdout\n",
+		      out);
+	fputs("  -v, --verbose          more detail on stderr (-vv, -vvv adds libbpf's log)\n"
+	      "  -h, --help             this help\n",
+	      out);
+}
+
+/* Whether the common option with getopt value @val is one @accepts allows. */
+static bool common_allowed(int val, unsigned int accepts)
+{
+	switch (val) {
+	case 'p':
+	case OPT_CONTAINER:
+		return accepts & PYX_OPT_TARGET;
+	case 'd':
+		return accepts & PYX_OPT_DURATION;
+	case OPT_JSON:
+	case 'o':
+		return accepts & PYX_OPT_OUTPUT;
+	default:
+		return true;
+	}
+}
+
+static size_t count_options(const struct option *opts)
+{
+	size_t n = 0;
+
+	while (opts && opts[n].name)
+		n++;
+	return n;
+}
+
+/* "did you mean" for an unknown long option, from the command's and the common options. */
+static const char *closest_option(const char *given, const struct option *all, size_t n)
+{
+	unsigned int best = 3;
+	const char *name = NULL;
+	size_t i;
+
+	while (*given == '-')
+		given++;
+	for (i = 0; i < n; i++) {
+		unsigned int d = pyx_edit_distance(given, all[i].name);
+
+		if (d < best) {
+			best = d;
+			name = all[i].name;
+		}
+	}
+	return name;
+}
+
+static int handle_common(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, int val,
+			 const char *arg, struct pyx_common_opts *common)
+{
+	int err;
+
+	switch (val) {
+	case 'p':
+		err = pyx_parse_pid(arg, &common->pid);
+		if (err)
+			return pyx_usage_error(ctx, cmd, "invalid PID '%s': expected a positive number",
+					       arg);
+		return 0;
+	case OPT_CONTAINER:
+		common->container = arg;
+		return 0;
+	case 'd':
+		err = pyx_parse_duration(arg, &common->duration_ns);
+		if (err || common->duration_ns == 0)
+			return pyx_usage_error(ctx, cmd,
+					       "invalid duration '%s': use a number with a unit, e.g. 250ms, 5s, 2m",
+					       arg);
+		common->duration_set = true;
+		return 0;
+	case OPT_JSON:
+		ctx->json = true;
+		return 0;
+	case 'o':
+		ctx->out_path = arg;
+		return 0;
+	case 'v':
+		ctx->verbosity++;
+		return 0;
+	}
+	return PYX_EXIT_USAGE;
+}
+
+int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int accepts,
+		  int argc, char **argv, const struct option *extra, const char *extra_short,
+		  int (*handle)(void *cookie, int val, const char *arg), void *cookie,
+		  struct pyx_common_opts *common)
+{
+	size_t n_extra = count_options(extra), n_common = PYX_ARRAY_SIZE(common_options), i;
+	struct option *all;
+	char shortopts[64];
+	int opt_argc = argc, err = 0, val;
+
+	memset(common, 0, sizeof(*common));
+	/* Everything after "--" is the command to launch, never options of ours. */
+	for (i = 1; i < (size_t)argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			opt_argc = (int)i;
+			break;
+		}
+	}
+	if (opt_argc < argc) {
+		if (!(accepts & PYX_OPT_TARGET))
+			return pyx_usage_error(ctx, cmd, "'--' (launch a command) is not supported here");
+		if (opt_argc + 1 >= argc)
+			return pyx_usage_error(ctx, cmd, "'--' must be followed by a command to launch");
+		common->launch_argv = argv + opt_argc + 1;
+	}
+
+	all = calloc(n_extra + n_common + 1, sizeof(*all));
+	if (!all)
+		return PYX_EXIT_FAILURE;
+	memcpy(all, common_options, n_common * sizeof(*all));
+	if (n_extra)
+		memcpy(all + n_common, extra, n_extra * sizeof(*all));
+	snprintf(shortopts, sizeof(shortopts), ":p:d:o:vh%s", extra_short ? extra_short : "");
+
+	optind = 1;
+	opterr = 0;
+	while ((val = getopt_long(opt_argc, argv, shortopts, all, NULL)) != -1) {
+		if (val == 'h') {
+			cmd->usage(stdout, ctx->prog);
+			err = -1;
+			goto out_free;
+		}
+		if (val == '?') {
+			const char *given = argv[optind - 1];
+			const char *hint = given[1] == '-' ?
+						   closest_option(given, all, n_common + n_extra) :
+						   NULL;
+
+			if (hint)
+				err = pyx_usage_error(ctx, cmd, "unknown option '%s'; did you mean '--%s'?",
+						      given, hint);
+			else if (given[1] == '-' || !optopt)
+				err = pyx_usage_error(ctx, cmd, "unknown option '%s'", given);
+			else
+				err = pyx_usage_error(ctx, cmd, "unknown option '-%c'", optopt);
+			goto out_free;
+		}
+		if (val == ':') {
+			err = pyx_usage_error(ctx, cmd, "option '%s' needs a value", argv[optind - 1]);
+			goto out_free;
+		}
+		if (!common_allowed(val, accepts)) {
+			err = pyx_usage_error(ctx, cmd, "option '%s' does not apply to this command",
+					      argv[optind - 1]);
+			goto out_free;
+		}
+		err = handle_common(ctx, cmd, val, optarg, common);
+		if (err == PYX_EXIT_USAGE && handle) {
+			err = handle(cookie, val, optarg) ? PYX_EXIT_USAGE : 0;
+			if (err) {
+				/* The handler printed what; say where to look. */
+				fprintf(stderr, "%s %s: see '%s %s --help'\n", ctx->prog, cmd->name,
+					ctx->prog, cmd->name);
+			}
+		}
+		if (err)
+			goto out_free;
+	}
+	if (optind < opt_argc) {
+		err = pyx_usage_error(ctx, cmd, "unexpected argument '%s'", argv[optind]);
+		goto out_free;
+	}
+	if (common->container && !common->pid && !common->launch_argv) {
+		err = pyx_usage_error(ctx, cmd, "--container needs -p PID (the PID inside the container)");
+		goto out_free;
+	}
+	if (common->launch_argv && (common->pid || common->container)) {
+		err = pyx_usage_error(ctx, cmd, "use either -p PID or -- CMD, not both");
+		goto out_free;
+	}
+out_free:
+	free(all);
+	return err;
+}
+
+int pyx_cmd_check_privileges(const struct pyx_ctx *ctx)
+{
+	const struct pyx_cap_need *missing = pyx_caps_first_missing();
+
+	if (!missing)
+		return 0;
+	pyx_error(ctx, "missing %s (needed to %s): run pyxtrace as root, e.g. 'sudo %s ...'",
+		  missing->name, missing->why, ctx->prog);
+	return PYX_EXIT_FAILURE;
+}
+
+static void list_containers(const struct pyx_ctx *ctx, char *buf, size_t size)
+{
+	size_t count = 0, i, used = 0;
+	char **ids = NULL;
+
+	buf[0] = '\0';
+	if (pyx_container_list(&ids, &count) || !count) {
+		snprintf(buf, size, "no containers are running");
+		goto out_free;
+	}
+	used = (size_t)snprintf(buf, size, "containers found:");
+	for (i = 0; i < count && used < size; i++)
+		used += (size_t)snprintf(buf + used, size - used, " %.12s", ids[i]);
+out_free:
+	for (i = 0; i < count; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int pyx_cmd_open_target(const struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+			struct pyx_process **proc)
+{
+	pid_t pid = common->pid;
+	char list[512];
+	int err;
+
+	if (pyx_cmd_check_privileges(ctx))
+		return PYX_EXIT_FAILURE;
+	if (common->container) {
+		err = pyx_container_find_pid(common->container, common->pid, &pid);
+		switch (err) {
+		case 0:
+			break;
+		case -ENOENT:
+			list_containers(ctx, list, sizeof(list));
+			pyx_error(ctx, "no container matches '%s' (%s)", common->container, list);
+			return PYX_EXIT_FAILURE;
+		case -EEXIST:
+			pyx_error(ctx, "'%s' matches several containers: give more of the id",
+				  common->container);
+			return PYX_EXIT_FAILURE;
+		case -ESRCH:
+			pyx_error(ctx, "container %s has no process with PID %d (give the PID as seen inside the container)",
+				  common->container, common->pid);
+			return PYX_EXIT_FAILURE;
+		default:
+			pyx_error(ctx, "cannot scan processes for container '%s': %s",
+				  common->container, strerror(-err));
+			return PYX_EXIT_FAILURE;
+		}
+	}
+	err = pyx_process__open(pid, proc);
+	switch (err) {
+	case 0:
+		return 0;
+	case -ESRCH:
+		pyx_error(ctx, "no process with PID %d (check it with 'ps -p %d')", pid, pid);
+		break;
+	case -EOWNERDEAD:
+		pyx_error(ctx, "process %d is a zombie: it has exited and its parent has not reaped it",
+			  pid);
+		break;
+	case -EACCES:
+	case -EPERM:
+		pyx_error(ctx, "cannot inspect process %d: permission denied (run pyxtrace as root)",
+			  pid);
+		break;
+	default:
+		pyx_error(ctx, "cannot inspect process %d: %s", pid, strerror(-err));
+		break;
+	}
+	return PYX_EXIT_FAILURE;
+}
+
+int pyx_cmd_open_output(struct pyx_ctx *ctx)
+{
+	ctx->out = stdout;
+	if (!ctx->out_path || !strcmp(ctx->out_path, "-"))
+		return 0;
+	ctx->out = fopen(ctx->out_path, "we");
+	if (!ctx->out) {
+		pyx_error(ctx, "cannot write '%s': %s", ctx->out_path, strerror(errno));
+		ctx->out = stdout;
+		return PYX_EXIT_FAILURE;
+	}
+	return 0;
+}
+
+int pyx_cmd_close_output(struct pyx_ctx *ctx)
+{
+	int failed = fflush(ctx->out) || ferror(ctx->out);
+
+	if (ctx->out != stdout && fclose(ctx->out))
+		failed = 1;
+	ctx->out = stdout;
+	if (failed) {
+		pyx_error(ctx, "writing the results failed: %s", strerror(errno));
+		return PYX_EXIT_FAILURE;
+	}
+	return 0;
+}

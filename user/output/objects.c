@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <stdio.h>
+
+#include "output/objects.h"
+#include "python/detect.h"
+#include "target/process.h"
+
+void pyx_out_process(struct pyx_json *json, const char *key, const struct pyx_process *proc)
+{
+	const struct pyx_container *c = &proc->container;
+
+	pyx_json_key(json, key);
+	pyx_json_object_begin(json);
+	pyx_json_kv_i64(json, "pid", proc->pid);
+	pyx_json_kv_i64(json, "ns_pid", proc->ns_pid);
+	pyx_json_kv_string(json, "comm", proc->comm);
+	if (c->id[0]) {
+		pyx_json_key(json, "container");
+		pyx_json_object_begin(json);
+		pyx_json_kv_string(json, "id", c->id);
+		pyx_json_kv_string(json, "cgroup", c->cgroup);
+		pyx_json_kv_bool(json, "pid_ns_differs", proc->pid_ns_differs);
+		pyx_json_kv_bool(json, "mnt_ns_differs", proc->mnt_ns_differs);
+		pyx_json_object_end(json);
+	} else {
+		pyx_json_kv_null(json, "container");
+	}
+	pyx_json_object_end(json);
+}
+
+void pyx_out_python(struct pyx_json *json, const char *key, const struct pyx_python *py)
+{
+	pyx_json_key(json, key);
+	pyx_json_object_begin(json);
+	pyx_json_kv_string(json, "version", py->version);
+	pyx_json_kv_u64(json, "major", py->major);
+	pyx_json_kv_u64(json, "minor", py->minor);
+	pyx_json_kv_u64(json, "micro", py->micro);
+	pyx_json_kv_string(json, "version_source", py->version_source);
+	pyx_json_kv_string(json, "abi", py->soabi);
+	pyx_json_kv_bool(json, "debug", py->debug);
+	pyx_json_kv_bool(json, "free_threaded", py->free_threaded);
+	pyx_json_kv_string(json, "libpython", py->shared ? py->interp->path : NULL);
+	pyx_json_kv_string(json, "interpreter", py->interp->path);
+	pyx_json_kv_string(json, "build_id", py->build_id[0] ? py->build_id : NULL);
+	/* The frame walker's offsets (docs/schema.md); null until a walker is loaded. */
+	pyx_json_kv_string(json, "offsets_source",
+			   py->debug_offsets_present ? "_Py_DebugOffsets" : NULL);
+	pyx_json_object_end(json);
+}
+
+const char *pyx_process_label(const struct pyx_process *proc, char *buf, size_t size)
+{
+	if (proc->container.id[0])
+		snprintf(buf, size, "%d (%s), container %.12s pid %d", proc->pid, proc->comm,
+			 proc->container.id, proc->ns_pid);
+	else
+		snprintf(buf, size, "%d (%s)", proc->pid, proc->comm);
+	return buf;
+}

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The shared JSON objects of docs/schema.md, written one way for every
+ * command: process, container, python.
+ */
+#ifndef PYX_OUTPUT_OBJECTS_H
+#define PYX_OUTPUT_OBJECTS_H
+
+#include "output/json.h"
+
+struct pyx_process;
+struct pyx_python;
+
+/* "process": {pid, ns_pid, comm, container} */
+void pyx_out_process(struct pyx_json *json, const char *key, const struct pyx_process *proc);
+
+/* "python": {version, debug, free_threaded, libpython, offsets_source, ...} */
+void pyx_out_python(struct pyx_json *json, const char *key, const struct pyx_python *py);
+
+/* One human line: "12345 (python3.11)" plus ", container 3f2a9c1b7d0e pid 7" when inside one. */
+const char *pyx_process_label(const struct pyx_process *proc, char *buf, size_t size);
+
+#endif /* PYX_OUTPUT_OBJECTS_H */

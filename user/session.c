@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "session.h"
+#include "util/log.h"
+
+#define CTL_SECTION ".data.ctl"
+#define CFG_SECTION ".rodata.cfg"
+#define RINGBUF_NAME "events"
+
+struct pyx_session {
+	const struct pyx_skel_ops *ops;
+	struct pyx_session_opts opts;
+	void *skel;
+	struct bpf_object *obj;
+	struct pyx_ctl *ctl;
+	struct bpf_link **links;
+	size_t nr_links;
+	struct ring_buffer *ringbuf;
+	int epoll_fd;
+	int signal_fd;
+	int pid_fd;
+	int timer_fd;
+	sigset_t old_mask;
+	bool mask_changed;
+	uint64_t start_ns;
+	enum pyx_stop_reason stop;
+	int record_err;
+};
+
+static const char *const drop_names[PYX_DROP__MAX] = {
+	[PYX_DROP_RINGBUF] = "ringbuf",
+	[PYX_DROP_OVERFLOW] = "overflow",
+	[PYX_DROP_READ] = "read",
+};
+
+const char *pyx_drop_reason_name(enum pyx_drop_reason reason)
+{
+	return reason < PYX_DROP__MAX ? drop_names[reason] : NULL;
+}
+
+const char *pyx_stop_reason_name(enum pyx_stop_reason reason)
+{
+	switch (reason) {
+	case PYX_STOP_SIGNAL:
+		return "signal";
+	case PYX_STOP_DURATION:
+		return "duration";
+	case PYX_STOP_TARGET_EXIT:
+		return "target-exit";
+	case PYX_STOP_ERROR:
+		return "error";
+	case PYX_STOP_REQUESTED:
+		return "requested";
+	default:
+		return "running";
+	}
+}
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int write_config(struct pyx_session *s)
+{
+	struct bpf_map *map;
+	size_t size = 0;
+	void *data;
+
+	if (!s->opts.cfg_size)
+		return 0;
+	map = bpf_object__find_map_by_name(s->obj, CFG_SECTION);
+	if (!map) {
+		pyx_error(s->opts.ctx, "internal: BPF object %s has no %s section", s->ops->name,
+			  CFG_SECTION);
+		return -ENOENT;
+	}
+	data = bpf_map__initial_value(map, &size);
+	if (!data || size < s->opts.cfg_size) {
+		pyx_error(s->opts.ctx, "internal: %s of %s is %zu bytes, config is %zu",
+			  CFG_SECTION, s->ops->name, size, s->opts.cfg_size);
+		return -EINVAL;
+	}
+	memcpy(data, s->opts.cfg, s->opts.cfg_size);
+	return 0;
+}
+
+static int find_ctl(struct pyx_session *s)
+{
+	struct bpf_map *map = bpf_object__find_map_by_name(s->obj, CTL_SECTION);
+	size_t size = 0;
+
+	if (!map) {
+		pyx_error(s->opts.ctx, "internal: BPF object %s has no %s section", s->ops->name,
+			  CTL_SECTION);
+		return -ENOENT;
+	}
+	/* After load this is the kernel-shared mmap of the section. */
+	s->ctl = bpf_map__initial_value(map, &size);
+	if (!s->ctl || size < sizeof(*s->ctl))
+		return -EINVAL;
+	return 0;
+}
+
+static int handle_record(void *cookie, void *data, size_t size)
+{
+	struct pyx_session *s = cookie;
+	const struct pyx_rec_hdr *hdr = data;
+	int err;
+
+	/* A malformed record is a bug on our side; count it, keep going. */
+	if (size < sizeof(*hdr) || hdr->size > size) {
+		pyx_debug(s->opts.ctx, "ignoring malformed record (%zu bytes)", size);
+		return 0;
+	}
+	if (!s->opts.on_record)
+		return 0;
+	err = s->opts.on_record(s->opts.cookie, hdr, hdr->size);
+	if (err < 0) {
+		/* Returning it would abort libbpf's consume loop mid-buffer: stop after it instead. */
+		s->record_err = err;
+		s->stop = PYX_STOP_ERROR;
+	}
+	return 0;
+}
+
+static int setup_ringbuf(struct pyx_session *s)
+{
+	struct bpf_map *map = bpf_object__find_map_by_name(s->obj, RINGBUF_NAME);
+	int err;
+
+	if (!map || bpf_map__type(map) != BPF_MAP_TYPE_RINGBUF)
+		return 0;
+	s->ringbuf = ring_buffer__new(bpf_map__fd(map), handle_record, s, NULL);
+	if (!s->ringbuf) {
+		err = -errno;
+		pyx_error(s->opts.ctx, "cannot create the ring buffer consumer: %s", strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+static int epoll_add(struct pyx_session *s, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+/*
+ * SIGINT/SIGTERM arrive through a signalfd so the loop can flush and detach
+ * in order; the previous mask is restored on destroy.
+ */
+static int setup_poll(struct pyx_session *s)
+{
+	sigset_t mask;
+	int err;
+
+	s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epoll_fd < 0)
+		return -errno;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, &s->old_mask))
+		return -errno;
+	s->mask_changed = true;
+	s->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (s->signal_fd < 0)
+		return -errno;
+	err = epoll_add(s, s->signal_fd);
+	if (err)
+		return err;
+	if (s->ringbuf) {
+		err = epoll_add(s, ring_buffer__epoll_fd(s->ringbuf));
+		if (err)
+			return err;
+	}
+	if (s->opts.target_pid > 0) {
+		s->pid_fd = (int)syscall(SYS_pidfd_open, s->opts.target_pid, 0);
+		if (s->pid_fd < 0)
+			return errno == ESRCH ? -ESRCH : -errno;
+		err = epoll_add(s, s->pid_fd);
+		if (err)
+			return err;
+	}
+	if (s->opts.interval_ns) {
+		struct itimerspec its = {
+			.it_value.tv_sec = (time_t)(s->opts.interval_ns / 1000000000ull),
+			.it_value.tv_nsec = (long)(s->opts.interval_ns % 1000000000ull),
+		};
+
+		its.it_interval = its.it_value;
+		s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (s->timer_fd < 0)
+			return -errno;
+		if (timerfd_settime(s->timer_fd, 0, &its, NULL))
+			return -errno;
+		err = epoll_add(s, s->timer_fd);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int pyx_session__start(struct pyx_session **out, const struct pyx_skel_ops *ops,
+		       const struct pyx_session_opts *opts)
+{
+	const struct pyx_ctx *ctx = opts->ctx;
+	struct pyx_session *s;
+	int err;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->ops = ops;
+	s->opts = *opts;
+	s->epoll_fd = s->signal_fd = s->pid_fd = s->timer_fd = -1;
+
+	s->skel = ops->open(NULL);
+	if (!s->skel) {
+		err = -errno;
+		pyx_error(ctx, "cannot open BPF object %s: %s", ops->name, strerror(-err));
+		goto out_free;
+	}
+	s->obj = ops->object(s->skel);
+	err = write_config(s);
+	if (err)
+		goto out_destroy;
+	if (opts->prepare) {
+		err = opts->prepare(opts->cookie, s->skel);
+		if (err)
+			goto out_destroy;
+	}
+	err = ops->load(s->skel);
+	if (err) {
+		pyx_error(ctx, "cannot load BPF object %s: %s (run with -vvv for the verifier log)",
+			  ops->name, strerror(-err));
+		goto out_destroy;
+	}
+	err = find_ctl(s);
+	if (err)
+		goto out_destroy;
+	err = setup_ringbuf(s);
+	if (err)
+		goto out_destroy;
+	if (opts->attach) {
+		err = opts->attach(opts->cookie, s, s->skel);
+		if (err)
+			goto out_destroy;
+	}
+	err = setup_poll(s);
+	if (err) {
+		if (err == -ESRCH)
+			pyx_error(ctx, "process %d exited before tracing started", opts->target_pid);
+		else
+			pyx_error(ctx, "cannot set up the event loop: %s", strerror(-err));
+		goto out_destroy;
+	}
+	/* Everything is attached: from now on, events are complete. */
+	s->start_ns = monotonic_ns();
+	__atomic_store_n(&s->ctl->ready, 1, __ATOMIC_RELEASE);
+	if (opts->resume_pid > 0 && kill(opts->resume_pid, SIGCONT)) {
+		err = -errno;
+		pyx_error(ctx, "cannot resume the launched command: %s", strerror(-err));
+		goto out_destroy;
+	}
+	*out = s;
+	return 0;
+
+out_destroy:
+	pyx_session__destroy(s);
+	return err;
+out_free:
+	free(s);
+	return err;
+}
+
+static int run_interval(struct pyx_session *s, bool final)
+{
+	int err;
+
+	if (!s->opts.on_interval)
+		return 0;
+	err = s->opts.on_interval(s->opts.cookie, s, final);
+	return err < 0 ? err : 0;
+}
+
+static void drain_signal(struct pyx_session *s)
+{
+	struct signalfd_siginfo info;
+
+	while (read(s->signal_fd, &info, sizeof(info)) == sizeof(info))
+		pyx_debug(s->opts.ctx, "received signal %u, stopping", info.ssi_signo);
+}
+
+static int wait_timeout_ms(const struct pyx_session *s)
+{
+	uint64_t elapsed, left;
+
+	if (!s->opts.duration_ns)
+		return -1;
+	elapsed = monotonic_ns() - s->start_ns;
+	if (elapsed >= s->opts.duration_ns)
+		return 0;
+	left = s->opts.duration_ns - elapsed;
+	return (int)((left + 999999) / 1000000);
+}
+
+int pyx_session__run(struct pyx_session *s)
+{
+	struct epoll_event events[8];
+	int err = 0, n, i;
+
+	while (s->stop == PYX_STOP_NONE) {
+		n = epoll_wait(s->epoll_fd, events, PYX_ARRAY_SIZE(events), wait_timeout_ms(s));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			s->stop = PYX_STOP_ERROR;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			int fd = events[i].data.fd;
+
+			if (fd == s->signal_fd) {
+				drain_signal(s);
+				s->stop = PYX_STOP_SIGNAL;
+			} else if (fd == s->pid_fd) {
+				s->stop = PYX_STOP_TARGET_EXIT;
+			} else if (fd == s->timer_fd) {
+				uint64_t ticks;
+
+				if (read(s->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+					pyx_debug(s->opts.ctx, "timerfd read: %s", strerror(errno));
+				if (s->ringbuf)
+					ring_buffer__consume(s->ringbuf);
+				err = run_interval(s, false);
+				if (err)
+					s->stop = PYX_STOP_ERROR;
+			} else if (s->ringbuf) {
+				ring_buffer__consume(s->ringbuf);
+			}
+		}
+		if (s->stop == PYX_STOP_NONE && s->opts.duration_ns &&
+		    monotonic_ns() - s->start_ns >= s->opts.duration_ns)
+			s->stop = PYX_STOP_DURATION;
+	}
+	/* Whatever ended the loop, flush what the kernel still holds, then report. */
+	if (s->ringbuf)
+		ring_buffer__consume(s->ringbuf);
+	if (!err)
+		err = s->record_err;
+	if (run_interval(s, true) && !err)
+		err = -EIO;
+	return err;
+}
+
+void pyx_session__request_stop(struct pyx_session *session)
+{
+	if (session->stop == PYX_STOP_NONE)
+		session->stop = PYX_STOP_REQUESTED;
+}
+
+enum pyx_stop_reason pyx_session__stop_reason(const struct pyx_session *session)
+{
+	return session->stop;
+}
+
+int pyx_session__add_link(struct pyx_session *session, struct bpf_link *link)
+{
+	struct bpf_link **links;
+
+	if (!link)
+		return -EINVAL;
+	links = realloc(session->links, (session->nr_links + 1) * sizeof(*links));
+	if (!links) {
+		bpf_link__destroy(link);
+		return -ENOMEM;
+	}
+	session->links = links;
+	session->links[session->nr_links++] = link;
+	return 0;
+}
+
+void *pyx_session__skel(const struct pyx_session *session)
+{
+	return session->skel;
+}
+
+void pyx_session__drops(const struct pyx_session *session, uint64_t drops[PYX_DROP__MAX])
+{
+	unsigned int i;
+
+	for (i = 0; i < PYX_DROP__MAX; i++)
+		drops[i] = session->ctl ? __atomic_load_n(&session->ctl->drops[i], __ATOMIC_RELAXED) : 0;
+}
+
+uint64_t pyx_session__elapsed_ns(const struct pyx_session *session)
+{
+	return session->start_ns ? monotonic_ns() - session->start_ns : 0;
+}
+
+void pyx_session__destroy(struct pyx_session *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	if (s->ctl)
+		__atomic_store_n(&s->ctl->ready, 0, __ATOMIC_RELEASE);
+	/* Detach first, so nothing fires into maps that are going away. */
+	for (i = 0; i < s->nr_links; i++)
+		bpf_link__destroy(s->links[i]);
+	free(s->links);
+	ring_buffer__free(s->ringbuf);
+	if (s->skel)
+		s->ops->destroy(s->skel);
+	if (s->timer_fd >= 0)
+		close(s->timer_fd);
+	if (s->pid_fd >= 0)
+		close(s->pid_fd);
+	if (s->signal_fd >= 0)
+		close(s->signal_fd);
+	if (s->epoll_fd >= 0)
+		close(s->epoll_fd);
+	if (s->mask_changed)
+		sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
+	free(s);
+}
