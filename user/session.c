@@ -276,6 +276,8 @@ int pyx_session__start(struct pyx_session **out, const struct pyx_skel_ops *ops,
 	/* Everything is attached: from now on, events are complete. */
 	s->start_ns = monotonic_ns();
 	__atomic_store_n(&s->ctl->ready, 1, __ATOMIC_RELEASE);
+	pyx_info(ctx, "%s: %zu probe link%s attached, tracing", ops->name, s->nr_links,
+		 s->nr_links == 1 ? "" : "s");
 	if (opts->resume_pid > 0 && kill(opts->resume_pid, SIGCONT)) {
 		err = -errno;
 		pyx_error(ctx, "cannot resume the launched command: %s", strerror(-err));
