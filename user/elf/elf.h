@@ -33,7 +33,10 @@ uint64_t pyx_elf__entry(const struct pyx_elf *elf);
 /* NT_GNU_BUILD_ID as lower-case hex; -ENOENT when absent, -ENOSPC when hex is too small. */
 int pyx_elf__build_id(const struct pyx_elf *elf, char *hex, size_t size);
 
-/* .gnu_debuglink file name and CRC; -ENOENT when absent. */
+/*
+ * .gnu_debuglink file name and CRC (@crc may be NULL); -ENOENT when absent,
+ * -EINVAL when malformed, -ENOSPC when @name is too small.
+ */
 int pyx_elf__debuglink(const struct pyx_elf *elf, char *name, size_t size, uint32_t *crc);
 
 /* Whether a section of that name exists with non-zero size (e.g. ".debug_info", ".symtab"). */
@@ -45,7 +48,7 @@ bool pyx_elf__has_section(const struct pyx_elf *elf, const char *name);
  */
 bool pyx_elf__has_section_data(const struct pyx_elf *elf, const char *name);
 
-/* Section lookup: link-time address, size, file offset. -ENOENT when absent. */
+/* Section lookup: link-time address, size, file offset (each may be NULL). -ENOENT when absent. */
 int pyx_elf__section(const struct pyx_elf *elf, const char *name, uint64_t *addr, uint64_t *size,
 		     uint64_t *offset);
 
@@ -60,7 +63,9 @@ struct pyx_elf_sym {
 
 /*
  * Find a defined symbol by exact name (versioned names like "foo@@V" match
- * "foo"); .symtab is preferred over .dynsym. -ENOENT when absent.
+ * "foo"); .symtab is preferred over .dynsym. Within a table a global
+ * default-version definition wins over a hidden version ("foo@V1"), and
+ * either over a local one. -ENOENT when absent.
  */
 int pyx_elf__find_symbol(const struct pyx_elf *elf, const char *name, struct pyx_elf_sym *sym);
 
@@ -97,8 +102,8 @@ const char *pyx_elf__runpath(const struct pyx_elf *elf);
 struct pyx_usdt_note {
 	const char *provider; /* valid while the pyx_elf is open */
 	const char *name;
-	const char *args; /* the argument spec string, e.g. "8@%rbp 8@%r12 -4@%eax" */
-	uint64_t pc;	  /* link-time vaddr of the probe site */
+	const char *args;   /* the argument spec string, e.g. "8@%rbp 8@%r12 -4@%eax" */
+	uint64_t pc;	    /* link-time vaddr of the probe site */
 	uint64_t semaphore; /* link-time vaddr of the semaphore, 0 when none */
 };
 
