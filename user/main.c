@@ -17,6 +17,7 @@
 
 static const struct pyx_cmd *const commands[] = {
 	&pyx_cmd_info,
+	&pyx_cmd_stack,
 };
 
 static void usage(FILE *out, const char *prog)
@@ -43,8 +44,9 @@ static void usage(FILE *out, const char *prog)
 		"Examples:\n"
 		"  %s info                 is this kernel ready, do I have the privileges?\n"
 		"  %s info -p 1234         what Python does process 1234 run?\n"
-		"  %s info --container 3f2a9c -p 1   PID 1 of a container\n",
-		prog, prog, prog, prog);
+		"  %s info --container 3f2a9c -p 1   PID 1 of a container\n"
+		"  %s stack -p 1234        where is every thread of 1234, in Python?\n",
+		prog, prog, prog, prog, prog);
 }
 
 static const struct pyx_cmd *find_command(const char *name)

@@ -77,5 +77,6 @@ int pyx_cmd_open_output(struct pyx_ctx *ctx);
 int pyx_cmd_close_output(struct pyx_ctx *ctx);
 
 extern const struct pyx_cmd pyx_cmd_info;
+extern const struct pyx_cmd pyx_cmd_stack;
 
 #endif /* PYX_CMD_CMD_H */

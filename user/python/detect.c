@@ -32,12 +32,12 @@ const char *pyx_symbol_origin_name(enum pyx_symbol_origin origin)
 }
 
 /* Which mapped object holds the interpreter: the one defining _PyRuntime. */
-static struct pyx_object *find_interpreter(struct pyx_process *proc, bool *python2)
+static struct pyx_object *find_interpreter(struct pyx_process *proc, struct pyx_object **old)
 {
 	struct pyx_elf_sym sym;
 	size_t i;
 
-	*python2 = false;
+	*old = NULL;
 	for (i = 0; i < proc->nr_objects; i++) {
 		struct pyx_object *obj = &proc->objects[i];
 		struct pyx_elf *elf;
@@ -50,9 +50,8 @@ static struct pyx_object *find_interpreter(struct pyx_process *proc, bool *pytho
 		if (!pyx_elf__find_symbol(elf, "_PyRuntime", &sym))
 			return obj;
 		/* Python 2 and 3.6 have no _PyRuntime; recognise them to say why we refuse. */
-		if (!pyx_elf__find_symbol(elf, "Py_InitializeEx", &sym) &&
-		    pyx_elf__find_symbol(elf, "Py_IsInitialized", &sym) == 0)
-			*python2 = true;
+		if (!pyx_elf__find_symbol(elf, "Py_InitializeEx", &sym))
+			*old = obj;
 	}
 	return NULL;
 }
@@ -106,46 +105,75 @@ static int parse_soabi(struct pyx_python *py)
 }
 
 struct version_scan {
+	unsigned int major;
 	unsigned int minor;
 	char best[32];
 	unsigned int candidates;
 };
 
-/* PY_VERSION, e.g. "3.9.2" or "3.10.0rc2", as a whole string in .rodata (before Py_Version existed). */
+/*
+ * PY_VERSION, e.g. "3.9.2" or "3.10.0rc2", in .rodata (before Py_Version
+ * existed). The linker merges string tails, so it may only exist as the end
+ * of a longer string such as a "--prefix" path ".../versions/3.8.18": accept
+ * a version at the end of a string, after a character that cannot be part
+ * of one.
+ */
 static int match_version_string(void *opaque, const char *str, size_t len, uint64_t vaddr)
 {
 	struct version_scan *scan = opaque;
+	const char *start, *p;
 	char prefix[16];
-	const char *p;
 	int n;
 
-	n = snprintf(prefix, sizeof(prefix), "3.%u.", scan->minor);
-	if (len >= sizeof(scan->best) || strncmp(str, prefix, (size_t)n))
-		return 0;
-	p = str + n;
-	if (!isdigit((unsigned char)*p))
-		return 0;
-	while (isdigit((unsigned char)*p))
-		p++;
-	/* Optional pre-release tag (a1, b2, rc1) and a local "+" marker. */
-	if (*p == 'a' || *p == 'b' || (p[0] == 'r' && p[1] == 'c')) {
-		p += *p == 'r' ? 2 : 1;
+	n = snprintf(prefix, sizeof(prefix), "%u.%u.", scan->major, scan->minor);
+	for (start = str; (start = strstr(start, prefix)); start++) {
+		if (start > str && (isdigit((unsigned char)start[-1]) || start[-1] == '.'))
+			continue;
+		p = start + n;
 		if (!isdigit((unsigned char)*p))
-			return 0;
+			continue;
 		while (isdigit((unsigned char)*p))
 			p++;
+		/* Optional pre-release tag (a1, b2, rc1) and a local "+" marker. */
+		if (*p == 'a' || *p == 'b' || (p[0] == 'r' && p[1] == 'c')) {
+			p += *p == 'r' ? 2 : 1;
+			if (!isdigit((unsigned char)*p))
+				continue;
+			while (isdigit((unsigned char)*p))
+				p++;
+		}
+		if (*p == '+')
+			p++;
+		if (*p)
+			continue;
+		if (!scan->candidates)
+			snprintf(scan->best, sizeof(scan->best), "%s", start);
+		if (!scan->candidates || strcmp(scan->best, start))
+			scan->candidates++;
+		break;
 	}
-	if (*p == '+')
-		p++;
-	if (*p)
-		return 0;
-	if (scan->candidates && strcmp(scan->best, str))
-		scan->candidates++;
-	else if (!scan->candidates)
-		scan->candidates = 1;
-	if (scan->candidates == 1)
-		snprintf(scan->best, sizeof(scan->best), "%s", str);
 	return 0;
+}
+
+/* Name the version of an interpreter too old to have _PyRuntime (2.x, 3.0-3.6). */
+static const char *old_python_version(const struct pyx_object *obj)
+{
+	static const unsigned int candidates[][2] = { { 2, 7 }, { 3, 6 }, { 3, 5 }, { 2, 6 } };
+	static char version[40];
+	struct version_scan scan;
+	size_t i;
+
+	for (i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+		memset(&scan, 0, sizeof(scan));
+		scan.major = candidates[i][0];
+		scan.minor = candidates[i][1];
+		pyx_elf__for_each_string(obj->elf, ".rodata", 5, match_version_string, &scan);
+		if (scan.candidates == 1) {
+			snprintf(version, sizeof(version), "%s", scan.best);
+			return version;
+		}
+	}
+	return "older than 3.7";
 }
 
 static void format_version_hex(struct pyx_python *py, uint64_t hex)
@@ -174,12 +202,12 @@ static int detect_version(struct pyx_python *py, struct pyx_elf *elf, char *why,
 		py->version_source = "Py_Version";
 		return 0;
 	}
+	scan.major = py->major;
 	scan.minor = py->minor;
 	pyx_elf__for_each_string(elf, ".rodata", 5, match_version_string, &scan);
 	if (scan.candidates == 1) {
 		snprintf(py->version, sizeof(py->version), "%s", scan.best);
-		py->micro = (unsigned int)strtoul(scan.best + strlen("3.") + (py->minor >= 10 ? 3 : 2),
-						  NULL, 10);
+		py->micro = (unsigned int)strtoul(strrchr(scan.best, '.') + 1, NULL, 10);
 		py->version_source = "PY_VERSION string";
 		return 0;
 	}
@@ -276,8 +304,8 @@ int pyx_python__detect(struct pyx_process *proc, struct pyx_python **out, char *
 	struct usdt_collect usdt = {};
 	struct soabi_scan soabi = {};
 	struct pyx_python *py;
+	struct pyx_object *old;
 	struct pyx_elf *elf;
-	bool python2;
 	int err;
 
 	if (proc->kernel_thread) {
@@ -289,15 +317,15 @@ int pyx_python__detect(struct pyx_process *proc, struct pyx_python **out, char *
 	if (!py)
 		return -ENOMEM;
 	py->dwarf.fd = -1;
-	py->interp = find_interpreter(proc, &python2);
+	py->interp = find_interpreter(proc, &old);
 	if (!py->interp) {
 		if (!pyx_process__alive(proc)) {
 			snprintf(why, why_size, "process %d exited during inspection", proc->pid);
 			err = -ESRCH;
-		} else if (python2) {
+		} else if (old) {
 			snprintf(why, why_size,
-				 "process %d (%s) runs Python 2 or a Python 3 older than 3.7; pyxtrace supports CPython %d.%d-%d.%d",
-				 proc->pid, proc->comm, 3, PYX_PYTHON_MIN_MINOR, 3,
+				 "process %d (%s) runs Python %s, which pyxtrace does not support (CPython 3.%d-3.%d)",
+				 proc->pid, proc->comm, old_python_version(old), PYX_PYTHON_MIN_MINOR,
 				 PYX_PYTHON_MAX_MINOR);
 			err = -EPROTONOSUPPORT;
 		} else {
@@ -354,9 +382,9 @@ out_free:
 
 bool pyx_python__mapped(struct pyx_process *proc)
 {
-	bool python2;
+	struct pyx_object *old;
 
-	return find_interpreter(proc, &python2) != NULL || python2;
+	return find_interpreter(proc, &old) != NULL || old;
 }
 
 void pyx_python__free(struct pyx_python *py)

@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "python/layout.h"
+
+#define N PYX_OFF_NONE
+
+/*
+ * Per-minor layouts, x86-64, GIL builds. Measured with gdb `ptype/o` on the
+ * rig's interpreters: pyenv 3.8.18-3.13.0, Debian 3.9.2, 3.11.2, 3.13.5,
+ * 3.14.10 and 3.15.2, each release and debug (Py_DEBUG) build: the debug
+ * builds agree on every field here. For 3.13+ they are the fallback and
+ * the cross-check of the target's _Py_DebugOffsets, which lacks a few of
+ * them (_co_firsttraceable, owner values, tag bits, 3.14's holds_gil).
+ */
+struct minor_layout {
+	unsigned int minor;
+	struct pyx_py_layout walk;
+	struct pyx_code_layout code;
+};
+
+#define CODE_FIELDS_38(linefmt, linetable)                                                 \
+	.lines = linefmt, .co_name = 112, .co_qualname = N, .co_filename = 104,             \
+	.co_firstlineno = 40, .co_linetable = linetable, .co_code_adaptive = N,             \
+	.co_firsttraceable = N, .bytes_size = 16, .bytes_data = 32, .str_length = 16,       \
+	.str_state = 32, .str_ascii_size = 48, .str_compact_size = 72
+
+#define CODE_FIELDS_311(firstlineno, adaptive, firsttraceable, ascii, compact)              \
+	.lines = PYX_LINES_LOCATIONS, .instr_model = PYX_INSTR_POINTER, .co_name = 120,      \
+	.co_qualname = 128, .co_filename = 112, .co_firstlineno = firstlineno,              \
+	.co_linetable = 136, .co_code_adaptive = adaptive, .co_firsttraceable = firsttraceable, \
+	.bytes_size = 16, .bytes_data = 32, .str_length = 16, .str_state = 32,              \
+	.str_ascii_size = ascii, .str_compact_size = compact
+
+/* ≤3.10: PyFrameObject chain from tstate->frame. */
+#define FRAME_OBJECTS(lasti, model)                                                         \
+	.frame_model = PYX_FRAMES_OBJECTS, .instr_model = model, .ts_frame = 24,            \
+	.cframe_current_frame = N, .ts_base_frame = N, .frame_previous = 24,                \
+	.frame_code = 32, .frame_instr = lasti, .frame_owner = N, .frame_is_entry = N,      \
+	.owner_boundary = N, .owner_generator = N, .code_firstlineno = 40,                  \
+	.frame_read_size = lasti + 4, .code_tag_mask = ~0ull
+
+static const struct minor_layout minor_layouts[] = {
+	{
+		.minor = 8,
+		.walk = {
+			FRAME_OBJECTS(104, PYX_INSTR_LASTI_BYTES),
+			.gil_model = PYX_GIL_RUNTIME_CURRENT,
+			.rt_interpreters_head = 32, .rt_tstate_current = 1368,
+			.interp_next = 0, .interp_id = 16, .interp_threads_head = 8,
+			.interp_gil_locked = N, .interp_gil_holder = N,
+			.ts_next = 8, .ts_thread_id = 176, .ts_native_thread_id = N,
+			.ts_holds_gil = N,
+		},
+		.code = { CODE_FIELDS_38(PYX_LINES_LNOTAB, 120), .instr_model = PYX_INSTR_LASTI_BYTES },
+	},
+	{
+		.minor = 9,
+		.walk = {
+			FRAME_OBJECTS(104, PYX_INSTR_LASTI_BYTES),
+			.gil_model = PYX_GIL_RUNTIME_CURRENT,
+			.rt_interpreters_head = 32, .rt_tstate_current = 568,
+			.interp_next = 0, .interp_id = 24, .interp_threads_head = 8,
+			.interp_gil_locked = N, .interp_gil_holder = N,
+			.ts_next = 8, .ts_thread_id = 176, .ts_native_thread_id = N,
+			.ts_holds_gil = N,
+		},
+		.code = { CODE_FIELDS_38(PYX_LINES_LNOTAB, 120), .instr_model = PYX_INSTR_LASTI_BYTES },
+	},
+	{
+		.minor = 10,
+		.walk = {
+			FRAME_OBJECTS(96, PYX_INSTR_LASTI_UNITS),
+			.gil_model = PYX_GIL_RUNTIME_CURRENT,
+			.rt_interpreters_head = 32, .rt_tstate_current = 568,
+			.interp_next = 0, .interp_id = 24, .interp_threads_head = 8,
+			.interp_gil_locked = N, .interp_gil_holder = N,
+			.ts_next = 8, .ts_thread_id = 176, .ts_native_thread_id = N,
+			.ts_holds_gil = N,
+		},
+		.code = { CODE_FIELDS_38(PYX_LINES_LINETABLE_310, 120), .instr_model = PYX_INSTR_LASTI_UNITS },
+	},
+	{
+		.minor = 11,
+		.walk = {
+			.frame_model = PYX_FRAMES_INTERPRETER, .instr_model = PYX_INSTR_POINTER,
+			.gil_model = PYX_GIL_RUNTIME_CURRENT, .code_tag_mask = ~0ull,
+			.rt_interpreters_head = 40, .rt_tstate_current = 576,
+			.interp_next = 0, .interp_id = 48, .interp_threads_head = 16,
+			.interp_gil_locked = N, .interp_gil_holder = N,
+			.ts_next = 8, .ts_thread_id = 152, .ts_native_thread_id = 160,
+			.ts_holds_gil = N, .ts_frame = 56, .cframe_current_frame = 8,
+			.ts_base_frame = N, .frame_previous = 48, .frame_code = 32,
+			.frame_instr = 56, .frame_owner = 69, .frame_is_entry = 68,
+			.owner_boundary = N, .owner_generator = 1, .code_firstlineno = 72,
+			.frame_read_size = 72,
+		},
+		.code = { CODE_FIELDS_311(72, 184, 168, 48, 72) },
+	},
+	{
+		.minor = 12,
+		.walk = {
+			.frame_model = PYX_FRAMES_INTERPRETER, .instr_model = PYX_INSTR_POINTER,
+			.gil_model = PYX_GIL_INTERP_HOLDER, .code_tag_mask = ~0ull,
+			.rt_interpreters_head = 40, .rt_tstate_current = N,
+			.interp_next = 0, .interp_id = 8, .interp_threads_head = 72,
+			.interp_gil_locked = 1056, .interp_gil_holder = 1048,
+			.ts_next = 8, .ts_thread_id = 136, .ts_native_thread_id = 144,
+			.ts_holds_gil = N, .ts_frame = 56, .cframe_current_frame = 0,
+			.ts_base_frame = N, .frame_previous = 8, .frame_code = 0,
+			.frame_instr = 56, .frame_owner = 70, .frame_is_entry = N,
+			.owner_boundary = 3, .owner_generator = 1, .code_firstlineno = 68,
+			.frame_read_size = 72,
+		},
+		.code = { CODE_FIELDS_311(68, 192, 176, 40, 56) },
+	},
+	{
+		.minor = 13,
+		.walk = {
+			.frame_model = PYX_FRAMES_INTERPRETER, .instr_model = PYX_INSTR_POINTER,
+			.gil_model = PYX_GIL_INTERP_HOLDER, .code_tag_mask = ~0ull,
+			.rt_interpreters_head = 632, .rt_tstate_current = N,
+			.interp_next = 7264, .interp_id = 7272, .interp_threads_head = 7344,
+			.interp_gil_locked = 7768, .interp_gil_holder = 7760,
+			.ts_next = 8, .ts_thread_id = 152, .ts_native_thread_id = 160,
+			.ts_holds_gil = N, .ts_frame = 72, .cframe_current_frame = N,
+			.ts_base_frame = N, .frame_previous = 8, .frame_code = 0,
+			.frame_instr = 56, .frame_owner = 70, .frame_is_entry = N,
+			.owner_boundary = 3, .owner_generator = 1, .code_firstlineno = 68,
+			.frame_read_size = 72,
+		},
+		.code = { CODE_FIELDS_311(68, 200, 184, 40, 56) },
+	},
+	{
+		/* f_executable is a tagged _PyStackRef from 3.14: the low two bits are flags. */
+		.minor = 14,
+		.walk = {
+			.frame_model = PYX_FRAMES_INTERPRETER, .instr_model = PYX_INSTR_POINTER,
+			.gil_model = PYX_GIL_TSTATE_FLAG, .code_tag_mask = ~3ull,
+			.rt_interpreters_head = 808, .rt_tstate_current = N,
+			.interp_next = 7272, .interp_id = 7280, .interp_threads_head = 7344,
+			.interp_gil_locked = 7800, .interp_gil_holder = 7792,
+			.ts_next = 8, .ts_thread_id = 152, .ts_native_thread_id = 160,
+			.ts_holds_gil = 36, .ts_frame = 72, .cframe_current_frame = N,
+			.ts_base_frame = N, .frame_previous = 8, .frame_code = 0,
+			.frame_instr = 56, .frame_owner = 74, .frame_is_entry = N,
+			.owner_boundary = 3, .owner_generator = 1, .code_firstlineno = 68,
+			.frame_read_size = 76,
+		},
+		.code = { CODE_FIELDS_311(68, 208, 192, 40, 56) },
+	},
+	{
+		/* 3.15: the chain ends at tstate->base_frame, a sentinel, not at NULL. */
+		.minor = 15,
+		.walk = {
+			.frame_model = PYX_FRAMES_INTERPRETER, .instr_model = PYX_INSTR_POINTER,
+			.gil_model = PYX_GIL_TSTATE_FLAG, .code_tag_mask = ~3ull,
+			.rt_interpreters_head = 936, .rt_tstate_current = N,
+			.interp_next = 7264, .interp_id = 7272, .interp_threads_head = 7336,
+			.interp_gil_locked = 7752, .interp_gil_holder = 7744,
+			.ts_next = 8, .ts_thread_id = 176, .ts_native_thread_id = 184,
+			.ts_holds_gil = 36, .ts_frame = 72, .cframe_current_frame = N,
+			.ts_base_frame = 80, .frame_previous = 8, .frame_code = 0,
+			.frame_instr = 56, .frame_owner = 74, .frame_is_entry = N,
+			.owner_boundary = 3, .owner_generator = 1, .code_firstlineno = 68,
+			.frame_read_size = 76,
+		},
+		.code = { CODE_FIELDS_311(68, 208, 192, 40, 56) },
+	},
+};
+
+/*
+ * Where each field sits inside _Py_DebugOffsets itself, per minor (the
+ * struct grows groups and fields every release). Measured with gdb on
+ * Debian's 3.13.5, 3.14.10 and 3.15.2 debug files and pyenv 3.13.0.
+ */
+struct debug_offsets_map {
+	unsigned int minor;
+	unsigned int size;
+	unsigned int interpreters_head;
+	unsigned int interp_id, interp_next, interp_threads_head;
+	unsigned int interp_gil_locked, interp_gil_holder;
+	unsigned int ts_next, ts_current_frame, ts_base_frame, ts_thread_id, ts_native_thread_id;
+	unsigned int ts_holds_gil;
+	unsigned int frame_previous, frame_executable, frame_instr_ptr, frame_owner;
+	unsigned int code_filename, code_name, code_qualname, code_linetable, code_firstlineno;
+	unsigned int code_adaptive;
+	unsigned int bytes_size, bytes_data;
+	unsigned int str_state, str_length, str_ascii_size, str_compact_size;
+};
+
+#define M 0 /* not in this minor's _Py_DebugOffsets: keep the table's value */
+
+static const struct debug_offsets_map debug_offsets_maps[] = {
+	{ 13, 584, 40, 56, 64, 72, 136, 144, 168, 184, M, 192, 200, M,
+	  232, 240, 248, 264, 280, 288, 296, 304, 312, 344, 520, 528, 544, 552, 560, M },
+	{ 14, 760, 40, 56, 64, 72, 144, 152, 192, 208, M, 216, 224, M,
+	  256, 264, 272, 288, 320, 328, 336, 344, 352, 384, 600, 608, 624, 632, 640, M },
+	{ 15, 888, 40, 56, 64, 72, 144, 152, 192, 208, 216, 240, 248, 272,
+	  320, 328, 336, 352, 384, 392, 400, 408, 416, 448, 696, 704, 720, 728, 736, 744 },
+};
+
+#undef M
+
+static const struct minor_layout *find_minor(unsigned int minor)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(minor_layouts) / sizeof(minor_layouts[0]); i++)
+		if (minor_layouts[i].minor == minor)
+			return &minor_layouts[i];
+	return NULL;
+}
+
+static const struct debug_offsets_map *find_map(unsigned int minor)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(debug_offsets_maps) / sizeof(debug_offsets_maps[0]); i++)
+		if (debug_offsets_maps[i].minor == minor)
+			return &debug_offsets_maps[i];
+	return NULL;
+}
+
+/*
+ * Take one value from the blob into @dst. A value must be a plausible
+ * offset inside its struct (they are all well under 64 KiB); anything else
+ * means the blob is not what we think it is.
+ */
+static int take(const uint8_t *blob, unsigned int pos, __u32 *dst, char *differs, size_t size)
+{
+	uint64_t value;
+
+	if (!pos)
+		return 0;
+	memcpy(&value, blob + pos, sizeof(value));
+	if (value >= 65536)
+		return -EINVAL;
+	if (*dst != PYX_OFF_NONE && *dst != (__u32)value && !differs[0])
+		snprintf(differs, size, "_Py_DebugOffsets field at %u says %llu, table %u", pos,
+			 (unsigned long long)value, *dst);
+	*dst = (__u32)value;
+	return 0;
+}
+
+static int apply_debug_offsets(struct pyx_python_layout *out, const uint8_t *blob,
+			       const struct debug_offsets_map *m, char *differs, size_t size)
+{
+	struct pyx_py_layout *w = &out->walk;
+	struct pyx_code_layout *c = &out->code;
+	const struct {
+		unsigned int pos;
+		__u32 *dst;
+	} fields[] = {
+		{ m->interpreters_head, &w->rt_interpreters_head },
+		{ m->interp_id, &w->interp_id },
+		{ m->interp_next, &w->interp_next },
+		{ m->interp_threads_head, &w->interp_threads_head },
+		{ m->interp_gil_locked, &w->interp_gil_locked },
+		{ m->interp_gil_holder, &w->interp_gil_holder },
+		{ m->ts_next, &w->ts_next },
+		{ m->ts_current_frame, &w->ts_frame },
+		{ m->ts_base_frame, &w->ts_base_frame },
+		{ m->ts_thread_id, &w->ts_thread_id },
+		{ m->ts_native_thread_id, &w->ts_native_thread_id },
+		{ m->ts_holds_gil, &w->ts_holds_gil },
+		{ m->frame_previous, &w->frame_previous },
+		{ m->frame_executable, &w->frame_code },
+		{ m->frame_instr_ptr, &w->frame_instr },
+		{ m->frame_owner, &w->frame_owner },
+		{ m->code_firstlineno, &w->code_firstlineno },
+		{ m->code_filename, &c->co_filename },
+		{ m->code_name, &c->co_name },
+		{ m->code_qualname, &c->co_qualname },
+		{ m->code_linetable, &c->co_linetable },
+		{ m->code_firstlineno, &c->co_firstlineno },
+		{ m->code_adaptive, &c->co_code_adaptive },
+		{ m->bytes_size, &c->bytes_size },
+		{ m->bytes_data, &c->bytes_data },
+		{ m->str_state, &c->str_state },
+		{ m->str_length, &c->str_length },
+		{ m->str_ascii_size, &c->str_ascii_size },
+		{ m->str_compact_size, &c->str_compact_size },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (take(blob, fields[i].pos, fields[i].dst, differs, size))
+			return -EINVAL;
+	return 0;
+}
+
+/* Bytes read per frame: enough to cover every frame field the walker extracts. */
+static void size_frame_read(struct pyx_py_layout *w)
+{
+	__u32 end = 0, fields[][2] = {
+		{ w->frame_previous, 8 }, { w->frame_code, 8 },
+		{ w->frame_instr, w->instr_model == PYX_INSTR_POINTER ? 8 : 4 },
+		{ w->frame_owner, 1 }, { w->frame_is_entry, 1 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (fields[i][0] != PYX_OFF_NONE && fields[i][0] + fields[i][1] > end)
+			end = fields[i][0] + fields[i][1];
+	w->frame_read_size = end;
+}
+
+int pyx_python__layout(struct pyx_python *py, struct pyx_process *proc,
+		       struct pyx_python_layout *out, char *why, size_t why_size)
+{
+	const struct minor_layout *table = find_minor(py->minor);
+	const struct debug_offsets_map *map;
+	uint8_t blob[1024];
+	char differs[160] = "";
+
+	memset(out, 0, sizeof(*out));
+	if (py->free_threaded) {
+		snprintf(why, why_size,
+			 "Python %s is a free-threaded build, which this pyxtrace cannot walk yet",
+			 py->version);
+		return -EPROTONOSUPPORT;
+	}
+	if (!table) {
+		snprintf(why, why_size,
+			 "no frame layout for Python %s (pyxtrace knows CPython 3.%d-3.%d)",
+			 py->version, PYX_PYTHON_MIN_MINOR, PYX_PYTHON_MAX_MINOR);
+		return -EPROTONOSUPPORT;
+	}
+	if (!py->symbols[PYX_SYM_RUNTIME].origin) {
+		snprintf(why, why_size, "%s has no _PyRuntime symbol", py->interp->path);
+		return -ENOENT;
+	}
+	out->walk = table->walk;
+	out->code = table->code;
+	out->walk.runtime = py->symbols[PYX_SYM_RUNTIME].address;
+	out->source = "table";
+
+	map = find_map(py->minor);
+	if (map && py->debug_offsets_present) {
+		if (map->size > sizeof(blob) ||
+		    pyx_process__read(proc, out->walk.runtime, blob, map->size)) {
+			snprintf(why, why_size, "cannot read _Py_DebugOffsets of process %d",
+				 proc->pid);
+			return -ESRCH;
+		}
+		if (memcmp(blob, "xdebugpy", 8) || apply_debug_offsets(out, blob, map, differs,
+									 sizeof(differs))) {
+			snprintf(why, why_size,
+				 "_Py_DebugOffsets of process %d is not the %u.%u layout pyxtrace knows",
+				 proc->pid, py->major, py->minor);
+			return -EPROTO;
+		}
+		out->source = "_Py_DebugOffsets";
+		/* The table and the target disagreeing is worth knowing; the target wins. */
+		if (differs[0])
+			snprintf(out->crosscheck, sizeof(out->crosscheck), "%s", differs);
+	}
+	size_frame_read(&out->walk);
+	return 0;
+}
