@@ -139,7 +139,7 @@ def sub_leaf(ev):
     time.sleep(3600)
 def sub_main():
     ev = threading.Event()
-    t = threading.Thread(target=sub_leaf, args=(ev,), name="sub-sleeper", daemon=True)
+    t = threading.Thread(target=sub_leaf, args=(ev,), name="sub-sleeper")
     t.start()
     ev.wait()
     time.sleep(0.3)
