@@ -57,6 +57,14 @@ def check_info_against_facts(doc, facts, interp, target):
     if offsets["present"]:
         assert int(offsets["version"], 16) == facts["hexversion"]
 
+    # Where the frame walker's offsets come from, and DWARF agreeing with them.
+    want_source = "_Py_DebugOffsets" if minor >= 13 else "table"
+    assert doc["offsets"]["source"] == py["offsets_source"] == want_source
+    if interp.has_dbg:
+        assert doc["offsets"]["crosscheck"].startswith("ok ("), doc["offsets"]
+    else:
+        assert doc["offsets"]["crosscheck"] is None
+
     assert doc["dwarf"]["available"] == interp.has_dbg
     real = interp.facts()
     if real["debug_file"]:

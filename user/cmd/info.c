@@ -18,6 +18,7 @@
 #include "output/json.h"
 #include "output/objects.h"
 #include "python/detect.h"
+#include "python/layout.h"
 #include "session.h"
 #include "target/launch.h"
 #include "target/process.h"
@@ -41,6 +42,8 @@ struct info_report {
 	struct pyx_python *py;
 	struct extension *extensions;
 	size_t nr_extensions;
+	struct pyx_python_layout layout;
+	char layout_error[256]; /* why the frame walker cannot handle this build */
 	/* The probe check. */
 	const char *probe_symbol;
 	uint64_t probe_address;
@@ -319,6 +322,13 @@ static void print_report_json(struct pyx_ctx *ctx, const struct info_report *rep
 	}
 	pyx_json_object_end(&json);
 
+	pyx_json_key(&json, "offsets");
+	pyx_json_object_begin(&json);
+	pyx_json_kv_string(&json, "source", rep->layout.source);
+	pyx_json_kv_string(&json, "crosscheck", rep->layout.crosscheck[0] ? rep->layout.crosscheck : NULL);
+	pyx_json_kv_string(&json, "error", rep->layout_error[0] ? rep->layout_error : NULL);
+	pyx_json_object_end(&json);
+
 	pyx_json_key(&json, "dwarf");
 	pyx_json_object_begin(&json);
 	pyx_json_kv_bool(&json, "available", py->dwarf.source != PYX_DWARF_NONE);
@@ -396,6 +406,12 @@ static void print_report_text(struct pyx_ctx *ctx, const struct info_report *rep
 			py->debug_offsets_version);
 	else
 		fprintf(out, "debug offs  none (CPython publishes _Py_DebugOffsets from 3.13)\n");
+	if (rep->layout.source)
+		fprintf(out, "offsets     from %s%s%s\n", rep->layout.source,
+			rep->layout.crosscheck[0] ? "; DWARF cross-check: " : "",
+			rep->layout.crosscheck);
+	else
+		fprintf(out, "offsets     none: %s\n", rep->layout_error);
 	fprintf(out, "symbols     .symtab %s, .dynsym %s\n", py->has_symtab ? "yes" : "no",
 		py->has_dynsym ? "yes" : "no");
 	for (i = 0; i < PYX_SYM__MAX; i++) {
@@ -449,6 +465,9 @@ static int report_target(struct pyx_ctx *ctx, const struct pyx_common_opts *comm
 		pyx_error(ctx, "%s", why);
 		goto out_free;
 	}
+	if (pyx_python__layout(rep.py, rep.proc, &rep.layout, rep.layout_error,
+			       sizeof(rep.layout_error)))
+		pyx_warn(ctx, "%s", rep.layout_error);
 	err = collect_extensions(&rep);
 	if (err) {
 		pyx_error(ctx, "out of memory");

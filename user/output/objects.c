@@ -43,9 +43,8 @@ void pyx_out_python(struct pyx_json *json, const char *key, const struct pyx_pyt
 	pyx_json_kv_string(json, "libpython", py->shared ? py->interp->path : NULL);
 	pyx_json_kv_string(json, "interpreter", py->interp->path);
 	pyx_json_kv_string(json, "build_id", py->build_id[0] ? py->build_id : NULL);
-	/* The frame walker's offsets (docs/schema.md); null until a walker is loaded. */
-	pyx_json_kv_string(json, "offsets_source",
-			   py->debug_offsets_present ? "_Py_DebugOffsets" : NULL);
+	/* Where the frame walker's offsets come from; null when it cannot walk this build. */
+	pyx_json_kv_string(json, "offsets_source", py->offsets_source);
 	pyx_json_object_end(json);
 }
 

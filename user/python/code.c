@@ -48,11 +48,16 @@ struct lt_range {
 static int lt_init(struct lt_iter *it, enum pyx_linetable_format format, const uint8_t *table,
 		   size_t len, int firstlineno)
 {
+	static const uint8_t empty[1];
+
 	if (format != PYX_LINES_LNOTAB && format != PYX_LINES_LINETABLE_310 &&
 	    format != PYX_LINES_LOCATIONS)
 		return -EINVAL;
 	if (!table && len)
 		return -EINVAL;
+	/* NULL + 0 is undefined in C: give an empty table somewhere to point. */
+	if (!table)
+		table = empty;
 	*it = (struct lt_iter){
 		.format = format,
 		.p = table,

@@ -73,6 +73,9 @@ struct pyx_python {
 
 	struct pyx_usdt_probe *usdt;
 	size_t nr_usdt;
+
+	/* Set by pyx_python__layout(): where the frame walker's offsets came from. */
+	const char *offsets_source;
 };
 
 /*

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "elf/dwarf.h"
 #include "python/layout.h"
 
 #define N PYX_OFF_NONE
@@ -308,6 +309,115 @@ static void size_frame_read(struct pyx_py_layout *w)
 	w->frame_read_size = end;
 }
 
+/*
+ * One field to compare with DWARF: type, member path (NULL for a sizeof;
+ * "a|b" tries a, then b, for members renamed between versions), our value.
+ */
+struct dwarf_check {
+	const char *what;
+	const char *type;
+	const char *path;
+	__u32 value;
+};
+
+static int member_offset_any(struct pyx_dwarf *dw, const char *type, const char *paths,
+			     uint64_t *offset)
+{
+	char path[64];
+	const char *next;
+	int err = -ENOENT;
+
+	for (; paths; paths = next ? next + 1 : NULL) {
+		next = strchr(paths, '|');
+		snprintf(path, sizeof(path), "%.*s", next ? (int)(next - paths) : (int)strlen(paths),
+			 paths);
+		err = pyx_dwarf__member_offset(dw, type, path, offset);
+		if (err != -ENOENT)
+			return err;
+	}
+	return err;
+}
+
+/*
+ * Compare the layout with the interpreter's own DWARF, when it has any: a
+ * table or a _Py_DebugOffsets map that drifted from the real build shows
+ * up here instead of as wrong frames. Member names follow the layout's
+ * model (which frame chain it walks), so this needs no version check.
+ */
+static void crosscheck_dwarf(struct pyx_python *py, struct pyx_python_layout *out)
+{
+	const struct pyx_py_layout *w = &out->walk;
+	const struct pyx_code_layout *c = &out->code;
+	bool objects = w->frame_model == PYX_FRAMES_OBJECTS;
+	bool cframe = w->cframe_current_frame != PYX_OFF_NONE;
+	const char *frame_type = objects ? "PyFrameObject" : "_PyInterpreterFrame";
+	const struct dwarf_check checks[] = {
+		{ "interpreters head", "_PyRuntimeState", "interpreters.head", w->rt_interpreters_head },
+		{ "interpreter next", "PyInterpreterState", "next", w->interp_next },
+		{ "interpreter id", "PyInterpreterState", "id", w->interp_id },
+		{ "thread list", "PyInterpreterState", objects ? "tstate_head" : "threads.head",
+		  w->interp_threads_head },
+		{ "thread next", "PyThreadState", "next", w->ts_next },
+		{ "thread id", "PyThreadState", "thread_id", w->ts_thread_id },
+		{ "thread frame", "PyThreadState",
+		  objects ? "frame" : cframe ? "cframe" : "current_frame", w->ts_frame },
+		{ "cframe frame", "_PyCFrame", cframe ? "current_frame" : NULL,
+		  w->cframe_current_frame },
+		{ "frame previous", frame_type, objects ? "f_back" : "previous", w->frame_previous },
+		{ "frame code", frame_type, objects ? "f_code" : "f_executable|f_code", w->frame_code },
+		{ "frame owner", frame_type, w->frame_owner != PYX_OFF_NONE ? "owner" : NULL,
+		  w->frame_owner },
+		{ "code name", "PyCodeObject", "co_name", c->co_name },
+		{ "code file", "PyCodeObject", "co_filename", c->co_filename },
+		{ "code first line", "PyCodeObject", "co_firstlineno", c->co_firstlineno },
+		{ "code bytecode", "PyCodeObject",
+		  c->co_code_adaptive != PYX_OFF_NONE ? "co_code_adaptive" : NULL, c->co_code_adaptive },
+		{ "ASCII header", "PyASCIIObject", NULL, c->str_ascii_size },
+		{ "compact header", "PyCompactUnicodeObject", NULL, c->str_compact_size },
+	};
+	struct pyx_dwarf *dw;
+	unsigned int agreed = 0;
+	size_t i;
+	int fd;
+
+	fd = py->dwarf.source == PYX_DWARF_EMBEDDED ? py->interp->fd : py->dwarf.fd;
+	if (py->dwarf.source == PYX_DWARF_NONE || fd < 0)
+		return;
+	dw = pyx_dwarf__open_fd(fd, -1);
+	if (!dw)
+		return;
+	for (i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		const struct dwarf_check *chk = &checks[i];
+		uint64_t found;
+		int err;
+
+		if (chk->value == PYX_OFF_NONE || (!chk->path && chk->type == frame_type))
+			continue;
+		if (chk->path)
+			err = member_offset_any(dw, chk->type, chk->path, &found);
+		else
+			err = pyx_dwarf__type_size(dw, chk->type, &found);
+		if (err == -ENOENT && !chk->path)
+			continue;
+		if (err) {
+			snprintf(out->crosscheck, sizeof(out->crosscheck),
+				 "%s: %s.%s not found in DWARF", chk->what, chk->type,
+				 chk->path ? chk->path : "sizeof");
+			goto out_close;
+		}
+		if (found != chk->value) {
+			snprintf(out->crosscheck, sizeof(out->crosscheck),
+				 "%s: DWARF says %llu, %s says %u", chk->what,
+				 (unsigned long long)found, out->source, chk->value);
+			goto out_close;
+		}
+		agreed++;
+	}
+	snprintf(out->crosscheck, sizeof(out->crosscheck), "ok (%u fields agree)", agreed);
+out_close:
+	pyx_dwarf__close(dw);
+}
+
 int pyx_python__layout(struct pyx_python *py, struct pyx_process *proc,
 		       struct pyx_python_layout *out, char *why, size_t why_size)
 {
@@ -359,5 +469,8 @@ int pyx_python__layout(struct pyx_python *py, struct pyx_process *proc,
 			snprintf(out->crosscheck, sizeof(out->crosscheck), "%s", differs);
 	}
 	size_frame_read(&out->walk);
+	if (!out->crosscheck[0])
+		crosscheck_dwarf(py, out);
+	py->offsets_source = out->source;
 	return 0;
 }
