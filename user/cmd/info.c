@@ -451,7 +451,7 @@ static void free_report(struct info_report *rep)
 	pyx_process__close(rep->proc);
 }
 
-static int report_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common)
+static int report_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
 	struct info_report rep = {};
 	char why[512];
@@ -506,9 +506,9 @@ static int info_run(struct pyx_ctx *ctx, int argc, char **argv)
 	if (pyx_cmd_open_output(ctx))
 		return PYX_EXIT_FAILURE;
 	if (common.launch_argv)
-		ret = pyx_launch_run(ctx, &common, report_target);
+		ret = pyx_launch_run(ctx, &common, report_target, NULL);
 	else if (common.pid)
-		ret = report_target(ctx, &common);
+		ret = report_target(ctx, &common, NULL);
 	else
 		ret = report_kernel(ctx);
 	if (pyx_cmd_close_output(ctx) && ret == PYX_EXIT_OK)

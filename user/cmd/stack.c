@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -25,11 +26,32 @@
 #include "target/launch.h"
 #include "target/process.h"
 #include "util/log.h"
+#include "util/parse.h"
 
 PYX_SKEL_OPS(stack_bpf);
 
+/* One resolved frame of a thread, innermost first. */
+struct out_frame {
+	bool boundary;
+	bool resolved;
+	struct pyx_frame_info info;
+	uint64_t code;
+};
+
+struct stack_opts {
+	unsigned long count;  /* snapshots to take; 0 = until -d or Ctrl-C */
+	uint64_t interval_ns; /* between snapshots */
+	bool interval_set;
+	bool count_set;
+};
+
 struct stack_run {
 	struct pyx_ctx *ctx;
+	const struct stack_opts *opts;
+	struct pyx_code_cache *cache;
+	struct out_frame *frames;
+	unsigned long snapshots;
+	size_t cap;
 	struct pyx_process *proc;
 	struct pyx_python *py;
 	struct pyx_python_layout layout;
@@ -37,24 +59,31 @@ struct stack_run {
 	char *data;		    /* every record the iterator wrote */
 	size_t size;
 	bool partial; /* the target went away while we read it */
+	bool target_exited;
 };
 
 static void stack_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
-		"Usage: %s stack [-p PID [--container ID] | -- CMD [ARGS...]] [--json] [-o FILE]\n"
+		"Usage: %s stack [-p PID [--container ID] | -- CMD [ARGS...]] [--count N] [-i TIME]\n"
+		"       [-d TIME] [--json] [-o FILE]\n"
 		"\n"
 		"The Python stack of every thread of a live process, innermost frame last,\n"
 		"like a traceback: function, file and line being executed, and where C code\n"
 		"sits between Python frames. Threads blocked in system calls included. The\n"
-		"process is never stopped: its memory is read by a BPF task iterator.\n",
+		"process is never stopped: its memory is read by a BPF task iterator.\n"
+		"\n"
+		"Options:\n"
+		"  -n, --count N          take N snapshots (default 1; 0 = until -d or Ctrl-C)\n"
+		"  -i, --interval TIME    between snapshots (default 1s)\n",
 		prog);
-	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_OUTPUT);
+	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
 	fprintf(out,
 		"\nExamples:\n"
 		"  %s stack -p 1234\n"
-		"  %s stack --container 3f2a9c -p 1 --json\n",
-		prog, prog);
+		"  %s stack --container 3f2a9c -p 1 --json\n"
+		"  %s stack -p 1234 -n 0 -i 100ms -d 10s     a snapshot every 100 ms for 10 s\n",
+		prog, prog, prog);
 }
 
 static int stack_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
@@ -88,23 +117,27 @@ static int read_iterator(struct stack_run *run)
 	fd = bpf_iter_create(bpf_link__fd(run->iter_link));
 	if (fd < 0)
 		return -errno;
-	run->data = malloc(cap);
+	run->size = 0;
 	if (!run->data) {
-		close(fd);
-		return -ENOMEM;
+		run->data = malloc(cap);
+		if (!run->data) {
+			close(fd);
+			return -ENOMEM;
+		}
+		run->cap = cap;
 	}
 	for (;;) {
-		if (cap - run->size < 8192) {
-			char *grown = realloc(run->data, cap * 2);
+		if (run->cap - run->size < 8192) {
+			char *grown = realloc(run->data, run->cap * 2);
 
 			if (!grown) {
 				close(fd);
 				return -ENOMEM;
 			}
 			run->data = grown;
-			cap *= 2;
+			run->cap *= 2;
 		}
-		n = read(fd, run->data + run->size, cap - run->size);
+		n = read(fd, run->data + run->size, run->cap - run->size);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -165,13 +198,6 @@ static pid_t ns_tid_of(pid_t pid, pid_t tid)
 	return ns_tid;
 }
 
-/* One resolved frame of a thread, innermost first. */
-struct out_frame {
-	bool boundary;
-	bool resolved;
-	struct pyx_frame_info info;
-	uint64_t code;
-};
 
 /*
  * Turn the walker's frames into what a traceback shows: resolved Python
@@ -275,24 +301,23 @@ static void print_thread_text(FILE *out, const struct pyx_rec_pystack *rec, pid_
 		fputs("    (no Python frames)\n", out);
 }
 
-static int print_stacks(struct stack_run *run)
+static uint64_t realtime_ns(void)
 {
-	struct pyx_mem mem = { .read = mem_read, .ctx = run->proc };
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void print_stacks(struct stack_run *run, bool final)
+{
+	struct pyx_code_cache *cache = run->cache;
+	struct out_frame *frames = run->frames;
 	struct pyx_ctx *ctx = run->ctx;
-	struct pyx_code_cache *cache;
-	struct out_frame *frames;
 	struct pyx_json json;
 	size_t off, nthreads = 0;
 	char label[160];
 
-	cache = pyx_code_cache__new(&run->layout.code, mem);
-	frames = calloc(PYX_MAX_FRAMES * 2, sizeof(*frames));
-	if (!cache || !frames) {
-		pyx_code_cache__free(cache);
-		free(frames);
-		pyx_error(ctx, "out of memory");
-		return PYX_EXIT_FAILURE;
-	}
 	for (off = 0; off + sizeof(struct pyx_rec_hdr) <= run->size;) {
 		const struct pyx_rec_hdr *hdr = (const void *)(run->data + off);
 
@@ -304,11 +329,17 @@ static int print_stacks(struct stack_run *run)
 	if (ctx->json) {
 		pyx_json_init(&json, ctx->out);
 		pyx_json_object_begin(&json);
+		pyx_json_kv_u64(&json, "time_ns", realtime_ns());
 		pyx_out_process(&json, "process", run->proc);
 		pyx_out_python(&json, "python", run->py);
 		pyx_json_key(&json, "threads");
 		pyx_json_array_begin(&json);
+	} else if (run->target_exited) {
+		fprintf(ctx->out, "\nProcess %d exited.\n", run->proc->pid);
+		return;
 	} else {
+		if (run->snapshots)
+			fputs("\n", ctx->out);
 		fprintf(ctx->out, "Process %s: Python %s, %zu thread%s\n",
 			pyx_process_label(run->proc, label, sizeof(label)), run->py->version, nthreads,
 			nthreads == 1 ? "" : "s");
@@ -354,26 +385,73 @@ static int print_stacks(struct stack_run *run)
 	if (ctx->json) {
 		pyx_json_array_end(&json);
 		pyx_json_kv_bool(&json, "partial", run->partial);
+		pyx_json_kv_bool(&json, "target_exited", run->target_exited);
 		pyx_json_key(&json, "offsets");
 		pyx_json_object_begin(&json);
 		pyx_json_kv_string(&json, "source", run->layout.source);
 		pyx_json_kv_string(&json, "crosscheck",
 				   run->layout.crosscheck[0] ? run->layout.crosscheck : NULL);
 		pyx_json_object_end(&json);
+		pyx_json_kv_bool(&json, "final", final);
 		pyx_json_object_end(&json);
 		pyx_json_document_end(&json);
 	} else if (run->partial) {
 		fputs("\n(the process exited while it was read: stacks above may be partial)\n",
 		      ctx->out);
 	}
-	free(frames);
-	pyx_code_cache__free(cache);
-	return PYX_EXIT_OK;
+	fflush(ctx->out);
+	run->snapshots++;
 }
 
-static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common)
+/* One snapshot: run the iterator, print. Returns 0 or -errno (already reported). */
+static int take_snapshot(struct stack_run *run, bool final)
 {
-	struct stack_run run = { .ctx = ctx };
+	int err = read_iterator(run);
+
+	if (err) {
+		if (!pyx_process__alive(run->proc))
+			return -ESRCH;
+		pyx_error(run->ctx, "reading the threads of process %d failed: %s", run->proc->pid,
+			  strerror(-err));
+		return err;
+	}
+	if (!run->size && !pyx_process__alive(run->proc))
+		return -ESRCH;
+	print_stacks(run, final);
+	return 0;
+}
+
+static int stack_on_interval(void *cookie, struct pyx_session *session, bool final)
+{
+	struct stack_run *run = cookie;
+	int err;
+
+	/* The target is gone: close the stream with an empty final snapshot saying so. */
+	if (final && pyx_session__stop_reason(session) == PYX_STOP_TARGET_EXIT) {
+		run->size = 0;
+		run->target_exited = true;
+		print_stacks(run, true);
+		return 0;
+	}
+	if (run->opts->count && run->snapshots >= run->opts->count)
+		return 0;
+	err = take_snapshot(run, final || (run->opts->count &&
+					   run->snapshots + 1 >= run->opts->count));
+	if (err == -ESRCH) {
+		pyx_session__request_stop(session);
+		return 0;
+	}
+	if (err)
+		return err;
+	if (run->opts->count && run->snapshots >= run->opts->count)
+		pyx_session__request_stop(session);
+	return 0;
+}
+
+static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+			const struct stack_opts *sopts)
+{
+	struct stack_run run = { .ctx = ctx, .opts = sopts };
 	struct pyx_stack_cfg cfg = {};
 	struct pyx_session_opts opts = {
 		.ctx = ctx,
@@ -381,7 +459,11 @@ static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		.cfg_size = sizeof(cfg),
 		.cookie = &run,
 		.attach = stack_attach,
+		.on_interval = stack_on_interval,
 		.resume_pid = common->resume_pid,
+		.target_pid = common->pid,
+		.interval_ns = sopts->interval_ns,
+		.duration_ns = common->duration_ns,
 	};
 	struct pyx_session *session = NULL;
 	int err, ret = PYX_EXIT_FAILURE;
@@ -402,44 +484,101 @@ static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	err = pyx_session__start(&session, &stack_bpf_ops, &opts);
 	if (err)
 		goto out_free;
-	err = read_iterator(&run);
-	if (err) {
-		pyx_error(ctx, "reading the threads of process %d failed: %s", run.proc->pid,
-			  strerror(-err));
+	run.cache = pyx_code_cache__new(&run.layout.code,
+					(struct pyx_mem){ .read = mem_read, .ctx = run.proc });
+	run.frames = calloc(PYX_MAX_FRAMES * 2, sizeof(*run.frames));
+	if (!run.cache || !run.frames) {
+		pyx_error(ctx, "out of memory");
 		goto out_destroy;
 	}
-	if (!run.size && !pyx_process__alive(run.proc)) {
+	if (sopts->count == 1) {
+		err = take_snapshot(&run, true);
+	} else {
+		/* Snapshots on the session's timer: Ctrl-C, -d and the target's exit end it. */
+		err = take_snapshot(&run, false);
+		if (!err)
+			err = pyx_session__run(session);
+	}
+	if (err == -ESRCH && !run.snapshots) {
 		pyx_error(ctx, "process %d exited before its threads could be read", run.proc->pid);
 		goto out_destroy;
 	}
-	ret = print_stacks(&run);
+	/* A target that exits between snapshots is not an error: what was read is printed. */
+	ret = (!err || err == -ESRCH) ? PYX_EXIT_OK : PYX_EXIT_FAILURE;
 out_destroy:
 	pyx_session__destroy(session);
 out_free:
+	free(run.frames);
+	pyx_code_cache__free(run.cache);
 	free(run.data);
 	pyx_python__free(run.py);
 	pyx_process__close(run.proc);
 	return ret;
 }
 
+static int stack_launched(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
+{
+	return stack_target(ctx, common, cookie);
+}
+
+enum { OPT_COUNT = 'n', OPT_INTERVAL = 'i' };
+
+static const struct option stack_options[] = {
+	{ "count", required_argument, NULL, OPT_COUNT },
+	{ "interval", required_argument, NULL, OPT_INTERVAL },
+	{},
+};
+
+static int stack_option(void *cookie, int val, const char *arg)
+{
+	struct stack_opts *opts = cookie;
+	char *end;
+
+	switch (val) {
+	case OPT_COUNT:
+		errno = 0;
+		opts->count = strtoul(arg, &end, 10);
+		if (errno || *end || !*arg || *arg == '-') {
+			fprintf(stderr, "pyxtrace stack: invalid count '%s': expected a number\n", arg);
+			return -EINVAL;
+		}
+		opts->count_set = true;
+		return 0;
+	case OPT_INTERVAL:
+		if (pyx_parse_duration(arg, &opts->interval_ns) || !opts->interval_ns) {
+			fprintf(stderr, "pyxtrace stack: invalid interval '%s': use e.g. 100ms, 1s\n",
+				arg);
+			return -EINVAL;
+		}
+		opts->interval_set = true;
+		return 0;
+	}
+	return -EINVAL;
+}
+
 static int stack_run(struct pyx_ctx *ctx, int argc, char **argv)
 {
+	struct stack_opts sopts = { .count = 1, .interval_ns = 1000000000ull };
 	struct pyx_common_opts common;
 	int err, ret;
 
-	err = pyx_cmd_parse(ctx, &pyx_cmd_stack, PYX_OPT_TARGET | PYX_OPT_OUTPUT, argc, argv, NULL,
-			    NULL, NULL, NULL, &common);
+	err = pyx_cmd_parse(ctx, &pyx_cmd_stack, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
+			    argc, argv, stack_options, "n:i:", stack_option, &sopts, &common);
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
+	/* -d without --count means "snapshots until the duration ends". */
+	if (common.duration_set && !sopts.count_set)
+		sopts.count = 0;
 	pyx_log_setup_libbpf(ctx);
 	if (!common.pid && !common.launch_argv)
 		return pyx_usage_error(ctx, &pyx_cmd_stack, "a target is required: -p PID or -- CMD");
 	if (pyx_cmd_open_output(ctx))
 		return PYX_EXIT_FAILURE;
-	if (common.launch_argv)
-		ret = pyx_launch_run(ctx, &common, stack_target);
-	else
-		ret = stack_target(ctx, &common);
+	if (common.launch_argv) {
+		ret = pyx_launch_run(ctx, &common, stack_launched, &sopts);
+	} else {
+		ret = stack_target(ctx, &common, &sopts);
+	}
 	if (pyx_cmd_close_output(ctx) && ret == PYX_EXIT_OK)
 		ret = PYX_EXIT_FAILURE;
 	return ret;

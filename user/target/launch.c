@@ -156,7 +156,8 @@ static int hold_at_python(struct launch *l, const char *prog)
 }
 
 int pyx_launch_run(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
-		   int (*fn)(struct pyx_ctx *ctx, const struct pyx_common_opts *common))
+		   int (*fn)(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie),
+		   void *cookie)
 {
 	struct pyx_common_opts held = *common;
 	struct launch l = { .ctx = ctx };
@@ -218,7 +219,7 @@ int pyx_launch_run(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
 	held.pid = l.child;
 	held.resume_pid = l.child;
 	held.launch_argv = NULL;
-	ret = fn(ctx, &held);
+	ret = fn(ctx, &held, cookie);
 	if (ret != PYX_EXIT_OK)
 		goto out_kill;
 	/* Reap it if it is done; a program still running keeps running untraced. */

@@ -16,9 +16,10 @@
  * pid is the program's and whose resume_pid tells the session to SIGCONT it
  * once attached. If @fn fails before resuming it, the program is killed
  * (it was meant to run traced). Returns @fn's exit code, or
- * PYX_EXIT_FAILURE after a one-line error.
+ * PYX_EXIT_FAILURE after a one-line error. @cookie is passed to @fn.
  */
 int pyx_launch_run(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
-		   int (*fn)(struct pyx_ctx *ctx, const struct pyx_common_opts *common));
+		   int (*fn)(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie),
+		   void *cookie);
 
 #endif /* PYX_TARGET_LAUNCH_H */
