@@ -189,7 +189,7 @@ static long pywalk_frame_step(__u64 index, void *data)
 {
 	const volatile struct pyx_py_layout *L = PYX_WALK_LAYOUT;
 	struct pywalk_state *s = data;
-	__u32 read_size = L->frame_read_size, flags = 0;
+	__u32 read_size = L->frame_read_size, base_off = L->frame_read_offset, flags = 0;
 	struct pyx_pyframe *f;
 	__u64 code, previous;
 	__u8 *buf;
@@ -202,22 +202,23 @@ static long pywalk_frame_step(__u64 index, void *data)
 	}
 	buf = s->out->buf;
 	if (read_size > PYX_FRAME_BUF || !read_size ||
-	    pywalk_read(s->task, buf, read_size, s->frame)) {
+	    pywalk_read(s->task, buf, read_size, s->frame + base_off)) {
 		s->status = PYX_WALK_TORN;
 		return 1;
 	}
 	f = &s->out->frames[s->n & (PYX_MAX_FRAMES - 1)];
-	code = frame_field_u64(buf, L->frame_code) & L->code_tag_mask;
-	previous = frame_field_u64(buf, L->frame_previous);
+	/* Field offsets are relative to the frame; the buffer starts base_off into it. */
+	code = frame_field_u64(buf, L->frame_code - base_off) & L->code_tag_mask;
+	previous = frame_field_u64(buf, L->frame_previous - base_off);
 	if (L->frame_owner != PYX_OFF_NONE) {
-		__u8 owner = frame_field_u8(buf, L->frame_owner);
+		__u8 owner = frame_field_u8(buf, L->frame_owner - base_off);
 
 		if (L->owner_boundary != PYX_OFF_NONE && owner >= L->owner_boundary)
 			flags |= PYX_FRAME_C_SHIM | PYX_FRAME_BOUNDARY;
 		else if (owner == L->owner_generator)
 			flags |= PYX_FRAME_GENERATOR;
 	}
-	if (L->frame_is_entry != PYX_OFF_NONE && frame_field_u8(buf, L->frame_is_entry))
+	if (L->frame_is_entry != PYX_OFF_NONE && frame_field_u8(buf, L->frame_is_entry - base_off))
 		flags |= PYX_FRAME_ENTRY | PYX_FRAME_BOUNDARY;
 	f->flags = flags;
 	f->guard = 0;
@@ -226,12 +227,16 @@ static long pywalk_frame_step(__u64 index, void *data)
 	if (!(flags & PYX_FRAME_C_SHIM)) {
 		f->code = code;
 		if (L->instr_model == PYX_INSTR_POINTER)
-			f->instr = frame_field_u64(buf, L->frame_instr);
+			f->instr = frame_field_u64(buf, L->frame_instr - base_off);
 		else
-			f->instr = (__u64)(__s64)(__s32)frame_field_u32(buf, L->frame_instr);
-		if (pywalk_read(s->task, &f->guard, sizeof(f->guard), code + L->code_firstlineno)) {
-			s->status = PYX_WALK_TORN;
-			return 1;
+			f->instr = (__u64)(__s64)(__s32)frame_field_u32(buf, L->frame_instr - base_off);
+		if (L->walk_flags & PYX_WALK_READ_GUARD) {
+			if (pywalk_read(s->task, &f->guard, sizeof(f->guard),
+					code + L->code_firstlineno)) {
+				s->status = PYX_WALK_TORN;
+				return 1;
+			}
+			f->flags |= PYX_FRAME_GUARDED;
 		}
 	}
 	s->n++;

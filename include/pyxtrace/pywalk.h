@@ -67,14 +67,26 @@ struct pyx_py_layout {
 	__u32 owner_boundary;	 /* owner >= this: a C frame, not Python (3.12+); NONE */
 	__u32 owner_generator;	 /* owner value of a generator's frame (never incomplete); NONE */
 	__u32 code_firstlineno;	 /* int, read as the reuse guard */
-	__u32 frame_read_size;	 /* bytes read per frame: covers every frame_* field above */
+	__u32 frame_read_offset; /* each frame is read from here... */
+	__u32 frame_read_size;	 /* ...for this many bytes: covers every frame_* field above */
+	__u32 walk_flags;	 /* PYX_WALK_* */
+	__u32 __pad;
 };
+
+/*
+ * Read each frame's co_firstlineno as a guard against code-object address
+ * reuse, for consumers that resolve names long after the walk (aggregating
+ * commands). `stack` resolves at once and checks the instruction pointer
+ * against the code object instead, so it skips the extra read per frame.
+ */
+#define PYX_WALK_READ_GUARD (1u << 0)
 
 /* Frame flags. */
 #define PYX_FRAME_BOUNDARY (1u << 0) /* C code runs between this frame and the next one */
 #define PYX_FRAME_ENTRY (1u << 1)    /* 3.11 is_entry: the first frame of a C eval call */
 #define PYX_FRAME_C_SHIM (1u << 2)   /* a non-Python frame (owner >= boundary): no code */
 #define PYX_FRAME_GENERATOR (1u << 3) /* owned by a generator or coroutine */
+#define PYX_FRAME_GUARDED (1u << 4)   /* guard holds co_firstlineno (PYX_WALK_READ_GUARD) */
 
 struct pyx_pyframe {
 	__u64 code;  /* PyCodeObject address, tag bits cleared; 0 for a C shim frame */

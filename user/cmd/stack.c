@@ -226,7 +226,9 @@ static size_t resolve_frames(struct stack_run *run, struct pyx_code_cache *cache
 			continue;
 		}
 		o->code = f->code;
-		if (pyx_code_cache__resolve(cache, f->code, f->guard, f->instr,
+		if (pyx_code_cache__resolve(cache, f->code,
+					    (f->flags & PYX_FRAME_GUARDED) ? f->guard : PYX_CODE_NO_GUARD,
+					    f->instr,
 					    f->flags & PYX_FRAME_GENERATOR, &o->info)) {
 			if (!pyx_process__alive(run->proc))
 				run->partial = true;
@@ -406,7 +408,21 @@ static void print_stacks(struct stack_run *run, bool final)
 /* One snapshot: run the iterator, print. Returns 0 or -errno (already reported). */
 static int take_snapshot(struct stack_run *run, bool final)
 {
+	struct pyx_code_cache *fresh;
 	int err = read_iterator(run);
+
+	/*
+	 * Frames carry no reuse guard (stack skips that read to stay cheap), so
+	 * code objects are trusted for one snapshot only: a fresh cache each time.
+	 */
+	if (run->snapshots) {
+		fresh = pyx_code_cache__new(&run->layout.code,
+					    (struct pyx_mem){ .read = mem_read, .ctx = run->proc });
+		if (!fresh)
+			return -ENOMEM;
+		pyx_code_cache__free(run->cache);
+		run->cache = fresh;
+	}
 
 	if (err) {
 		if (!pyx_process__alive(run->proc))

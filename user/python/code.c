@@ -854,7 +854,7 @@ int pyx_code_cache__resolve(struct pyx_code_cache *cache, uint64_t code, uint32_
 	if (!code)
 		return -EFAULT;
 	e = entry_find(cache, code);
-	if (!e || e->guard != guard) {
+	if (!e || (guard != PYX_CODE_NO_GUARD && e->guard != guard)) {
 		/* New, or the address now holds another code object: read it again. */
 		rc = read_code(cache, code, &fresh);
 		if (rc) {
@@ -876,7 +876,7 @@ int pyx_code_cache__resolve(struct pyx_code_cache *cache, uint64_t code, uint32_
 		 * Still not what the walker saw: the object changed after the
 		 * walk. Keep what is there now, but this frame is unknown.
 		 */
-		if (e->guard != guard)
+		if (guard != PYX_CODE_NO_GUARD && e->guard != guard)
 			return -ESTALE;
 	}
 

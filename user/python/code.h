@@ -91,10 +91,13 @@ struct pyx_code_cache *pyx_code_cache__new(const struct pyx_code_layout *layout,
 					   struct pyx_mem mem);
 void pyx_code_cache__free(struct pyx_code_cache *cache);
 
+/* @guard value for frames walked without reading co_firstlineno: trust the cache. */
+#define PYX_CODE_NO_GUARD UINT32_MAX
+
 /*
  * Resolve one frame. @guard is the co_firstlineno the walker read with the
  * frame: a cached entry whose guard differs is a reused address and is
- * re-read. @generator says the frame is owned by a generator (never
+ * re-read (PYX_CODE_NO_GUARD: no check; the caller keeps the cache short-lived). @generator says the frame is owned by a generator (never
  * incomplete). Returns 0, or -errno when the code object cannot be read
  * (the caller marks the frame unknown).
  */

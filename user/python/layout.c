@@ -41,7 +41,7 @@ struct minor_layout {
 	.cframe_current_frame = N, .ts_base_frame = N, .frame_previous = 24,                \
 	.frame_code = 32, .frame_instr = lasti, .frame_owner = N, .frame_is_entry = N,      \
 	.owner_boundary = N, .owner_generator = N, .code_firstlineno = 40,                  \
-	.frame_read_size = lasti + 4, .code_tag_mask = ~0ull
+	.code_tag_mask = ~0ull
 
 static const struct minor_layout minor_layouts[] = {
 	{
@@ -96,7 +96,6 @@ static const struct minor_layout minor_layouts[] = {
 			.ts_base_frame = N, .frame_previous = 48, .frame_code = 32,
 			.frame_instr = 56, .frame_owner = 69, .frame_is_entry = 68,
 			.owner_boundary = N, .owner_generator = 1, .code_firstlineno = 72,
-			.frame_read_size = 72,
 		},
 		.code = { CODE_FIELDS_311(72, 184, 168, 48, 72) },
 	},
@@ -113,7 +112,6 @@ static const struct minor_layout minor_layouts[] = {
 			.ts_base_frame = N, .frame_previous = 8, .frame_code = 0,
 			.frame_instr = 56, .frame_owner = 70, .frame_is_entry = N,
 			.owner_boundary = 3, .owner_generator = 1, .code_firstlineno = 68,
-			.frame_read_size = 72,
 		},
 		.code = { CODE_FIELDS_311(68, 192, 176, 40, 56) },
 	},
@@ -130,7 +128,6 @@ static const struct minor_layout minor_layouts[] = {
 			.ts_base_frame = N, .frame_previous = 8, .frame_code = 0,
 			.frame_instr = 56, .frame_owner = 70, .frame_is_entry = N,
 			.owner_boundary = 3, .owner_generator = 1, .code_firstlineno = 68,
-			.frame_read_size = 72,
 		},
 		.code = { CODE_FIELDS_311(68, 200, 184, 40, 56) },
 	},
@@ -148,7 +145,6 @@ static const struct minor_layout minor_layouts[] = {
 			.ts_base_frame = N, .frame_previous = 8, .frame_code = 0,
 			.frame_instr = 56, .frame_owner = 74, .frame_is_entry = N,
 			.owner_boundary = 3, .owner_generator = 1, .code_firstlineno = 68,
-			.frame_read_size = 76,
 		},
 		.code = { CODE_FIELDS_311(68, 208, 192, 40, 56) },
 	},
@@ -166,7 +162,6 @@ static const struct minor_layout minor_layouts[] = {
 			.ts_base_frame = 80, .frame_previous = 8, .frame_code = 0,
 			.frame_instr = 56, .frame_owner = 74, .frame_is_entry = N,
 			.owner_boundary = 3, .owner_generator = 1, .code_firstlineno = 68,
-			.frame_read_size = 76,
 		},
 		.code = { CODE_FIELDS_311(68, 208, 192, 40, 56) },
 	},
@@ -293,20 +288,26 @@ static int apply_debug_offsets(struct pyx_python_layout *out, const uint8_t *blo
 	return 0;
 }
 
-/* Bytes read per frame: enough to cover every frame field the walker extracts. */
+/* The window read per frame: from the first to the end of the last field the walker extracts. */
 static void size_frame_read(struct pyx_py_layout *w)
 {
-	__u32 end = 0, fields[][2] = {
+	__u32 start = PYX_OFF_NONE, end = 0, fields[][2] = {
 		{ w->frame_previous, 8 }, { w->frame_code, 8 },
 		{ w->frame_instr, w->instr_model == PYX_INSTR_POINTER ? 8 : 4 },
 		{ w->frame_owner, 1 }, { w->frame_is_entry, 1 },
 	};
 	size_t i;
 
-	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-		if (fields[i][0] != PYX_OFF_NONE && fields[i][0] + fields[i][1] > end)
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (fields[i][0] == PYX_OFF_NONE)
+			continue;
+		if (fields[i][0] + fields[i][1] > end)
 			end = fields[i][0] + fields[i][1];
-	w->frame_read_size = end;
+		if (fields[i][0] < start)
+			start = fields[i][0];
+	}
+	w->frame_read_offset = start;
+	w->frame_read_size = end - start;
 }
 
 /*
