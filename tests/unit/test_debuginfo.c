@@ -11,23 +11,12 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 #include "elf/debuginfo.h"
 
 #define PYTHON	 "/usr/bin/python3.11"
 #define WORK_DIR PYX_TEST_BUILDDIR "/debuginfo-work"
 #define ROOT	 WORK_DIR "/root"
-
-static bool run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static bool run(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd) == 0;
-}
 
 static char *capture(const char *cmd)
 {
@@ -174,17 +163,6 @@ static const char prog_source[] = "#include <stdio.h>\n"
 				  "	printf(\"%d\\n\", pyx_counter);\n"
 				  "	return 0;\n"
 				  "}\n";
-
-static bool write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fputs(text, f) >= 0;
-	return fclose(f) == 0 && ok;
-}
 
 /*
  * prog: -g, build-id; prog.stripped + prog.debug split from it; other.debug

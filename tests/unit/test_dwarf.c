@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 #include "elf/dwarf.h"
 
 #define WORK_DIR PYX_TEST_BUILDDIR "/dwarf-work"
@@ -166,18 +167,6 @@ static double now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static bool run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static bool run(const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd) == 0;
 }
 
 static bool exists(const char *path)
@@ -515,17 +504,6 @@ static const struct field dz_fields[] = {
 	S("dz_flex", sizeof(struct dz_flex)),
 	S("dz_nope_t", -ENOENT),
 };
-
-static bool write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fputs(text, f) >= 0;
-	return fclose(f) == 0 && ok;
-}
 
 /*
  * The types go to headers, as in real programs: dwz only merges type entries

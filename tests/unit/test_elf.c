@@ -12,23 +12,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 #include "elf/elf.h"
 
 #define PYTHON	 "/usr/bin/python3.11"
 #define WORK_DIR PYX_TEST_BUILDDIR "/elf-work"
-
-/* Run a shell command; true when it exits 0. */
-static bool run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static bool run(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd) == 0;
-}
 
 /* The whole stdout of a shell command, trailing newlines removed. */
 static char *capture(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -477,17 +465,6 @@ static const char versioned_source[] = "int foo_v1(void) { return 1; }\n"
 				       "int foo_v2(void) { return 2; }\n"
 				       "__asm__(\".symver foo_v1, pyx_versioned@VERS_1\");\n"
 				       "__asm__(\".symver foo_v2, pyx_versioned@@VERS_2\");\n";
-
-static bool write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	bool ok;
-
-	if (!f)
-		return false;
-	ok = fputs(text, f) >= 0;
-	return fclose(f) == 0 && ok;
-}
 
 static bool build_programs(void)
 {

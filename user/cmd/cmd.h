@@ -76,6 +76,17 @@ int pyx_cmd_open_output(struct pyx_ctx *ctx);
 /* Flush and check stdout / the -o file: a write error is a lost result. */
 int pyx_cmd_close_output(struct pyx_ctx *ctx);
 
+/*
+ * The usual body of a command: open -o, run @fn on the target the options
+ * name (-p / --container, or launched with -- CMD: @fn then sees the
+ * launched PID), flush the output. Returns @fn's exit code, or
+ * PYX_EXIT_FAILURE when the output could not be written.
+ */
+int pyx_cmd_run_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+		       int (*fn)(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+				 void *cookie),
+		       void *cookie);
+
 extern const struct pyx_cmd pyx_cmd_info;
 extern const struct pyx_cmd pyx_cmd_stack;
 

@@ -6,6 +6,7 @@
 
 #include "cmd/cmd.h"
 #include "target/container.h"
+#include "target/launch.h"
 #include "target/process.h"
 #include "util/caps.h"
 #include "util/log.h"
@@ -230,6 +231,8 @@ int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int a
 		err = pyx_usage_error(ctx, cmd, "use either -p PID or -- CMD, not both");
 		goto out_free;
 	}
+	/* -v is known now: libbpf's own messages follow it. */
+	pyx_log_setup_libbpf(ctx);
 out_free:
 	free(all);
 	return err;
@@ -346,4 +349,22 @@ int pyx_cmd_close_output(struct pyx_ctx *ctx)
 		return PYX_EXIT_FAILURE;
 	}
 	return 0;
+}
+
+int pyx_cmd_run_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+		       int (*fn)(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+				 void *cookie),
+		       void *cookie)
+{
+	int ret;
+
+	if (pyx_cmd_open_output(ctx))
+		return PYX_EXIT_FAILURE;
+	if (common->launch_argv)
+		ret = pyx_launch_run(ctx, common, fn, cookie);
+	else
+		ret = fn(ctx, common, cookie);
+	if (pyx_cmd_close_output(ctx) && ret == PYX_EXIT_OK)
+		ret = PYX_EXIT_FAILURE;
+	return ret;
 }

@@ -20,7 +20,6 @@
 #include "python/detect.h"
 #include "python/layout.h"
 #include "session.h"
-#include "target/launch.h"
 #include "target/process.h"
 #include "util/caps.h"
 #include "util/log.h"
@@ -502,15 +501,11 @@ static int info_run(struct pyx_ctx *ctx, int argc, char **argv)
 			    argc, argv, NULL, NULL, NULL, NULL, &common);
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
-	pyx_log_setup_libbpf(ctx);
+	if (common.launch_argv || common.pid)
+		return pyx_cmd_run_target(ctx, &common, report_target, NULL);
 	if (pyx_cmd_open_output(ctx))
 		return PYX_EXIT_FAILURE;
-	if (common.launch_argv)
-		ret = pyx_launch_run(ctx, &common, report_target, NULL);
-	else if (common.pid)
-		ret = report_target(ctx, &common, NULL);
-	else
-		ret = report_kernel(ctx);
+	ret = report_kernel(ctx);
 	if (pyx_cmd_close_output(ctx) && ret == PYX_EXIT_OK)
 		ret = PYX_EXIT_FAILURE;
 	return ret;

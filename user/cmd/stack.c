@@ -23,7 +23,6 @@
 #include "python/detect.h"
 #include "python/layout.h"
 #include "session.h"
-#include "target/launch.h"
 #include "target/process.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -173,31 +172,6 @@ static const char *walk_status_name(__u32 status)
 		return "unknown";
 	}
 }
-
-/* NSpid of a thread: its TID inside the target's PID namespace. */
-static pid_t ns_tid_of(pid_t pid, pid_t tid)
-{
-	char path[64], line[256];
-	pid_t ns_tid = tid;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return tid;
-	while (fgets(line, sizeof(line), f)) {
-		char *tok, *save;
-
-		if (strncmp(line, "NSpid:", 6))
-			continue;
-		for (tok = strtok_r(line + 6, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save))
-			ns_tid = (pid_t)atoi(tok);
-		break;
-	}
-	fclose(f);
-	return ns_tid;
-}
-
 
 /*
  * Turn the walker's frames into what a traceback shows: resolved Python
@@ -357,7 +331,9 @@ static void print_stacks(struct stack_run *run, bool final)
 		if (rec->hdr.type != PYX_REC_PYSTACK)
 			continue;
 		n = resolve_frames(run, cache, rec, frames);
-		ns_tid = ns_tid_of(run->proc->pid, (pid_t)rec->tid);
+		ns_tid = pyx_ns_pid_of(run->proc->pid, (pid_t)rec->tid);
+		if (!ns_tid)
+			ns_tid = (pid_t)rec->tid;
 		if (!ctx->json) {
 			print_thread_text(ctx->out, rec, ns_tid, frames, n);
 			continue;
@@ -464,9 +440,9 @@ static int stack_on_interval(void *cookie, struct pyx_session *session, bool fin
 	return 0;
 }
 
-static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
-			const struct stack_opts *sopts)
+static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
+	const struct stack_opts *sopts = cookie;
 	struct stack_run run = { .ctx = ctx, .opts = sopts };
 	struct pyx_stack_cfg cfg = {};
 	struct pyx_session_opts opts = {
@@ -532,11 +508,6 @@ out_free:
 	return ret;
 }
 
-static int stack_launched(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
-{
-	return stack_target(ctx, common, cookie);
-}
-
 enum { OPT_COUNT = 'n', OPT_INTERVAL = 'i' };
 
 static const struct option stack_options[] = {
@@ -576,7 +547,7 @@ static int stack_run(struct pyx_ctx *ctx, int argc, char **argv)
 {
 	struct stack_opts sopts = { .count = 1, .interval_ns = 1000000000ull };
 	struct pyx_common_opts common;
-	int err, ret;
+	int err;
 
 	err = pyx_cmd_parse(ctx, &pyx_cmd_stack, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
 			    argc, argv, stack_options, "n:i:", stack_option, &sopts, &common);
@@ -585,19 +556,9 @@ static int stack_run(struct pyx_ctx *ctx, int argc, char **argv)
 	/* -d without --count means "snapshots until the duration ends". */
 	if (common.duration_set && !sopts.count_set)
 		sopts.count = 0;
-	pyx_log_setup_libbpf(ctx);
 	if (!common.pid && !common.launch_argv)
 		return pyx_usage_error(ctx, &pyx_cmd_stack, "a target is required: -p PID or -- CMD");
-	if (pyx_cmd_open_output(ctx))
-		return PYX_EXIT_FAILURE;
-	if (common.launch_argv) {
-		ret = pyx_launch_run(ctx, &common, stack_launched, &sopts);
-	} else {
-		ret = stack_target(ctx, &common, &sopts);
-	}
-	if (pyx_cmd_close_output(ctx) && ret == PYX_EXIT_OK)
-		ret = PYX_EXIT_FAILURE;
-	return ret;
+	return pyx_cmd_run_target(ctx, &common, stack_target, &sopts);
 }
 
 const struct pyx_cmd pyx_cmd_stack = {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "target/container.h"
+#include "target/process.h"
 #include "util/parse.h"
 
 static bool is_hex_run(const char *s, size_t len)
@@ -94,30 +95,6 @@ bool pyx_container_id_matches(const char *id, const char *query)
 	return !strncmp(id, query, len);
 }
 
-/* The innermost PID of /proc/PID/status's NSpid line; 0 if absent. */
-static pid_t innermost_ns_pid(pid_t pid)
-{
-	char path[64], line[512];
-	pid_t ns_pid = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		char *tok, *save;
-
-		if (strncmp(line, "NSpid:", 6))
-			continue;
-		for (tok = strtok_r(line + 6, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save))
-			ns_pid = (pid_t)atoi(tok);
-		break;
-	}
-	fclose(f);
-	return ns_pid;
-}
-
 /* Call @fn for each numeric /proc entry; stop on non-zero. */
 static int for_each_pid(int (*fn)(void *ctx, pid_t pid), void *ctx)
 {
@@ -163,7 +140,7 @@ static int find_one(void *opaque, pid_t pid)
 	}
 	ctx->container_seen = true;
 	memcpy(ctx->first_id, c.id, sizeof(c.id));
-	if (!ctx->found && innermost_ns_pid(pid) == ctx->ns_pid)
+	if (!ctx->found && pyx_ns_pid_of(pid, 0) == ctx->ns_pid)
 		ctx->found = pid;
 	return 0;
 }

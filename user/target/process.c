@@ -36,7 +36,34 @@ static bool ns_differs(pid_t pid, const char *ns)
 	return mine.st_ino != theirs.st_ino || mine.st_dev != theirs.st_dev;
 }
 
-/* Name, Tgid, Uid and the innermost NSpid from /proc/PID/status. */
+pid_t pyx_ns_pid_of(pid_t pid, pid_t tid)
+{
+	char path[64], line[512];
+	pid_t ns_pid = 0;
+	FILE *f;
+
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *tok, *save;
+
+		if (strncmp(line, "NSpid:", 6))
+			continue;
+		/* One PID per nesting level, outermost first: the last is the innermost. */
+		for (tok = strtok_r(line + 6, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save))
+			ns_pid = (pid_t)atoi(tok);
+		break;
+	}
+	fclose(f);
+	return ns_pid;
+}
+
+/* Name, Tgid and Uid from /proc/PID/status. */
 static int read_status(struct pyx_process *proc, pid_t pid, pid_t *tgid)
 {
 	char path[64], line[512];
@@ -48,7 +75,7 @@ static int read_status(struct pyx_process *proc, pid_t pid, pid_t *tgid)
 		return errno == ENOENT ? -ESRCH : -errno;
 	*tgid = 0;
 	while (fgets(line, sizeof(line), f)) {
-		char *tok, *save;
+		char *tok;
 
 		if (!strncmp(line, "Name:", 5)) {
 			tok = line + 5;
@@ -59,10 +86,6 @@ static int read_status(struct pyx_process *proc, pid_t pid, pid_t *tgid)
 			*tgid = (pid_t)atoi(line + 5);
 		} else if (!strncmp(line, "Uid:", 4)) {
 			proc->uid = (uid_t)strtoul(line + 4, NULL, 10);
-		} else if (!strncmp(line, "NSpid:", 6)) {
-			for (tok = strtok_r(line + 6, " \t\n", &save); tok;
-			     tok = strtok_r(NULL, " \t\n", &save))
-				proc->ns_pid = (pid_t)atoi(tok);
 		}
 	}
 	fclose(f);
@@ -105,6 +128,7 @@ int pyx_process__open(pid_t pid, struct pyx_process **out)
 	if (err)
 		goto out_free;
 	proc->pid = tgid;
+	proc->ns_pid = pyx_ns_pid_of(tgid, 0);
 	proc->state = read_state(tgid);
 	if (proc->state == 0) {
 		err = -ESRCH;

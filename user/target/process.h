@@ -81,6 +81,12 @@ struct pyx_object *pyx_process__object_at(struct pyx_process *proc, uint64_t add
 /* Read target memory. Returns 0, -EFAULT when unmapped/short, -ESRCH when gone. */
 int pyx_process__read(const struct pyx_process *proc, uint64_t addr, void *buf, size_t len);
 
+/*
+ * The innermost NSpid of a process (@tid 0) or of one of its threads: its
+ * PID/TID as seen inside its own PID namespace. 0 when it cannot be read.
+ */
+pid_t pyx_ns_pid_of(pid_t pid, pid_t tid);
+
 /* Base name of a path ("/usr/lib/x.so" -> "x.so"). */
 const char *pyx_basename(const char *path);
 

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Helpers for unit tests that build their own inputs with the system toolchain. */
+#ifndef PYX_TEST_TESTUTIL_H
+#define PYX_TEST_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Run a shell command built from @fmt; true when it exits 0. */
+static bool run(const char *fmt, ...) __attribute__((format(printf, 1, 2), unused));
+static bool run(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd) == 0;
+}
+
+/* Write @text to @path; true on success. */
+static bool __attribute__((unused)) write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fputs(text, f) >= 0;
+	return fclose(f) == 0 && ok;
+}
+
+#endif /* PYX_TEST_TESTUTIL_H */
