@@ -188,6 +188,14 @@ def test_launch_through_env_wrapper(tmp_path, pyxtrace_bin):
     assert doc["probe"]["hits"] >= 2000
 
 
+def start_long_info(pyxtrace_bin, pid):
+    """`info -v --json -d 60s -p PID` in the background, returned once its probes are live."""
+    proc = subprocess.Popen([pyxtrace_bin, "info", "-v", "--json", "-d", "60s", "-p", str(pid)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_attached(proc)
+    return proc
+
+
 def wait_attached(proc, timeout=10):
     """Wait for the session's -v line saying the probes are live."""
     deadline = time.monotonic() + timeout
@@ -209,11 +217,8 @@ def test_clean_detach(sig, start_target, pyxtrace_bin):
     interp = rigmod.by_name("bookworm-3.11")
     target = start_target(interp, "facts.py")
     target.wait_for("facts.json")
-    proc = subprocess.Popen([pyxtrace_bin, "info", "-v", "--json", "-d", "60s", "-p",
-                             str(target.pid)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_long_info(pyxtrace_bin, target.pid)
     try:
-        wait_attached(proc)
         held = pyx.link_ids_held(proc.pid)
         assert held and held <= pyx.all_link_ids(), "the kernel shows no link while attached"
         proc.send_signal(sig)
@@ -242,10 +247,7 @@ def test_target_exit_while_probing_is_not_an_error(start_target, pyxtrace_bin):
     interp = rigmod.by_name("bookworm-3.11")
     target = start_target(interp, "facts.py")
     target.wait_for("facts.json")
-    proc = subprocess.Popen([pyxtrace_bin, "info", "-v", "--json", "-d", "60s", "-p",
-                             str(target.pid)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    wait_attached(proc)
+    proc = start_long_info(pyxtrace_bin, target.pid)
     target.stop()
     stdout, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0, stderr

@@ -38,18 +38,6 @@ static char *capture(const char *cmd)
 	return out;
 }
 
-static struct pyx_elf *open_path(const char *path)
-{
-	struct pyx_elf *elf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return NULL;
-	elf = pyx_elf__open_fd(fd);
-	close(fd);
-	return elf;
-}
-
 static int open_root(const char *path)
 {
 	return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);

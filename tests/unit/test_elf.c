@@ -79,19 +79,6 @@ static void *read_whole_file(const char *path, size_t *size)
 	return buf;
 }
 
-static struct pyx_elf *open_path(const char *path)
-{
-	struct pyx_elf *elf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return NULL;
-	elf = pyx_elf__open_fd(fd);
-	/* open_fd dup()s: ours can go at once. */
-	close(fd);
-	return elf;
-}
-
 /* Callbacks collecting into a flat string list "a b c". */
 struct name_list {
 	char text[4096];

@@ -33,4 +33,23 @@ static bool __attribute__((unused)) write_file(const char *path, const char *tex
 	return fclose(f) == 0 && ok;
 }
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "elf/elf.h"
+
+/* Open an ELF file by path. */
+static struct pyx_elf *__attribute__((unused)) open_path(const char *path)
+{
+	struct pyx_elf *elf;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	elf = pyx_elf__open_fd(fd);
+	/* open_fd dup()s: ours can go at once. */
+	close(fd);
+	return elf;
+}
+
 #endif /* PYX_TEST_TESTUTIL_H */
