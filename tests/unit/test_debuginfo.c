@@ -57,7 +57,7 @@ static bool expect_lookup(const char *obj_path, enum pyx_dwarf_source source, co
 
 	snprintf(host_path, sizeof(host_path), ROOT "%s%s", obj_path[0] == '/' ? "" : "/",
 		 obj_path);
-	elf = open_path(host_path);
+	elf = open_elf_path(host_path);
 	root_fd = open_root(ROOT);
 	if (!CHECK(elf) || !CHECK(root_fd >= 0)) {
 		fprintf(stderr, "  opening %s\n", host_path);
@@ -111,7 +111,7 @@ static void test_python(void)
 	uint32_t link_crc, file_crc;
 	int root_fd;
 
-	elf = open_path(PYTHON);
+	elf = open_elf_path(PYTHON);
 	if (!CHECK(elf))
 		return;
 	build_id = capture("readelf -n " PYTHON " | awk '/Build ID/ {print $3}'");

@@ -278,7 +278,7 @@ static void test_python(void)
 		fprintf(stderr, "  %s missing: apt-get install python3.11\n", PYTHON);
 		return;
 	}
-	elf = open_path(PYTHON);
+	elf = open_elf_path(PYTHON);
 	if (!CHECK(elf))
 		return;
 	check_python_common(elf, "fd");
@@ -390,7 +390,7 @@ static void test_libc(void)
 	struct pyx_elf_sym sym;
 	struct pyx_elf *elf;
 
-	elf = path ? open_path(path) : NULL;
+	elf = path ? open_elf_path(path) : NULL;
 	if (!CHECK(elf)) {
 		free(path);
 		return;
@@ -542,7 +542,7 @@ static void test_prog(void)
 	size_t size;
 	int32_t value;
 
-	elf = open_path(WORK_DIR "/prog");
+	elf = open_elf_path(WORK_DIR "/prog");
 	if (!CHECK(elf))
 		return;
 	CHECK_EQ(pyx_elf__type(elf), ET_DYN);
@@ -670,8 +670,8 @@ static void test_split_debug(void)
 	char link[64], *crc_text;
 	uint32_t crc;
 
-	stripped = open_path(WORK_DIR "/prog.stripped");
-	debug = open_path(WORK_DIR "/prog.debug");
+	stripped = open_elf_path(WORK_DIR "/prog.stripped");
+	debug = open_elf_path(WORK_DIR "/prog.debug");
 	if (!CHECK(stripped) || !CHECK(debug))
 		goto out;
 	CHECK(!pyx_elf__has_section(stripped, ".debug_info"));
@@ -696,7 +696,7 @@ out:
 static void test_versioned(void)
 {
 	struct pyx_elf_sym sym;
-	struct pyx_elf *elf = open_path(WORK_DIR "/versioned.o");
+	struct pyx_elf *elf = open_elf_path(WORK_DIR "/versioned.o");
 
 	if (!CHECK(elf))
 		return;
@@ -727,7 +727,7 @@ static void test_big_endian(void)
 	char buf[64];
 	uint32_t crc;
 
-	elf = open_path(CORPUS "/big-endian.elf");
+	elf = open_elf_path(CORPUS "/big-endian.elf");
 	if (!CHECK(elf))
 		return;
 	CHECK_EQ(pyx_elf__type(elf), ET_EXEC);
@@ -779,7 +779,7 @@ static void test_elf32(void)
 	struct pyx_elf *elf;
 	char buf[64], *want;
 
-	elf = open_path(CORPUS "/tiny32.elf");
+	elf = open_elf_path(CORPUS "/tiny32.elf");
 	if (!CHECK(elf))
 		return;
 	want = capture("readelf -n %s | awk '/Build ID/ {print $3}'", CORPUS "/tiny32.elf");
