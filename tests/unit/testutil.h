@@ -39,7 +39,7 @@ static bool __attribute__((unused)) write_file(const char *path, const char *tex
 #include "elf/elf.h"
 
 /* Open an ELF file by path. */
-static struct pyx_elf *__attribute__((unused)) open_elf_path(const char *path)
+static __attribute__((unused)) struct pyx_elf *open_elf_path(const char *path)
 {
 	struct pyx_elf *elf;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
