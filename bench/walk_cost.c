@@ -31,7 +31,7 @@ struct bench {
 	struct pyx_object *obj;
 	uint64_t offset;
 	bool walk;
-	uint64_t hits, walks_ok, frames;
+	uint64_t hits, walks_ok, frames, fast;
 };
 
 static int bench_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
@@ -61,6 +61,7 @@ static int bench_done(void *cookie, struct pyx_session *session, bool final)
 		b->hits = skel->bss->hits;
 		b->walks_ok = skel->bss->walks_ok;
 		b->frames = skel->bss->frames_walked;
+		b->fast = skel->bss->fast_lookups;
 	}
 	return 0;
 }
@@ -125,8 +126,9 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	err = pyx_session__run(session);
 	pyx_session__destroy(session);
-	printf("{\"hits\": %" PRIu64 ", \"walks_ok\": %" PRIu64 ", \"frames\": %" PRIu64 "}\n",
-	       b.hits, b.walks_ok, b.frames);
+	printf("{\"hits\": %" PRIu64 ", \"walks_ok\": %" PRIu64 ", \"frames\": %" PRIu64
+	       ", \"fast_lookups\": %" PRIu64 "}\n",
+	       b.hits, b.walks_ok, b.frames, b.fast);
 	pyx_python__free(py);
 	pyx_process__close(b.proc);
 	return err ? 1 : 0;

@@ -56,7 +56,8 @@ int dump_thread(struct bpf_iter__task *ctx)
 	rec->nr_frames = 0;
 	bpf_probe_read_kernel_str(rec->comm, sizeof(rec->comm), task->comm);
 
-	rec->status = pywalk_find_tstate(task, rec->thread_id, &tstate, &interp);
+	rec->__pad = 0;
+	rec->status = pywalk_find_tstate(task, rec->thread_id, &tstate, &interp, &rec->tstate_source);
 	if (rec->status == PYX_WALK_OK) {
 		rec->tstate = tstate;
 		if (pywalk_read_u64(task, interp + pyx_cfg.layout.interp_id, &rec->interp_id))

@@ -26,6 +26,7 @@ struct {
 __u64 hits;
 __u64 walks_ok;
 __u64 frames_walked;
+__u64 fast_lookups;
 
 SEC("uprobe")
 int probe_empty(void *ctx)
@@ -42,7 +43,7 @@ int probe_walk(void *ctx)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pywalk_frames *scratch;
 	__u64 tstate = 0, interp = 0;
-	__u32 zero = 0, nr = 0;
+	__u32 zero = 0, nr = 0, source = 0;
 
 	if (!pyx_ready() || (bpf_get_current_pid_tgid() >> 32) != pyx_cfg.tgid)
 		return 0;
@@ -50,8 +51,11 @@ int probe_walk(void *ctx)
 	scratch = bpf_map_lookup_elem(&walk_scratch, &zero);
 	if (!scratch)
 		return 0;
-	if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp) != PYX_WALK_OK)
+	if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp, &source) !=
+	    PYX_WALK_OK)
 		return 0;
+	if (source == PYX_TSTATE_FAST)
+		__sync_fetch_and_add(&fast_lookups, 1);
 	if (pywalk_frames(task, tstate, scratch, &nr) == PYX_WALK_OK)
 		__sync_fetch_and_add(&walks_ok, 1);
 	__sync_fetch_and_add(&frames_walked, nr);

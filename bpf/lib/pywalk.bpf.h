@@ -97,12 +97,32 @@ torn:
 }
 
 /*
- * Find the thread state whose thread_id is @thread_pointer, walking every
- * interpreter's thread list. This stays right while the thread has released
+ * The O(1) path: the thread state the gilstate slot holds for this thread,
+ * if it checks out (its thread_id is this thread's). 0 when it does not.
+ */
+static __always_inline __u64 pywalk_fast_tstate(struct task_struct *task, __u64 thread_pointer,
+						__u64 *interp)
+{
+	const volatile struct pyx_py_layout *L = PYX_WALK_LAYOUT;
+	__u64 ts = 0, id = 0;
+
+	if (!L->tstate_fast ||
+	    pywalk_read_u64(task, thread_pointer + (__u64)L->tstate_fs_offset, &ts) || !ts ||
+	    pywalk_read_u64(task, ts + L->ts_thread_id, &id) || id != thread_pointer ||
+	    pywalk_read_u64(task, ts + L->ts_interp, interp) || !*interp)
+		return 0;
+	return ts;
+}
+
+/*
+ * Find the thread state whose thread_id is @thread_pointer: the gilstate
+ * slot when the layout has one, else (or when it does not check out) every
+ * interpreter's thread list. Both stay right while the thread has released
  * the GIL (the "current thread" globals are NULL or another thread's then).
+ * *source says which one answered.
  */
 static __always_inline int pywalk_find_tstate(struct task_struct *task, __u64 thread_pointer,
-					      __u64 *tstate, __u64 *interp)
+					      __u64 *tstate, __u64 *interp, __u32 *source)
 {
 	const volatile struct pyx_py_layout *L = PYX_WALK_LAYOUT;
 	struct pywalk_find c = {
@@ -111,6 +131,12 @@ static __always_inline int pywalk_find_tstate(struct task_struct *task, __u64 th
 		.status = PYX_WALK_NO_THREAD_STATE,
 	};
 
+	*tstate = pywalk_fast_tstate(task, thread_pointer, interp);
+	if (*tstate) {
+		*source = PYX_TSTATE_FAST;
+		return PYX_WALK_OK;
+	}
+	*source = PYX_TSTATE_THREAD_LIST;
 	if (pywalk_read_u64(task, L->runtime + L->rt_interpreters_head, &c.interp) || !c.interp)
 		return PYX_WALK_TORN;
 	if (pywalk_read_u64(task, c.interp + L->interp_threads_head, &c.ts))

@@ -70,7 +70,17 @@ struct pyx_py_layout {
 	__u32 frame_read_offset; /* each frame is read from here... */
 	__u32 frame_read_size;	 /* ...for this many bytes: covers every frame_* field above */
 	__u32 walk_flags;	 /* PYX_WALK_* */
+	__u32 ts_interp;	 /* tstate->interp */
+	/*
+	 * O(1) path to a thread's PyThreadState, valid while it has released
+	 * the GIL too: the word at thread pointer + tstate_fs_offset (the
+	 * gilstate's pthread TSS slot up to 3.14, the _Py_tss_gilstate TLS
+	 * variable on 3.15). Checked against thread_id before use; the thread
+	 * lists are walked when it is absent or does not check out.
+	 */
+	__u32 tstate_fast;	 /* 1 when tstate_fs_offset is valid */
 	__u32 __pad;
+	__s64 tstate_fs_offset;
 };
 
 /*
@@ -104,10 +114,19 @@ enum pyx_walk_status {
 };
 
 /* One thread's Python stack. Frames innermost first; only nr_frames are meaningful. */
+/* Where the walker found a thread's PyThreadState. */
+enum pyx_tstate_source {
+	PYX_TSTATE_NONE = 0,
+	PYX_TSTATE_FAST = 1,	    /* the gilstate TSS slot or TLS variable (tstate_fs_offset) */
+	PYX_TSTATE_THREAD_LIST = 2, /* the interpreters' thread lists */
+};
+
 struct pyx_rec_pystack {
 	struct pyx_rec_hdr hdr; /* PYX_REC_PYSTACK; size covers nr_frames frames */
 	__u32 tid;		/* host TID */
 	__u32 status;		/* enum pyx_walk_status */
+	__u32 tstate_source;	/* enum pyx_tstate_source */
+	__u32 __pad;
 	__u64 tstate;
 	__u64 interp_id;
 	__u64 thread_id;	/* pthread_self() as the thread state records it */

@@ -60,6 +60,8 @@ def check_info_against_facts(doc, facts, interp, target):
     # Where the frame walker's offsets come from, and DWARF agreeing with them.
     want_source = "_Py_DebugOffsets" if minor >= 13 else "table"
     assert doc["offsets"]["source"] == py["offsets_source"] == want_source
+    assert doc["offsets"]["fast_tstate"] == ("gilstate TLS variable" if minor >= 15
+                                             else "gilstate TSS slot")
     if interp.has_dbg:
         assert doc["offsets"]["crosscheck"].startswith("ok ("), doc["offsets"]
     else:

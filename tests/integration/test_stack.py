@@ -25,14 +25,23 @@ def expected_frames(truth_thread, limit=128):
     return frames[:limit]
 
 
-def check_stacks(doc, truth, interp, target, sub=None):
+def check_stacks(doc, truth, interp, target, sub=None, lookup="auto"):
     by_ns_tid = {t["ns_tid"]: t for t in doc["threads"]}
+    # Every rig build has an O(1) gilstate path (TSS slot up to 3.14, static TLS on 3.15)
+    # except 3.15 with a shared libpython, which has none here.
+    fast = doc["offsets"]["fast_tstate"]
+    if lookup == "list":
+        assert fast is None
+    else:
+        assert fast == ("gilstate TLS variable" if interp.version_tuple >= (3, 15)
+                        else "gilstate TSS slot")
     assert doc["process"]["pid"] == target.pid
     minor = interp.version_tuple[1]
     for want in truth["threads"]:
         got = by_ns_tid.get(want["native_id"])
         assert got is not None, f"thread {want['name']} ({want['native_id']}) not reported"
         assert got["status"] in ("ok", "truncated"), got
+        assert got["tstate_source"] == ("thread-list" if lookup == "list" else "gilstate"), got
         expect = expected_frames(want)
         assert python_frames(got) == expect, want["name"]
         assert got["truncated"] == (len(want["frames"]) > 128), want["name"]
@@ -61,8 +70,9 @@ def check_stacks(doc, truth, interp, target, sub=None):
 
 
 @pytest.mark.interps(**SUPPORTED)
-@pytest.mark.parametrize("where", ["host", "container"])
-def test_stack_matches_ground_truth(interp, where, start_target, pyxtrace_bin):
+@pytest.mark.parametrize("where,lookup", [("host", "auto"), ("container", "auto"),
+                                          ("host", "list")])
+def test_stack_matches_ground_truth(interp, where, lookup, start_target, pyxtrace_bin):
     container = where == "container"
     interp.require(container=container, fixture=True)
     target = start_target(interp, "stacks.py", container=container)
@@ -72,11 +82,11 @@ def test_stack_matches_ground_truth(interp, where, start_target, pyxtrace_bin):
     if interp.version_tuple >= (3, 12):
         target.wait_for("subinterp.json", timeout=30)
         sub = target.read_json("subinterp.json")
-    args = ["stack", "--json"]
+    args = ["stack", "--json", "--thread-lookup", lookup]
     args += (["--container", target.container_id, "-p", target.ns_pid] if container
              else ["-p", target.pid])
     doc = pyx.run(pyxtrace_bin, *args, check_rc=0).json()
-    check_stacks(doc, truth, interp, target, sub)
+    check_stacks(doc, truth, interp, target, sub, lookup)
     assert target.alive()
     # The human form reads like a traceback.
     text = pyx.run(pyxtrace_bin, *[a for a in args if a != "--json"], check_rc=0).stdout

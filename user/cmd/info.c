@@ -326,6 +326,7 @@ static void print_report_json(struct pyx_ctx *ctx, const struct info_report *rep
 	pyx_json_kv_string(&json, "source", rep->layout.source);
 	pyx_json_kv_string(&json, "crosscheck", rep->layout.crosscheck[0] ? rep->layout.crosscheck : NULL);
 	pyx_json_kv_string(&json, "error", rep->layout_error[0] ? rep->layout_error : NULL);
+	pyx_json_kv_string(&json, "fast_tstate", rep->layout.fast_tstate);
 	pyx_json_object_end(&json);
 
 	pyx_json_key(&json, "dwarf");
@@ -411,6 +412,10 @@ static void print_report_text(struct pyx_ctx *ctx, const struct info_report *rep
 			rep->layout.crosscheck);
 	else
 		fprintf(out, "offsets     none: %s\n", rep->layout_error);
+	if (rep->layout.source)
+		fprintf(out, "threads     found through %s\n",
+			rep->layout.fast_tstate ? rep->layout.fast_tstate :
+						  "the interpreters' thread lists");
 	fprintf(out, "symbols     .symtab %s, .dynsym %s\n", py->has_symtab ? "yes" : "no",
 		py->has_dynsym ? "yes" : "no");
 	for (i = 0; i < PYX_SYM__MAX; i++) {

@@ -38,6 +38,7 @@ struct out_frame {
 };
 
 struct stack_opts {
+	bool thread_lists;    /* --thread-lookup list: skip the gilstate fast path */
 	unsigned long count;  /* snapshots to take; 0 = until -d or Ctrl-C */
 	uint64_t interval_ns; /* between snapshots */
 	bool interval_set;
@@ -74,7 +75,10 @@ static void stack_usage(FILE *out, const char *prog)
 		"\n"
 		"Options:\n"
 		"  -n, --count N          take N snapshots (default 1; 0 = until -d or Ctrl-C)\n"
-		"  -i, --interval TIME    between snapshots (default 1s)\n",
+		"  -i, --interval TIME    between snapshots (default 1s)\n"
+		"      --thread-lookup auto|list\n"
+		"                         find thread states through the gilstate slot when the\n"
+		"                         build has one (auto), or always through the thread lists\n",
 		prog);
 	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
 	fprintf(out,
@@ -352,6 +356,9 @@ static void print_stacks(struct stack_run *run, bool final)
 		else
 			pyx_json_kv_u64(&json, "interpreter", rec->interp_id);
 		pyx_json_kv_string(&json, "status", walk_status_name(rec->status));
+		pyx_json_kv_string(&json, "tstate_source",
+				   rec->tstate_source == PYX_TSTATE_FAST ? "gilstate" :
+				   rec->tstate_source == PYX_TSTATE_THREAD_LIST ? "thread-list" : NULL);
 		pyx_json_kv_bool(&json, "truncated", rec->status == PYX_WALK_TRUNCATED);
 		pyx_json_key(&json, "frames");
 		pyx_json_array_begin(&json);
@@ -369,6 +376,7 @@ static void print_stacks(struct stack_run *run, bool final)
 		pyx_json_kv_string(&json, "source", run->layout.source);
 		pyx_json_kv_string(&json, "crosscheck",
 				   run->layout.crosscheck[0] ? run->layout.crosscheck : NULL);
+		pyx_json_kv_string(&json, "fast_tstate", run->layout.fast_tstate);
 		pyx_json_object_end(&json);
 		pyx_json_kv_bool(&json, "final", final);
 		pyx_json_object_end(&json);
@@ -473,6 +481,10 @@ static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	}
 	cfg.tgid = (__u32)run.proc->pid;
 	cfg.layout = run.layout.walk;
+	if (sopts->thread_lists) {
+		cfg.layout.tstate_fast = 0;
+		run.layout.fast_tstate = NULL;
+	}
 	err = pyx_session__start(&session, &stack_bpf_ops, &opts);
 	if (err)
 		goto out_free;
@@ -508,11 +520,12 @@ out_free:
 	return ret;
 }
 
-enum { OPT_COUNT = 'n', OPT_INTERVAL = 'i' };
+enum { OPT_COUNT = 'n', OPT_INTERVAL = 'i', OPT_THREAD_LOOKUP = 0x2000 };
 
 static const struct option stack_options[] = {
 	{ "count", required_argument, NULL, OPT_COUNT },
 	{ "interval", required_argument, NULL, OPT_INTERVAL },
+	{ "thread-lookup", required_argument, NULL, OPT_THREAD_LOOKUP },
 	{},
 };
 
@@ -538,6 +551,14 @@ static int stack_option(void *cookie, int val, const char *arg)
 			return -EINVAL;
 		}
 		opts->interval_set = true;
+		return 0;
+	case OPT_THREAD_LOOKUP:
+		if (strcmp(arg, "auto") && strcmp(arg, "list")) {
+			fprintf(stderr, "pyxtrace stack: --thread-lookup is auto or list, not '%s'\n",
+				arg);
+			return -EINVAL;
+		}
+		opts->thread_lists = !strcmp(arg, "list");
 		return 0;
 	}
 	return -EINVAL;

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "elf/dwarf.h"
+#include "elf/elf.h"
+#include "elf/x86.h"
 #include "python/layout.h"
 
 #define N PYX_OFF_NONE
@@ -20,6 +22,13 @@ struct minor_layout {
 	unsigned int minor;
 	struct pyx_py_layout walk;
 	struct pyx_code_layout code;
+	/*
+	 * The gilstate's thread-state slot: the Py_tss_t autoTSSkey in
+	 * _PyRuntime ({int _is_initialized; pthread_key_t _key}) up to 3.14,
+	 * or an accessor that loads the _Py_tss_gilstate TLS variable (3.15).
+	 */
+	unsigned int autotss;
+	const char *tls_accessor;
 };
 
 #define CODE_FIELDS_38(linefmt, linetable)                                                 \
@@ -41,11 +50,12 @@ struct minor_layout {
 	.cframe_current_frame = N, .ts_base_frame = N, .frame_previous = 24,                \
 	.frame_code = 32, .frame_instr = lasti, .frame_owner = N, .frame_is_entry = N,      \
 	.owner_boundary = N, .owner_generator = N, .code_firstlineno = 40,                  \
-	.code_tag_mask = ~0ull
+	.code_tag_mask = ~0ull, .ts_interp = 16
 
 static const struct minor_layout minor_layouts[] = {
 	{
 		.minor = 8,
+		.autotss = 1392,
 		.walk = {
 			FRAME_OBJECTS(104, PYX_INSTR_LASTI_BYTES),
 			.gil_model = PYX_GIL_RUNTIME_CURRENT,
@@ -59,6 +69,7 @@ static const struct minor_layout minor_layouts[] = {
 	},
 	{
 		.minor = 9,
+		.autotss = 584,
 		.walk = {
 			FRAME_OBJECTS(104, PYX_INSTR_LASTI_BYTES),
 			.gil_model = PYX_GIL_RUNTIME_CURRENT,
@@ -72,6 +83,7 @@ static const struct minor_layout minor_layouts[] = {
 	},
 	{
 		.minor = 10,
+		.autotss = 584,
 		.walk = {
 			FRAME_OBJECTS(96, PYX_INSTR_LASTI_UNITS),
 			.gil_model = PYX_GIL_RUNTIME_CURRENT,
@@ -85,13 +97,14 @@ static const struct minor_layout minor_layouts[] = {
 	},
 	{
 		.minor = 11,
+		.autotss = 592,
 		.walk = {
 			.frame_model = PYX_FRAMES_INTERPRETER, .instr_model = PYX_INSTR_POINTER,
 			.gil_model = PYX_GIL_RUNTIME_CURRENT, .code_tag_mask = ~0ull,
 			.rt_interpreters_head = 40, .rt_tstate_current = 576,
 			.interp_next = 0, .interp_id = 48, .interp_threads_head = 16,
 			.interp_gil_locked = N, .interp_gil_holder = N,
-			.ts_next = 8, .ts_thread_id = 152, .ts_native_thread_id = 160,
+			.ts_next = 8, .ts_interp = 16, .ts_thread_id = 152, .ts_native_thread_id = 160,
 			.ts_holds_gil = N, .ts_frame = 56, .cframe_current_frame = 8,
 			.ts_base_frame = N, .frame_previous = 48, .frame_code = 32,
 			.frame_instr = 56, .frame_owner = 69, .frame_is_entry = 68,
@@ -101,13 +114,14 @@ static const struct minor_layout minor_layouts[] = {
 	},
 	{
 		.minor = 12,
+		.autotss = 1544,
 		.walk = {
 			.frame_model = PYX_FRAMES_INTERPRETER, .instr_model = PYX_INSTR_POINTER,
 			.gil_model = PYX_GIL_INTERP_HOLDER, .code_tag_mask = ~0ull,
 			.rt_interpreters_head = 40, .rt_tstate_current = N,
 			.interp_next = 0, .interp_id = 8, .interp_threads_head = 72,
 			.interp_gil_locked = 1056, .interp_gil_holder = 1048,
-			.ts_next = 8, .ts_thread_id = 136, .ts_native_thread_id = 144,
+			.ts_next = 8, .ts_interp = 16, .ts_thread_id = 136, .ts_native_thread_id = 144,
 			.ts_holds_gil = N, .ts_frame = 56, .cframe_current_frame = 0,
 			.ts_base_frame = N, .frame_previous = 8, .frame_code = 0,
 			.frame_instr = 56, .frame_owner = 70, .frame_is_entry = N,
@@ -117,13 +131,14 @@ static const struct minor_layout minor_layouts[] = {
 	},
 	{
 		.minor = 13,
+		.autotss = 2160,
 		.walk = {
 			.frame_model = PYX_FRAMES_INTERPRETER, .instr_model = PYX_INSTR_POINTER,
 			.gil_model = PYX_GIL_INTERP_HOLDER, .code_tag_mask = ~0ull,
 			.rt_interpreters_head = 632, .rt_tstate_current = N,
 			.interp_next = 7264, .interp_id = 7272, .interp_threads_head = 7344,
 			.interp_gil_locked = 7768, .interp_gil_holder = 7760,
-			.ts_next = 8, .ts_thread_id = 152, .ts_native_thread_id = 160,
+			.ts_next = 8, .ts_interp = 16, .ts_thread_id = 152, .ts_native_thread_id = 160,
 			.ts_holds_gil = N, .ts_frame = 72, .cframe_current_frame = N,
 			.ts_base_frame = N, .frame_previous = 8, .frame_code = 0,
 			.frame_instr = 56, .frame_owner = 70, .frame_is_entry = N,
@@ -134,13 +149,14 @@ static const struct minor_layout minor_layouts[] = {
 	{
 		/* f_executable is a tagged _PyStackRef from 3.14: the low two bits are flags. */
 		.minor = 14,
+		.autotss = 2336,
 		.walk = {
 			.frame_model = PYX_FRAMES_INTERPRETER, .instr_model = PYX_INSTR_POINTER,
 			.gil_model = PYX_GIL_TSTATE_FLAG, .code_tag_mask = ~3ull,
 			.rt_interpreters_head = 808, .rt_tstate_current = N,
 			.interp_next = 7272, .interp_id = 7280, .interp_threads_head = 7344,
 			.interp_gil_locked = 7800, .interp_gil_holder = 7792,
-			.ts_next = 8, .ts_thread_id = 152, .ts_native_thread_id = 160,
+			.ts_next = 8, .ts_interp = 16, .ts_thread_id = 152, .ts_native_thread_id = 160,
 			.ts_holds_gil = 36, .ts_frame = 72, .cframe_current_frame = N,
 			.ts_base_frame = N, .frame_previous = 8, .frame_code = 0,
 			.frame_instr = 56, .frame_owner = 74, .frame_is_entry = N,
@@ -151,13 +167,15 @@ static const struct minor_layout minor_layouts[] = {
 	{
 		/* 3.15: the chain ends at tstate->base_frame, a sentinel, not at NULL. */
 		.minor = 15,
+		.autotss = N,
+		.tls_accessor = "PyGILState_GetThisThreadState",
 		.walk = {
 			.frame_model = PYX_FRAMES_INTERPRETER, .instr_model = PYX_INSTR_POINTER,
 			.gil_model = PYX_GIL_TSTATE_FLAG, .code_tag_mask = ~3ull,
 			.rt_interpreters_head = 936, .rt_tstate_current = N,
 			.interp_next = 7264, .interp_id = 7272, .interp_threads_head = 7336,
 			.interp_gil_locked = 7752, .interp_gil_holder = 7744,
-			.ts_next = 8, .ts_thread_id = 176, .ts_native_thread_id = 184,
+			.ts_next = 8, .ts_interp = 16, .ts_thread_id = 176, .ts_native_thread_id = 184,
 			.ts_holds_gil = 36, .ts_frame = 72, .cframe_current_frame = N,
 			.ts_base_frame = 80, .frame_previous = 8, .frame_code = 0,
 			.frame_instr = 56, .frame_owner = 74, .frame_is_entry = N,
@@ -419,6 +437,86 @@ out_close:
 	pyx_dwarf__close(dw);
 }
 
+/* The first bytes of function @name in @obj, read from the file (code is file-backed). */
+static int read_function(struct pyx_process *proc, struct pyx_object *obj, const char *name,
+			 uint8_t *code, size_t len, uint64_t *vaddr)
+{
+	struct pyx_elf *elf = pyx_process__object_elf(proc, obj);
+	struct pyx_elf_sym sym;
+
+	if (!elf || pyx_elf__find_symbol(elf, name, &sym) || sym.type != 2 /* STT_FUNC */)
+		return -ENOENT;
+	if (sym.size && sym.size < len)
+		len = sym.size;
+	*vaddr = sym.value;
+	return pyx_elf__read_vaddr(elf, sym.value, code, len);
+}
+
+/*
+ * glibc's pthread TSD layout, from the target's own pthread_getspecific():
+ * libpthread's before glibc 2.34, libc's after (both may define it; the
+ * libpthread one is the real one where it exists).
+ */
+static int find_tsd_layout(struct pyx_process *proc, struct pyx_x86_tsd *tsd)
+{
+	/* "libc.so.6" (2.34+) or "libc-2.31.so"; never "libcap.so". */
+	static const char *const libs[] = { "libpthread", "libc" };
+	uint8_t code[64];
+	uint64_t vaddr;
+	size_t i, j;
+
+	for (i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
+		for (j = 0; j < proc->nr_objects; j++) {
+			struct pyx_object *obj = &proc->objects[j];
+
+			const char *base = pyx_basename(obj->path);
+			size_t n = strlen(libs[i]);
+
+			if (strncmp(base, libs[i], n) || (base[n] != '.' && base[n] != '-') ||
+			    read_function(proc, obj, "pthread_getspecific", code, sizeof(code), &vaddr))
+				continue;
+			if (!pyx_x86_tsd_access(code, sizeof(code), vaddr, tsd))
+				return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/*
+ * Where the thread pointer leads to each thread's PyThreadState in O(1)
+ * (see struct pyx_py_layout). Optional: without it the walker uses the
+ * thread lists, so every failure here only costs speed.
+ */
+static void setup_fast_tstate(const struct minor_layout *table, struct pyx_python *py,
+			      struct pyx_process *proc, struct pyx_python_layout *out)
+{
+	struct pyx_py_layout *w = &out->walk;
+	struct pyx_x86_tsd tsd;
+	int32_t tss[2]; /* Py_tss_t: _is_initialized, _key */
+	uint8_t code[32];
+	uint64_t vaddr;
+	int64_t disp;
+
+	if (table->autotss != PYX_OFF_NONE) {
+		if (pyx_process__read(proc, w->runtime + table->autotss, tss, sizeof(tss)) ||
+		    tss[0] != 1 || tss[1] < 0 || tss[1] >= 32 /* glibc's first-level block */ ||
+		    find_tsd_layout(proc, &tsd))
+			return;
+		w->tstate_fs_offset = ((int64_t)tss[1] + tsd.add) * (1 << tsd.shift) + tsd.load;
+		w->tstate_fast = 1;
+		out->fast_tstate = "gilstate TSS slot";
+		return;
+	}
+	/* Local-exec TLS only: a shared libpython reaches its TLS through __tls_get_addr. */
+	if (table->tls_accessor && !py->shared &&
+	    !read_function(proc, py->interp, table->tls_accessor, code, sizeof(code), &vaddr) &&
+	    !pyx_x86_fs_load(code, sizeof(code), vaddr, &disp) && disp < 0) {
+		w->tstate_fs_offset = disp;
+		w->tstate_fast = 1;
+		out->fast_tstate = "gilstate TLS variable";
+	}
+}
+
 int pyx_python__layout(struct pyx_python *py, struct pyx_process *proc,
 		       struct pyx_python_layout *out, char *why, size_t why_size)
 {
@@ -470,6 +568,7 @@ int pyx_python__layout(struct pyx_python *py, struct pyx_process *proc,
 			snprintf(out->crosscheck, sizeof(out->crosscheck), "%s", differs);
 	}
 	size_frame_read(&out->walk);
+	setup_fast_tstate(table, py, proc, out);
 	if (!out->crosscheck[0])
 		crosscheck_dwarf(py, out);
 	py->offsets_source = out->source;

@@ -19,6 +19,7 @@ struct pyx_python_layout {
 	struct pyx_py_layout walk; /* for BPF */
 	struct pyx_code_layout code;
 	const char *source;	   /* "_Py_DebugOffsets", "table" or "dwarf" */
+	const char *fast_tstate;   /* the O(1) thread-state path, NULL: thread lists only */
 	char crosscheck[160];	   /* DWARF agreement: "" not checked, "ok", or what differed */
 };
 

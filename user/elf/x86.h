@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Reading x86-64 machine code with the capstone decoder (never by hand):
+ * the few instruction shapes pyxtrace needs to find data that stripped
+ * binaries do not name.
+ */
+#ifndef PYX_ELF_X86_H
+#define PYX_ELF_X86_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A thread-local load at the start of a function: the first
+ * `mov reg, qword ptr fs:[disp]` among its first instructions (what a
+ * local-exec TLS accessor compiles to). 0 with *disp set, -ENOENT.
+ */
+int pyx_x86_fs_load(const uint8_t *code, size_t len, uint64_t addr, int64_t *disp);
+
+/*
+ * glibc's pthread_getspecific() fast path: the slot of key k is at
+ * thread_pointer + ((k + add) << shift) + load, read from
+ * `add $add,reg` (or `lea add(reg),reg`), `shl $shift,reg`, `add fs:0x10,reg`
+ * (or a mov from fs:0x10 then an add) and `mov load(reg),reg`. 0 or -ENOENT.
+ */
+struct pyx_x86_tsd {
+	int64_t add;
+	unsigned int shift;
+	int64_t load;
+};
+
+int pyx_x86_tsd_access(const uint8_t *code, size_t len, uint64_t addr, struct pyx_x86_tsd *out);
+
+#endif /* PYX_ELF_X86_H */
