@@ -15,6 +15,7 @@ enum pyx_rec_type {
 	PYX_REC_NONE = 0,
 	PYX_REC_INFO_HIT = 1,
 	PYX_REC_PYSTACK = 2, /* struct pyx_rec_pystack (pywalk.h) */
+	PYX_REC_NATIVE = 3,  /* struct pyx_rec_native (stack.h) */
 };
 
 struct pyx_rec_hdr {

@@ -178,17 +178,16 @@ static const char *walk_status_name(__u32 status)
 }
 
 /*
- * Turn the walker's frames into what a traceback shows: resolved Python
- * frames, incomplete ones dropped, and a boundary wherever C code runs
- * between two Python frames (a 3.12+ shim frame, or below a 3.11 entry
- * frame). Boundaries with no Python frame outside them are dropped: the
- * thread's own start-up code is not news.
+ * Turn the walker's frames into resolved frames, innermost first: Python
+ * frames (incomplete ones dropped, as tracebacks do) and one boundary per
+ * C activation edge — a 3.12+ shim frame, or right outside a 3.11 entry
+ * frame. Every boundary is kept here (mixing with native frames pairs
+ * activations by them); display_python() thins them for Python-only views.
  */
 static size_t resolve_frames(struct stack_run *run, struct pyx_code_cache *cache,
 			     const struct pyx_rec_pystack *rec, struct out_frame *out)
 {
-	size_t n = 0, last_python = 0;
-	bool any_python = false;
+	size_t n = 0;
 	__u32 i;
 
 	for (i = 0; i < rec->nr_frames && i < PYX_MAX_FRAMES; i++) {
@@ -197,17 +196,14 @@ static size_t resolve_frames(struct stack_run *run, struct pyx_code_cache *cache
 
 		memset(o, 0, sizeof(*o));
 		if (f->flags & PYX_FRAME_C_SHIM) {
-			if (n && !out[n - 1].boundary) {
-				o->boundary = true;
-				n++;
-			}
+			o->boundary = true;
+			n++;
 			continue;
 		}
 		o->code = f->code;
 		if (pyx_code_cache__resolve(cache, f->code,
 					    (f->flags & PYX_FRAME_GUARDED) ? f->guard : PYX_CODE_NO_GUARD,
-					    f->instr,
-					    f->flags & PYX_FRAME_GENERATOR, &o->info)) {
+					    f->instr, f->flags & PYX_FRAME_GENERATOR, &o->info)) {
 			if (!pyx_process__alive(run->proc))
 				run->partial = true;
 		} else if (o->info.incomplete) {
@@ -216,15 +212,31 @@ static size_t resolve_frames(struct stack_run *run, struct pyx_code_cache *cache
 			o->resolved = true;
 		}
 		n++;
-		any_python = true;
-		last_python = n;
-		if ((f->flags & PYX_FRAME_ENTRY) && i + 1 < rec->nr_frames) {
+		if (f->flags & PYX_FRAME_ENTRY) {
+			memset(&out[n], 0, sizeof(out[n]));
 			out[n].boundary = true;
-			out[n].resolved = false;
 			n++;
 		}
 	}
-	return any_python ? last_python : 0;
+	return n;
+}
+
+/*
+ * The Python-only view: a boundary only between two Python frames, once.
+ * Compacts @frames in place and returns the new count.
+ */
+static size_t display_python(struct out_frame *frames, size_t n)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < n; i++) {
+		if (frames[i].boundary && (!kept || frames[kept - 1].boundary))
+			continue;
+		frames[kept++] = frames[i];
+	}
+	while (kept && frames[kept - 1].boundary)
+		kept--;
+	return kept;
 }
 
 static void print_frame_json(struct pyx_json *json, const struct out_frame *f)
@@ -334,7 +346,7 @@ static void print_stacks(struct stack_run *run, bool final)
 		off += rec->hdr.size;
 		if (rec->hdr.type != PYX_REC_PYSTACK)
 			continue;
-		n = resolve_frames(run, cache, rec, frames);
+		n = display_python(frames, resolve_frames(run, cache, rec, frames));
 		ns_tid = pyx_ns_pid_of(run->proc->pid, (pid_t)rec->tid);
 		if (!ns_tid)
 			ns_tid = (pid_t)rec->tid;
