@@ -102,9 +102,16 @@ static __always_inline void dump_native(struct bpf_iter__task *ctx, struct task_
 	}
 	if (!rec->stack_len)
 		rec->flags |= PYX_NATIVE_NO_STACK;
-	size = sizeof(*rec) - sizeof(rec->stack) + (rec->stack_len & (PYX_NATIVE_STACK_MAX * 2 - 1));
-	if (size > sizeof(*rec))
-		size = sizeof(*rec);
+	/*
+	 * stack_len <= PYX_NATIVE_STACK_MAX by construction; say so to the
+	 * verifier too, behind a barrier so clang keeps the check where it
+	 * sees it.
+	 */
+	size = rec->stack_len;
+	__asm__ volatile("" : "+r"(size));
+	if (size > PYX_NATIVE_STACK_MAX)
+		size = PYX_NATIVE_STACK_MAX;
+	size += sizeof(*rec) - sizeof(rec->stack);
 	rec->hdr.size = (__u32)size;
 	bpf_seq_write(ctx->meta->seq, rec, size);
 }

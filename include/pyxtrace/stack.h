@@ -6,7 +6,11 @@
 #include "pywalk.h"
 
 /* Bytes of each thread's user stack copied for native unwinding (--native). */
-#define PYX_NATIVE_STACK_MAX (64 * 1024)
+/*
+ * Each thread's records must fit the task iterator's 32 KiB seq_file buffer
+ * (larger writes fail with E2BIG); memory past the copy is read live.
+ */
+#define PYX_NATIVE_STACK_MAX (24 * 1024)
 
 struct pyx_stack_cfg {
 	__u32 tgid;	   /* host PID of the target */

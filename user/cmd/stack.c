@@ -24,6 +24,8 @@
 #include "python/layout.h"
 #include "session.h"
 #include "target/process.h"
+#include "unwind/mixed.h"
+#include "unwind/unwind.h"
 #include "util/log.h"
 #include "util/parse.h"
 
@@ -37,8 +39,19 @@ struct out_frame {
 	uint64_t code;
 };
 
+#define STACK_DEFAULT_STACK_BYTES (16 * 1024)
+#define STACK_MAX_NATIVE 256 /* native frames per thread, inlined ones included */
+
+/* One line of a printed stack: a Python frame, a native frame, or a C boundary marker. */
+struct disp_frame {
+	const struct out_frame *py;	       /* Python frame or boundary */
+	const struct pyx_native_frame *native; /* or a native frame */
+};
+
 struct stack_opts {
 	bool thread_lists;    /* --thread-lookup list: skip the gilstate fast path */
+	bool native;	      /* --native: mixed native and Python stacks */
+	__u32 stack_bytes;    /* --stack-size */
 	unsigned long count;  /* snapshots to take; 0 = until -d or Ctrl-C */
 	uint64_t interval_ns; /* between snapshots */
 	bool interval_set;
@@ -50,6 +63,11 @@ struct stack_run {
 	const struct stack_opts *opts;
 	struct pyx_code_cache *cache;
 	struct out_frame *frames;
+	struct pyx_unwinder *unwinder;
+	struct pyx_native_frame *native;
+	struct pyx_mixed *mixed;
+	struct disp_frame *disp;
+	bool *boundaries;
 	unsigned long snapshots;
 	size_t cap;
 	struct pyx_process *proc;
@@ -76,6 +94,9 @@ static void stack_usage(FILE *out, const char *prog)
 		"Options:\n"
 		"  -n, --count N          take N snapshots (default 1; 0 = until -d or Ctrl-C)\n"
 		"  -i, --interval TIME    between snapshots (default 1s)\n"
+		"      --native           mixed stacks: the C frames (symbols, files, lines, inlined\n"
+		"                         calls) with the Python frames each eval-loop frame runs\n"
+		"      --stack-size SIZE  user stack copied per thread for --native (default 16K)\n"
 		"      --thread-lookup auto|list\n"
 		"                         find thread states through the gilstate slot when the\n"
 		"                         build has one (auto), or always through the thread lists\n",
@@ -85,8 +106,23 @@ static void stack_usage(FILE *out, const char *prog)
 		"\nExamples:\n"
 		"  %s stack -p 1234\n"
 		"  %s stack --container 3f2a9c -p 1 --json\n"
-		"  %s stack -p 1234 -n 0 -i 100ms -d 10s     a snapshot every 100 ms for 10 s\n",
-		prog, prog, prog);
+		"  %s stack -p 1234 -n 0 -i 100ms -d 10s     a snapshot every 100 ms for 10 s\n"
+		"  %s stack --native -p 1234                 C and Python frames, like gdb bt + py-bt\n",
+		prog, prog, prog, prog);
+}
+
+/* Native captures need one stack buffer per CPU; without them, keep the map tiny. */
+static int stack_prepare(void *cookie, void *skel_ptr)
+{
+	struct stack_run *run = cookie;
+	struct stack_bpf *skel = skel_ptr;
+	int cpus = libbpf_num_possible_cpus();
+
+	if (!run->opts->native)
+		return 0;
+	if (cpus < 1)
+		return cpus ? cpus : -EINVAL;
+	return bpf_map__set_max_entries(skel->maps.native_map, (__u32)cpus);
 }
 
 static int stack_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
@@ -239,10 +275,26 @@ static size_t display_python(struct out_frame *frames, size_t n)
 	return kept;
 }
 
-static void print_frame_json(struct pyx_json *json, const struct out_frame *f)
+static void print_frame_json(struct pyx_json *json, const struct disp_frame *d, bool approximate)
 {
+	const struct pyx_native_frame *nf = d->native;
+	const struct out_frame *f = d->py;
+
 	pyx_json_object_begin(json);
-	if (f->boundary) {
+	if (nf) {
+		pyx_json_kv_string(json, "kind", "native");
+		pyx_json_kv_string(json, "function", nf->symbol);
+		pyx_json_kv_string(json, "object", nf->object);
+		pyx_json_kv_hex(json, "offset", nf->object_offset);
+		pyx_json_kv_hex(json, "address", nf->pc);
+		pyx_json_kv_string(json, "file", nf->file);
+		if (nf->line > 0)
+			pyx_json_kv_i64(json, "line", nf->line);
+		else
+			pyx_json_kv_null(json, "line");
+		pyx_json_kv_bool(json, "inlined", nf->inlined);
+		pyx_json_kv_bool(json, "approximate", approximate);
+	} else if (f->boundary) {
 		pyx_json_kv_string(json, "kind", "boundary");
 	} else {
 		pyx_json_kv_string(json, "kind", "python");
@@ -258,8 +310,23 @@ static void print_frame_json(struct pyx_json *json, const struct out_frame *f)
 	pyx_json_object_end(json);
 }
 
+static void print_native_text(FILE *out, const struct pyx_native_frame *nf)
+{
+	fputs("    ", out);
+	if (nf->symbol)
+		fprintf(out, "%s%s+0x%" PRIx64, nf->inlined ? "(inlined) " : "", nf->symbol,
+			nf->symbol_offset);
+	else
+		fprintf(out, "0x%" PRIx64, nf->pc);
+	if (nf->object)
+		fprintf(out, " in %s+0x%" PRIx64, pyx_basename(nf->object), nf->object_offset);
+	if (nf->file)
+		fprintf(out, " at %s:%d", nf->file, nf->line);
+	fputc('\n', out);
+}
+
 static void print_thread_text(FILE *out, const struct pyx_rec_pystack *rec, pid_t ns_tid,
-			      const struct out_frame *frames, size_t n)
+			      const struct disp_frame *frames, size_t n, bool approximate)
 {
 	static const char *const gil[] = { "", ", holds the GIL", "" };
 	size_t i;
@@ -268,7 +335,7 @@ static void print_thread_text(FILE *out, const struct pyx_rec_pystack *rec, pid_
 	if ((__u32)ns_tid != rec->tid)
 		fprintf(out, " (tid %d in container)", ns_tid);
 	fprintf(out, " \"%.*s\"%s", PYX_COMM_LEN, rec->comm, gil[rec->holds_gil > 2 ? 2 : rec->holds_gil]);
-	if (rec->status == PYX_WALK_NO_THREAD_STATE) {
+	if (rec->status == PYX_WALK_NO_THREAD_STATE && !n) {
 		fputs(": not a Python thread\n", out);
 		return;
 	}
@@ -276,9 +343,11 @@ static void print_thread_text(FILE *out, const struct pyx_rec_pystack *rec, pid_
 	if (rec->status == PYX_WALK_TRUNCATED)
 		fprintf(out, "    ... more frames (only the innermost %d are shown)\n", PYX_MAX_FRAMES);
 	for (i = n; i-- > 0;) {
-		const struct out_frame *f = &frames[i];
+		const struct out_frame *f = frames[i].py;
 
-		if (f->boundary)
+		if (frames[i].native)
+			print_native_text(out, frames[i].native);
+		else if (f->boundary)
 			fputs("    [C code]\n", out);
 		else if (!f->resolved)
 			fprintf(out, "    <unreadable code object 0x%" PRIx64 ">\n", f->code);
@@ -286,11 +355,72 @@ static void print_thread_text(FILE *out, const struct pyx_rec_pystack *rec, pid_
 			fprintf(out, "    File \"%s\", line %d, in %s\n", f->info.file, f->info.line,
 				f->info.qualname);
 	}
+	if (approximate)
+		fputs("    [native frames approximate: the thread was running on a CPU when read]\n",
+		      out);
 	if (rec->status == PYX_WALK_TORN)
 		fputs("    [the stack changed while it was read: frames above are complete, others were skipped]\n",
 		      out);
 	if (!n && rec->status == PYX_WALK_OK)
 		fputs("    (no Python frames)\n", out);
+}
+
+/* Whether a native frame is an activation of the interpreter's eval loop (or its .cold part). */
+static bool is_eval_frame(void *cookie, const struct pyx_native_frame *frame)
+{
+	const struct pyx_python_symbol_info *eval = cookie;
+	static const char name[] = "_PyEval_EvalFrameDefault";
+
+	if (frame->symbol && !strncmp(frame->symbol, name, sizeof(name) - 1) &&
+	    (frame->symbol[sizeof(name) - 1] == '\0' || frame->symbol[sizeof(name) - 1] == '.'))
+		return true;
+	return eval->origin && eval->size && frame->lookup_pc >= eval->address &&
+	       frame->lookup_pc < eval->address + eval->size;
+}
+
+/*
+ * The frames of one thread to print: Python-only, or merged with its
+ * native frames when they were captured. Returns the count in run->disp.
+ */
+static size_t thread_frames(struct stack_run *run, const struct pyx_rec_pystack *rec,
+			    const struct pyx_rec_native *nrec, bool *approximate)
+{
+	size_t n = resolve_frames(run, run->cache, rec, run->frames), n_native = 0, n_mixed, i;
+	struct pyx_stack_copy copy;
+	struct pyx_regs regs;
+
+	*approximate = false;
+	if (!nrec || !run->unwinder) {
+		n = display_python(run->frames, n);
+		for (i = 0; i < n; i++)
+			run->disp[i] = (struct disp_frame){ .py = &run->frames[i] };
+		return n;
+	}
+	_Static_assert(sizeof(regs) == sizeof(nrec->regs), "pt_regs order");
+	memcpy(&regs, nrec->regs, sizeof(regs));
+	copy.start = nrec->stack_start;
+	copy.data = nrec->stack;
+	copy.len = nrec->stack_len;
+	*approximate = nrec->flags & PYX_NATIVE_APPROXIMATE;
+	if (pyx_unwinder__unwind(run->unwinder, (pid_t)rec->tid, &regs, &copy, false, run->native,
+				 STACK_MAX_NATIVE, &n_native))
+		n_native = 0;
+	pyx_debug(run->ctx, "thread %u: ip 0x%llx sp 0x%llx, %u stack bytes%s, %zu native frames",
+		  rec->tid, (unsigned long long)regs.ip, (unsigned long long)regs.sp, nrec->stack_len,
+		  (nrec->flags & PYX_NATIVE_NO_STACK) ? " (copy failed)" : "", n_native);
+	for (i = 0; i < n; i++)
+		run->boundaries[i] = run->frames[i].boundary;
+	n_mixed = pyx_mix_stacks(run->native, n_native, run->boundaries, n,
+				 run->layout.walk.frame_model == PYX_FRAMES_OBJECTS, is_eval_frame,
+				 &run->py->symbols[PYX_SYM_EVAL_FRAME], run->mixed,
+				 STACK_MAX_NATIVE + PYX_MAX_FRAMES * 2);
+	for (i = 0; i < n_mixed; i++) {
+		if (run->mixed[i].kind == PYX_MIXED_NATIVE)
+			run->disp[i] = (struct disp_frame){ .native = &run->native[run->mixed[i].index] };
+		else
+			run->disp[i] = (struct disp_frame){ .py = &run->frames[run->mixed[i].index] };
+	}
+	return n_mixed;
 }
 
 static uint64_t realtime_ns(void)
@@ -303,8 +433,6 @@ static uint64_t realtime_ns(void)
 
 static void print_stacks(struct stack_run *run, bool final)
 {
-	struct pyx_code_cache *cache = run->cache;
-	struct out_frame *frames = run->frames;
 	struct pyx_ctx *ctx = run->ctx;
 	struct pyx_json json;
 	size_t off, nthreads = 0;
@@ -315,7 +443,7 @@ static void print_stacks(struct stack_run *run, bool final)
 
 		if (hdr->size < sizeof(*hdr) || off + hdr->size > run->size)
 			break;
-		nthreads++;
+		nthreads += hdr->type == PYX_REC_PYSTACK;
 		off += hdr->size;
 	}
 	if (ctx->json) {
@@ -338,6 +466,8 @@ static void print_stacks(struct stack_run *run, bool final)
 	}
 	for (off = 0; off + sizeof(struct pyx_rec_hdr) <= run->size;) {
 		const struct pyx_rec_pystack *rec = (const void *)(run->data + off);
+		const struct pyx_rec_native *nrec = NULL;
+		bool approximate;
 		size_t n, i;
 		pid_t ns_tid;
 
@@ -346,12 +476,24 @@ static void print_stacks(struct stack_run *run, bool final)
 		off += rec->hdr.size;
 		if (rec->hdr.type != PYX_REC_PYSTACK)
 			continue;
-		n = display_python(frames, resolve_frames(run, cache, rec, frames));
+		/* With --native, the thread's registers and stack follow its Python frames. */
+		if (off + sizeof(struct pyx_rec_hdr) <= run->size) {
+			const struct pyx_rec_native *next = (const void *)(run->data + off);
+
+			if (next->hdr.type == PYX_REC_NATIVE && off + next->hdr.size <= run->size &&
+			    next->hdr.size >= sizeof(*next) - sizeof(next->stack) &&
+			    next->hdr.size - (sizeof(*next) - sizeof(next->stack)) >= next->stack_len &&
+			    next->tid == rec->tid) {
+				nrec = next;
+				off += next->hdr.size;
+			}
+		}
+		n = thread_frames(run, rec, nrec, &approximate);
 		ns_tid = pyx_ns_pid_of(run->proc->pid, (pid_t)rec->tid);
 		if (!ns_tid)
 			ns_tid = (pid_t)rec->tid;
 		if (!ctx->json) {
-			print_thread_text(ctx->out, rec, ns_tid, frames, n);
+			print_thread_text(ctx->out, rec, ns_tid, run->disp, n, approximate);
 			continue;
 		}
 		pyx_json_object_begin(&json);
@@ -375,7 +517,7 @@ static void print_stacks(struct stack_run *run, bool final)
 		pyx_json_key(&json, "frames");
 		pyx_json_array_begin(&json);
 		for (i = 0; i < n; i++)
-			print_frame_json(&json, &frames[i]);
+			print_frame_json(&json, &run->disp[i], approximate);
 		pyx_json_array_end(&json);
 		pyx_json_object_end(&json);
 	}
@@ -470,6 +612,7 @@ static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		.cfg = &cfg,
 		.cfg_size = sizeof(cfg),
 		.cookie = &run,
+		.prepare = stack_prepare,
 		.attach = stack_attach,
 		.on_interval = stack_on_interval,
 		.resume_pid = common->resume_pid,
@@ -497,13 +640,26 @@ static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		cfg.layout.tstate_fast = 0;
 		run.layout.fast_tstate = NULL;
 	}
+	cfg.native = sopts->native;
+	cfg.stack_bytes = sopts->stack_bytes;
+	if (sopts->native) {
+		/* Symbolization data is read now, while every object is still mapped. */
+		run.unwinder = pyx_unwinder__new(run.proc);
+		if (!run.unwinder)
+			pyx_warn(ctx, "native unwinding unavailable: %s", strerror(errno));
+	}
 	err = pyx_session__start(&session, &stack_bpf_ops, &opts);
 	if (err)
 		goto out_free;
 	run.cache = pyx_code_cache__new(&run.layout.code,
 					(struct pyx_mem){ .read = mem_read, .ctx = run.proc });
 	run.frames = calloc(PYX_MAX_FRAMES * 2, sizeof(*run.frames));
-	if (!run.cache || !run.frames) {
+	run.native = calloc(STACK_MAX_NATIVE, sizeof(*run.native));
+	run.mixed = calloc(STACK_MAX_NATIVE + PYX_MAX_FRAMES * 2, sizeof(*run.mixed));
+	run.disp = calloc(STACK_MAX_NATIVE + PYX_MAX_FRAMES * 2, sizeof(*run.disp));
+	run.boundaries = calloc(PYX_MAX_FRAMES * 2, sizeof(*run.boundaries));
+	if (!run.cache || !run.frames || !run.native || !run.mixed || !run.disp ||
+	    !run.boundaries) {
 		pyx_error(ctx, "out of memory");
 		goto out_destroy;
 	}
@@ -524,6 +680,11 @@ static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 out_destroy:
 	pyx_session__destroy(session);
 out_free:
+	pyx_unwinder__free(run.unwinder);
+	free(run.boundaries);
+	free(run.disp);
+	free(run.mixed);
+	free(run.native);
 	free(run.frames);
 	pyx_code_cache__free(run.cache);
 	free(run.data);
@@ -532,9 +693,12 @@ out_free:
 	return ret;
 }
 
-enum { OPT_COUNT = 'n', OPT_INTERVAL = 'i', OPT_THREAD_LOOKUP = 0x2000 };
+enum { OPT_COUNT = 'n', OPT_INTERVAL = 'i', OPT_THREAD_LOOKUP = 0x2000, OPT_NATIVE,
+       OPT_STACK_SIZE };
 
 static const struct option stack_options[] = {
+	{ "native", no_argument, NULL, OPT_NATIVE },
+	{ "stack-size", required_argument, NULL, OPT_STACK_SIZE },
 	{ "count", required_argument, NULL, OPT_COUNT },
 	{ "interval", required_argument, NULL, OPT_INTERVAL },
 	{ "thread-lookup", required_argument, NULL, OPT_THREAD_LOOKUP },
@@ -564,6 +728,26 @@ static int stack_option(void *cookie, int val, const char *arg)
 		}
 		opts->interval_set = true;
 		return 0;
+	case OPT_NATIVE:
+		opts->native = true;
+		return 0;
+	case OPT_STACK_SIZE: {
+		unsigned long size;
+
+		errno = 0;
+		size = strtoul(arg, &end, 10);
+		if (*end == 'k' || *end == 'K') {
+			size *= 1024;
+			end++;
+		}
+		if (errno || *end || size < 1024 || size > PYX_NATIVE_STACK_MAX) {
+			fprintf(stderr, "pyxtrace stack: --stack-size takes 1K to %dK, not '%s'\n",
+				PYX_NATIVE_STACK_MAX / 1024, arg);
+			return -EINVAL;
+		}
+		opts->stack_bytes = (__u32)size;
+		return 0;
+	}
 	case OPT_THREAD_LOOKUP:
 		if (strcmp(arg, "auto") && strcmp(arg, "list")) {
 			fprintf(stderr, "pyxtrace stack: --thread-lookup is auto or list, not '%s'\n",
@@ -578,7 +762,8 @@ static int stack_option(void *cookie, int val, const char *arg)
 
 static int stack_run(struct pyx_ctx *ctx, int argc, char **argv)
 {
-	struct stack_opts sopts = { .count = 1, .interval_ns = 1000000000ull };
+	struct stack_opts sopts = { .count = 1, .interval_ns = 1000000000ull,
+				    .stack_bytes = STACK_DEFAULT_STACK_BYTES };
 	struct pyx_common_opts common;
 	int err;
 
