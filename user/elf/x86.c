@@ -1,24 +1,70 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <capstone/capstone.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "elf/x86.h"
 
 /* Both patterns sit in a function's first dozen instructions; never look further. */
 #define MAX_INSNS 16
 
-static size_t decode(const uint8_t *code, size_t len, uint64_t addr, csh *handle, cs_insn **insn)
-{
-	size_t count;
+/*
+ * capstone is loaded only while decoding: its tables are megabytes of
+ * relocated data that would otherwise stay resident for the whole run of
+ * every command, for a few dozen instructions decoded at start-up.
+ */
+struct decoder {
+	void *lib;
+	cs_err (*open)(cs_arch arch, cs_mode mode, csh *handle);
+	cs_err (*option)(csh handle, cs_opt_type type, size_t value);
+	size_t (*disasm)(csh handle, const uint8_t *code, size_t size, uint64_t address,
+			 size_t count, cs_insn **insn);
+	void (*free)(cs_insn *insn, size_t count);
+	cs_err (*close)(csh *handle);
+	bool (*insn_group)(csh handle, const cs_insn *insn, unsigned int group_id);
+	csh handle;
+};
 
-	if (cs_open(CS_ARCH_X86, CS_MODE_64, handle) != CS_ERR_OK)
+static int decoder_open(struct decoder *d)
+{
+	char soname[32];
+
+	/* The ABI we compiled against: libcapstone.so.<API major>. */
+	snprintf(soname, sizeof(soname), "libcapstone.so.%d", CS_API_MAJOR);
+	d->lib = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+	if (!d->lib)
+		return -ENOENT;
+	*(void **)&d->open = dlsym(d->lib, "cs_open");
+	*(void **)&d->option = dlsym(d->lib, "cs_option");
+	*(void **)&d->disasm = dlsym(d->lib, "cs_disasm");
+	*(void **)&d->free = dlsym(d->lib, "cs_free");
+	*(void **)&d->close = dlsym(d->lib, "cs_close");
+	*(void **)&d->insn_group = dlsym(d->lib, "cs_insn_group");
+	if (!d->open || !d->option || !d->disasm || !d->free || !d->close || !d->insn_group ||
+	    d->open(CS_ARCH_X86, CS_MODE_64, &d->handle) != CS_ERR_OK) {
+		dlclose(d->lib);
+		return -ENOENT;
+	}
+	d->option(d->handle, CS_OPT_DETAIL, CS_OPT_ON);
+	return 0;
+}
+
+static void decoder_close(struct decoder *d, cs_insn *insn, size_t count)
+{
+	if (count)
+		d->free(insn, count);
+	d->close(&d->handle);
+	dlclose(d->lib);
+}
+
+static size_t decode(struct decoder *d, const uint8_t *code, size_t len, uint64_t addr,
+		     cs_insn **insn)
+{
+	if (decoder_open(d))
 		return 0;
-	cs_option(*handle, CS_OPT_DETAIL, CS_OPT_ON);
-	count = cs_disasm(*handle, code, len, addr, MAX_INSNS, insn);
-	if (!count)
-		cs_close(handle);
-	return count;
+	return d->disasm(d->handle, code, len, addr, MAX_INSNS, insn);
 }
 
 static bool is_fs_absolute(const cs_x86_op *op)
@@ -29,12 +75,14 @@ static bool is_fs_absolute(const cs_x86_op *op)
 
 int pyx_x86_fs_load(const uint8_t *code, size_t len, uint64_t addr, int64_t *disp)
 {
+	struct decoder d = {};
 	cs_insn *insn = NULL;
 	int err = -ENOENT;
 	size_t count, i;
-	csh handle;
 
-	count = decode(code, len, addr, &handle, &insn);
+	count = decode(&d, code, len, addr, &insn);
+	if (!d.lib)
+		return -ENOENT;
 	for (i = 0; i < count; i++) {
 		const cs_x86 *x = &insn[i].detail->x86;
 
@@ -45,27 +93,26 @@ int pyx_x86_fs_load(const uint8_t *code, size_t len, uint64_t addr, int64_t *dis
 			break;
 		}
 		/* A TLS accessor loads before it branches or returns. */
-		if (cs_insn_group(handle, &insn[i], CS_GRP_JUMP) ||
-		    cs_insn_group(handle, &insn[i], CS_GRP_RET) ||
-		    cs_insn_group(handle, &insn[i], CS_GRP_CALL))
+		if (d.insn_group(d.handle, &insn[i], CS_GRP_JUMP) ||
+		    d.insn_group(d.handle, &insn[i], CS_GRP_RET) ||
+		    d.insn_group(d.handle, &insn[i], CS_GRP_CALL))
 			break;
 	}
-	if (count) {
-		cs_free(insn, count);
-		cs_close(&handle);
-	}
+	decoder_close(&d, insn, count);
 	return err;
 }
 
 int pyx_x86_tsd_access(const uint8_t *code, size_t len, uint64_t addr, struct pyx_x86_tsd *out)
 {
 	bool have_add = false, have_shift = false, have_self = false;
+	struct decoder d = {};
 	cs_insn *insn = NULL;
 	int err = -ENOENT;
 	size_t count, i;
-	csh handle;
 
-	count = decode(code, len, addr, &handle, &insn);
+	count = decode(&d, code, len, addr, &insn);
+	if (!d.lib)
+		return -ENOENT;
 	for (i = 0; i < count; i++) {
 		const cs_x86 *x = &insn[i].detail->x86;
 		const cs_x86_op *a = &x->operands[0], *b = &x->operands[1];
@@ -96,10 +143,7 @@ int pyx_x86_tsd_access(const uint8_t *code, size_t len, uint64_t addr, struct py
 			break;
 		}
 	}
-	if (count) {
-		cs_free(insn, count);
-		cs_close(&handle);
-	}
+	decoder_close(&d, insn, count);
 	/* Sanity: a 16-byte stride and a slot inside struct pthread's first pages. */
 	if (!err && (out->shift > 6 || out->add < 0 || out->add > 4096 || out->load < 0 ||
 		     out->load > 64))

@@ -26,6 +26,7 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <elfutils/version.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -44,8 +45,27 @@
 #include "target/process.h"
 #include "unwind/unwind.h"
 
-/* libstdc++'s demangler (abi::__cxa_demangle), declared here to stay in C. */
-char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
+/*
+ * libstdc++'s demangler (abi::__cxa_demangle), looked up on first use:
+ * linking libstdc++ into every run costs megabytes of resident memory for
+ * the few that meet a C++ frame.
+ */
+typedef char *(*cxa_demangle_fn)(const char *mangled, char *buf, size_t *len, int *status);
+
+static cxa_demangle_fn find_demangler(void)
+{
+	static cxa_demangle_fn fn;
+	static bool tried;
+	void *lib;
+
+	if (tried)
+		return fn;
+	tried = true;
+	lib = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+	if (lib)
+		*(void **)&fn = dlsym(lib, "__cxa_demangle");
+	return fn;
+}
 
 #define DEBUG_ROOT "/usr/lib/debug"
 
@@ -232,9 +252,11 @@ static const char *intern_symbol(struct pyx_unwinder *u, const char *name)
 	char *demangled;
 	int status;
 
-	if (!name || name[0] != '_' || name[1] != 'Z')
+	cxa_demangle_fn demangle;
+
+	if (!name || name[0] != '_' || name[1] != 'Z' || !(demangle = find_demangler()))
 		return intern(u, name);
-	demangled = __cxa_demangle(name, NULL, NULL, &status);
+	demangled = demangle(name, NULL, NULL, &status);
 	if (!demangled)
 		return intern(u, name);
 	result = intern(u, demangled);
