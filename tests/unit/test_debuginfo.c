@@ -18,26 +18,6 @@
 #define WORK_DIR PYX_TEST_BUILDDIR "/debuginfo-work"
 #define ROOT	 WORK_DIR "/root"
 
-static char *capture(const char *cmd)
-{
-	char *out = malloc(4096);
-	FILE *pipe = popen(cmd, "r");
-	size_t len = 0;
-
-	if (!pipe || !out) {
-		if (pipe)
-			pclose(pipe);
-		free(out);
-		return NULL;
-	}
-	len = fread(out, 1, 4095, pipe);
-	pclose(pipe);
-	while (len && out[len - 1] == '\n')
-		len--;
-	out[len] = '\0';
-	return out;
-}
-
 static int open_root(const char *path)
 {
 	return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -114,7 +94,7 @@ static void test_python(void)
 	elf = open_elf_path(PYTHON);
 	if (!CHECK(elf))
 		return;
-	build_id = capture("readelf -n " PYTHON " | awk '/Build ID/ {print $3}'");
+	build_id = capture_output("readelf -n " PYTHON " | awk '/Build ID/ {print $3}'");
 	root_fd = open_root("/");
 	if (!CHECK(build_id && strlen(build_id) == 40) || !CHECK(root_fd >= 0))
 		goto out;
@@ -207,7 +187,7 @@ static void test_debuglink_places(void)
 
 static void test_build_id_first(void)
 {
-	char *build_id = capture("readelf -n " WORK_DIR "/prog | awk '/Build ID/ {print $3}'");
+	char *build_id = capture_output("readelf -n " WORK_DIR "/prog | awk '/Build ID/ {print $3}'");
 
 	if (!CHECK(build_id && strlen(build_id) == 40) || !CHECK(fresh_root()))
 		goto out;
@@ -264,7 +244,7 @@ static void test_mismatches(void)
 /* Symlinks that would reach the host's python3.11 debug file stay inside the scratch root. */
 static void test_confinement(void)
 {
-	char *build_id = capture("readelf -n " PYTHON " | awk '/Build ID/ {print $3}'");
+	char *build_id = capture_output("readelf -n " PYTHON " | awk '/Build ID/ {print $3}'");
 	char link_path[512], target[512];
 
 	if (!CHECK(build_id && strlen(build_id) == 40) || !CHECK(fresh_root()))

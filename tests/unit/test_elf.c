@@ -18,43 +18,9 @@
 #define PYTHON	 "/usr/bin/python3.11"
 #define WORK_DIR PYX_TEST_BUILDDIR "/elf-work"
 
-/* The whole stdout of a shell command, trailing newlines removed. */
-static char *capture(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *capture(const char *fmt, ...)
-{
-	char cmd[4096], *out = NULL;
-	size_t size = 0, len = 0, n;
-	va_list ap;
-	FILE *pipe;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	pipe = popen(cmd, "r");
-	if (!pipe)
-		return NULL;
-	do {
-		if (len + 4096 + 1 > size) {
-			size = size ? size * 2 : 8192;
-			out = realloc(out, size);
-			if (!out)
-				break;
-		}
-		n = fread(out + len, 1, size - len - 1, pipe);
-		len += n;
-	} while (n);
-	pclose(pipe);
-	if (!out)
-		return NULL;
-	while (len && out[len - 1] == '\n')
-		len--;
-	out[len] = '\0';
-	return out;
-}
-
 static uint64_t capture_u64(const char *fmt, const char *arg)
 {
-	char *out = capture(fmt, arg);
+	char *out = capture_output(fmt, arg);
 	uint64_t value = out ? strtoull(out, NULL, 0) : 0;
 
 	free(out);
@@ -190,7 +156,7 @@ static void test_open_errors(void)
 /* The LOAD line of readelf -lW whose file-backed part contains @vaddr: offset, vaddr, filesz, memsz. */
 static bool load_segment_of(const char *path, uint64_t vaddr, uint64_t seg[4])
 {
-	char *out = capture("readelf -lW %s | awk '$1 == \"LOAD\" {print $2, $3, $5, $6}'", path);
+	char *out = capture_output("readelf -lW %s | awk '$1 == \"LOAD\" {print $2, $3, $5, $6}'", path);
 	char *line, *save = NULL;
 	bool found = false;
 
@@ -215,7 +181,7 @@ static void check_python_common(struct pyx_elf *elf, const char *how)
 	uint32_t hexversion;
 
 	printf("  python3.11 via %s\n", how);
-	want = capture("readelf -n %s | awk '/Build ID/ {print $3}'", PYTHON);
+	want = capture_output("readelf -n %s | awk '/Build ID/ {print $3}'", PYTHON);
 	CHECK(!pyx_elf__build_id(elf, hex, sizeof(hex)));
 	CHECK_STR(hex, want);
 	free(want);
@@ -244,10 +210,10 @@ static void check_python_common(struct pyx_elf *elf, const char *how)
 	CHECK_EQ(usdt.matches, 1);
 	CHECK_EQ(usdt.total, capture_u64("readelf -n %s | grep -c 'Provider: python'", PYTHON));
 	if (usdt.matches) {
-		char *location = capture("readelf -n %s | grep -A1 'Name: function__entry$' | "
+		char *location = capture_output("readelf -n %s | grep -A1 'Name: function__entry$' | "
 					 "sed -n 's/.*Location: \\([0-9a-fx]*\\),.*/\\1/p'",
 					 PYTHON);
-		char *semaphore = capture("readelf -n %s | grep -A1 'Name: function__entry$' | "
+		char *semaphore = capture_output("readelf -n %s | grep -A1 'Name: function__entry$' | "
 					  "sed -n 's/.*Semaphore: \\([0-9a-fx]*\\).*/\\1/p'",
 					  PYTHON);
 
@@ -290,7 +256,7 @@ static void test_python(void)
 
 	/* Debian names the debuglink after the build-id. */
 	CHECK(!pyx_elf__debuglink(elf, link, sizeof(link), &crc));
-	want = capture("readelf --string-dump=.gnu_debuglink %s | awk '$1 == \"[\" && $2 == "
+	want = capture_output("readelf --string-dump=.gnu_debuglink %s | awk '$1 == \"[\" && $2 == "
 		       "\"0]\" {print $3}'",
 		       PYTHON);
 	CHECK_STR(link, want);
@@ -309,7 +275,7 @@ static void test_python(void)
 	CHECK_EQ(capture_u64("readelf -lW %s | grep -c ' TLS '", PYTHON), 0);
 
 	CHECK(!pyx_elf__for_each_needed(elf, collect_needed, &needed));
-	want = capture(
+	want = capture_output(
 		"readelf -dW %s | sed -n 's/.*(NEEDED).*\\[\\(.*\\)\\]/\\1/p' | paste -sd ' '",
 		PYTHON);
 	CHECK_STR(needed.text, want);
@@ -348,7 +314,7 @@ static void test_python(void)
 		CHECK_EQ(offset, seg[0] + (version.value - seg[1]));
 	}
 	/* The writable segment: its end in the file, then its .bss tail, then unmapped. */
-	want = capture("readelf -lW %s | awk '$1 == \"LOAD\" {v = $3; f = $5; m = $6} END "
+	want = capture_output("readelf -lW %s | awk '$1 == \"LOAD\" {v = $3; f = $5; m = $6} END "
 		       "{printf \"%%s %%s %%s\", v, f, m}'",
 		       PYTHON);
 	if (CHECK(want)) {
@@ -385,7 +351,7 @@ static void test_python(void)
 
 static void test_libc(void)
 {
-	char *path = capture("cc -print-file-name=libc.so.6");
+	char *path = capture_output("cc -print-file-name=libc.so.6");
 	uint64_t memsz, align, vaddr;
 	struct pyx_elf_sym sym;
 	struct pyx_elf *elf;
@@ -552,7 +518,7 @@ static void test_prog(void)
 	CHECK(pyx_elf__has_section(elf, ".stapsdt.base"));
 	CHECK_EQ(pyx_elf__debuglink(elf, buf, sizeof(buf), NULL), -ENOENT);
 
-	want = capture("readelf -n %s | awk '/Build ID/ {print $3}'", WORK_DIR "/prog");
+	want = capture_output("readelf -n %s | awk '/Build ID/ {print $3}'", WORK_DIR "/prog");
 	CHECK(!pyx_elf__build_id(elf, buf, sizeof(buf)));
 	CHECK_STR(buf, want);
 	CHECK_EQ(strlen(buf), 40);
@@ -575,7 +541,7 @@ static void test_prog(void)
 	}
 
 	CHECK(!pyx_elf__for_each_needed(elf, collect_needed, &needed));
-	want = capture(
+	want = capture_output(
 		"readelf -dW %s | sed -n 's/.*(NEEDED).*\\[\\(.*\\)\\]/\\1/p' | paste -sd ' '",
 		WORK_DIR "/prog");
 	CHECK_STR(needed.text, want);
@@ -678,7 +644,7 @@ static void test_split_debug(void)
 	CHECK(pyx_elf__has_section(stripped, ".symtab"));
 	if (CHECK(!pyx_elf__debuglink(stripped, link, sizeof(link), &crc))) {
 		CHECK_STR(link, "prog.debug");
-		crc_text = capture("python3 -c 'import sys, zlib; "
+		crc_text = capture_output("python3 -c 'import sys, zlib; "
 				   "print(zlib.crc32(open(sys.argv[1], \"rb\").read()))' %s",
 				   WORK_DIR "/prog.debug");
 		CHECK_EQ(crc, strtoull(crc_text ? crc_text : "0", NULL, 0));
@@ -782,7 +748,7 @@ static void test_elf32(void)
 	elf = open_elf_path(CORPUS "/tiny32.elf");
 	if (!CHECK(elf))
 		return;
-	want = capture("readelf -n %s | awk '/Build ID/ {print $3}'", CORPUS "/tiny32.elf");
+	want = capture_output("readelf -n %s | awk '/Build ID/ {print $3}'", CORPUS "/tiny32.elf");
 	CHECK(!pyx_elf__build_id(elf, buf, sizeof(buf)));
 	CHECK_STR(buf, want);
 	free(want);

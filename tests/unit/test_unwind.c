@@ -228,36 +228,10 @@ static int line_of(const char *source, const char *marker)
 	return line;
 }
 
-static char *capture_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *capture_cmd(const char *fmt, ...)
-{
-	char cmd[4096], *out;
-	size_t len;
-	va_list ap;
-	FILE *pipe;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	out = calloc(1, 4096);
-	pipe = popen(cmd, "r");
-	if (!out || !pipe) {
-		if (pipe)
-			pclose(pipe);
-		free(out);
-		return NULL;
-	}
-	len = fread(out, 1, 4095, pipe);
-	pclose(pipe);
-	while (len && out[len - 1] == '\n')
-		out[--len] = '\0';
-	return out;
-}
-
 /* Link-time address and size of a function, from nm on an unstripped file. */
 static bool nm_function(const char *path, const char *name, uint64_t *addr, uint64_t *size)
 {
-	char *out = capture_cmd("nm -S %s | awk '$4 == \"%s\" {print $1, $2}'", path, name);
+	char *out = capture_output("nm -S %s | awk '$4 == \"%s\" {print $1, $2}'", path, name);
 	unsigned long long a, s;
 	bool ok = out && sscanf(out, "%llx %llx", &a, &s) == 2;
 
@@ -719,7 +693,7 @@ static void test_vdso(void)
 	size_t n = 0;
 
 	printf("[vdso]\n");
-	line = capture_cmd("grep '\\[vdso\\]' /proc/%d/maps", (int)getpid());
+	line = capture_output("grep '\\[vdso\\]' /proc/%d/maps", (int)getpid());
 	if (!CHECK(line && sscanf(line, "%" SCNx64 "-%" SCNx64, &self_lo, &self_hi) == 2)) {
 		free(line);
 		return;
@@ -734,7 +708,7 @@ static void test_vdso(void)
 	pyx_elf__close(vdso);
 	if (!CHECK(target_start(&t, "prog-cfi")))
 		return;
-	line = capture_cmd("grep '\\[vdso\\]' /proc/%d/maps", (int)t.pid);
+	line = capture_output("grep '\\[vdso\\]' /proc/%d/maps", (int)t.pid);
 	CHECK(line && sscanf(line, "%" SCNx64 "-%" SCNx64, &lo, &hi) == 2);
 	free(line);
 	u = open_unwinder(t.pid, &proc);

@@ -21,6 +21,40 @@ static bool run(const char *fmt, ...)
 	return system(cmd) == 0;
 }
 
+/* The whole stdout of a shell command, trailing newlines removed. */
+static char *capture_output(const char *fmt, ...) __attribute__((format(printf, 1, 2), unused));
+static char *capture_output(const char *fmt, ...)
+{
+	char cmd[4096], *out = NULL;
+	size_t size = 0, len = 0, n;
+	va_list ap;
+	FILE *pipe;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	pipe = popen(cmd, "r");
+	if (!pipe)
+		return NULL;
+	do {
+		if (len + 4096 + 1 > size) {
+			size = size ? size * 2 : 8192;
+			out = realloc(out, size);
+			if (!out)
+				break;
+		}
+		n = fread(out + len, 1, size - len - 1, pipe);
+		len += n;
+	} while (n);
+	pclose(pipe);
+	if (!out)
+		return NULL;
+	while (len && out[len - 1] == '\n')
+		len--;
+	out[len] = '\0';
+	return out;
+}
+
 /* Write @text to @path; true on success. */
 static bool __attribute__((unused)) write_file(const char *path, const char *text)
 {
