@@ -75,6 +75,12 @@ def test_native_mixed_stack(interp, where, start_target, pyxtrace_bin):
         assert [(f["function"], f["line"]) for f in mixed] == \
             [(f["function"], f["line"]) for f in plain], name
 
+    # A thread running on a CPU is sampled in itself: exact registers, never approximate.
+    fs = frames_of(doc, ready["spinner"])
+    assert fs and not any(f.get("approximate") for f in fs if f["kind"] == "native"), fs[:4]
+    first_py = next(i for i, f in enumerate(fs) if f["kind"] == "python")
+    assert fs[first_py]["function"] == "spin_leaf", fs[:first_py + 1]
+
     # Blocked threads: the libc syscall wrapper is the innermost frame, and the
     # C code that called it sits above (inner to) the Python frame that called it.
     def innermost_native(name):

@@ -15,6 +15,11 @@
 #include <linux/types.h>
 #include <pyxtrace/stack.h>
 
+#include <linux/perf_event.h>
+#include <pyxtrace/sample.h>
+#include <sys/syscall.h>
+
+#include "sample.skel.h"
 #include "stack.skel.h"
 #include "cmd/cmd.h"
 #include "output/json.h"
@@ -30,6 +35,12 @@
 #include "util/parse.h"
 
 PYX_SKEL_OPS(stack_bpf);
+PYX_SKEL_OPS(sample_bpf);
+
+/* How long to wait for running threads to be sampled in themselves (--native). */
+#define SAMPLE_WAIT_NS (200ull * 1000 * 1000)
+/* cpu-clock period of the per-thread sampling event: a running thread is caught within it. */
+#define SAMPLE_PERIOD_NS 100000
 
 /* One resolved frame of a thread, innermost first. */
 struct out_frame {
@@ -68,6 +79,13 @@ struct stack_run {
 	struct pyx_mixed *mixed;
 	struct disp_frame *disp;
 	bool *boundaries;
+	/* Exact snapshots of threads that were running (--native), by tid. */
+	struct sampled {
+		__u32 tid;
+		struct pyx_rec_pystack *py;
+		struct pyx_rec_native *native;
+	} *sampled;
+	size_t nr_sampled;
 	unsigned long snapshots;
 	size_t cap;
 	struct pyx_process *proc;
@@ -382,6 +400,8 @@ static bool is_eval_frame(void *cookie, const struct pyx_native_frame *frame)
  * The frames of one thread to print: Python-only, or merged with its
  * native frames when they were captured. Returns the count in run->disp.
  */
+static struct sampled *find_sampled(struct stack_run *run, __u32 tid);
+
 static size_t thread_frames(struct stack_run *run, const struct pyx_rec_pystack *rec,
 			    const struct pyx_rec_native *nrec, bool *approximate)
 {
@@ -405,9 +425,10 @@ static size_t thread_frames(struct stack_run *run, const struct pyx_rec_pystack 
 	if (pyx_unwinder__unwind(run->unwinder, (pid_t)rec->tid, &regs, &copy, false, run->native,
 				 STACK_MAX_NATIVE, &n_native))
 		n_native = 0;
-	pyx_debug(run->ctx, "thread %u: ip 0x%llx sp 0x%llx, %u stack bytes%s, %zu native frames",
+	pyx_debug(run->ctx, "thread %u: ip 0x%llx sp 0x%llx, %u stack bytes%s%s, %zu native frames",
 		  rec->tid, (unsigned long long)regs.ip, (unsigned long long)regs.sp, nrec->stack_len,
-		  (nrec->flags & PYX_NATIVE_NO_STACK) ? " (copy failed)" : "", n_native);
+		  (nrec->flags & PYX_NATIVE_NO_STACK) ? " (copy failed)" : "",
+		  (nrec->flags & PYX_NATIVE_APPROXIMATE) ? " (approximate)" : "", n_native);
 	for (i = 0; i < n; i++)
 		run->boundaries[i] = run->frames[i].boundary;
 	n_mixed = pyx_mix_stacks(run->native, n_native, run->boundaries, n,
@@ -488,6 +509,15 @@ static void print_stacks(struct stack_run *run, bool final)
 				off += next->hdr.size;
 			}
 		}
+		if (nrec && (nrec->flags & PYX_NATIVE_APPROXIMATE)) {
+			struct sampled *sm = find_sampled(run, rec->tid);
+
+			/* The exact sample of a running thread replaces both halves. */
+			if (sm && sm->py && sm->native) {
+				rec = sm->py;
+				nrec = sm->native;
+			}
+		}
 		n = thread_frames(run, rec, nrec, &approximate);
 		ns_tid = pyx_ns_pid_of(run->proc->pid, (pid_t)rec->tid);
 		if (!ns_tid)
@@ -543,6 +573,189 @@ static void print_stacks(struct stack_run *run, bool final)
 	run->snapshots++;
 }
 
+static struct sampled *find_sampled(struct stack_run *run, __u32 tid)
+{
+	size_t i;
+
+	for (i = 0; i < run->nr_sampled; i++)
+		if (run->sampled[i].tid == tid)
+			return &run->sampled[i];
+	return NULL;
+}
+
+static void free_sampled(struct stack_run *run)
+{
+	size_t i;
+
+	for (i = 0; i < run->nr_sampled; i++) {
+		free(run->sampled[i].py);
+		free(run->sampled[i].native);
+	}
+	run->nr_sampled = 0;
+}
+
+static int sample_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t size)
+{
+	struct stack_run *run = cookie;
+	const __u32 *tid = (const __u32 *)(hdr + 1);
+	struct sampled *s;
+	void *copy;
+
+	if ((hdr->type != PYX_REC_PYSTACK || size < sizeof(struct pyx_rec_pystack)) &&
+	    (hdr->type != PYX_REC_NATIVE || size < sizeof(struct pyx_rec_native)))
+		return 0;
+	s = find_sampled(run, *tid);
+	if (!s)
+		return 0;
+	copy = malloc(size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, hdr, size);
+	if (hdr->type == PYX_REC_PYSTACK) {
+		free(s->py);
+		s->py = copy;
+	} else {
+		free(s->native);
+		s->native = copy;
+	}
+	return 0;
+}
+
+struct sample_ctx {
+	struct stack_run *run;
+	const __u32 *tids;
+	size_t nr_tids;
+};
+
+static int sample_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
+{
+	struct sample_ctx *sc = cookie;
+	struct sample_bpf *skel = skel_ptr;
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(attr),
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.sample_period = SAMPLE_PERIOD_NS,
+	};
+	__u8 one = 1;
+	size_t i;
+	int err;
+
+	for (i = 0; i < sc->nr_tids; i++) {
+		struct bpf_link *link;
+		int fd;
+
+		/* Per thread, any CPU: it fires only while that thread runs. */
+		fd = (int)syscall(SYS_perf_event_open, &attr, (pid_t)sc->tids[i], -1, -1,
+				  PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0)
+			continue; /* gone already */
+		link = bpf_program__attach_perf_event(skel->progs.sample_thread, fd);
+		if (!link) {
+			err = -errno;
+			close(fd);
+			return err;
+		}
+		/* The link owns the event now: destroying it closes the fd. */
+		err = pyx_session__add_link(session, link);
+		if (err)
+			return err;
+		bpf_map__update_elem(skel->maps.wanted, &sc->tids[i], sizeof(sc->tids[i]), &one,
+				     sizeof(one), BPF_ANY);
+	}
+	return 0;
+}
+
+/* Stop waiting once every thread asked for has both records. */
+static int sample_on_interval(void *cookie, struct pyx_session *session, bool final)
+{
+	struct sample_ctx *sc = cookie;
+	size_t i;
+
+	for (i = 0; i < sc->run->nr_sampled; i++)
+		if (!sc->run->sampled[i].py || !sc->run->sampled[i].native)
+			return 0;
+	pyx_session__request_stop(session);
+	return 0;
+}
+
+static int sample_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t size)
+{
+	struct sample_ctx *sc = cookie;
+
+	return sample_on_record(sc->run, hdr, size);
+}
+
+/*
+ * A thread that was running on a CPU has stale saved registers: sample it
+ * in itself instead (its Python frames too, so both halves of the mixed
+ * stack are from the same instant). Threads that stop running before a
+ * sample fires keep their approximate frames.
+ */
+static void sample_running_threads(struct stack_run *run)
+{
+	struct pyx_sample_cfg cfg = { .tgid = (__u32)run->proc->pid };
+	struct sample_ctx sc = { .run = run };
+	struct pyx_session *session;
+	__u32 *tids = NULL;
+	size_t off, n = 0;
+	int err;
+
+	free_sampled(run);
+	for (off = 0; off + sizeof(struct pyx_rec_hdr) <= run->size;) {
+		const struct pyx_rec_native *rec = (const void *)(run->data + off);
+
+		if (rec->hdr.size < sizeof(rec->hdr) || off + rec->hdr.size > run->size)
+			break;
+		off += rec->hdr.size;
+		if (rec->hdr.type != PYX_REC_NATIVE || !(rec->flags & PYX_NATIVE_APPROXIMATE))
+			continue;
+		tids = realloc(tids, (n + 1) * sizeof(*tids));
+		run->sampled = realloc(run->sampled, (n + 1) * sizeof(*run->sampled));
+		if (!tids || !run->sampled)
+			goto out_free;
+		tids[n] = rec->tid;
+		run->sampled[n] = (struct sampled){ .tid = rec->tid };
+		n++;
+		run->nr_sampled = n;
+	}
+	if (!n)
+		goto out_free;
+	cfg.stack_bytes = run->opts->stack_bytes;
+	cfg.layout = run->layout.walk;
+	sc.tids = tids;
+	sc.nr_tids = n;
+	struct pyx_session_opts opts = {
+		.ctx = run->ctx,
+		.cfg = &cfg,
+		.cfg_size = sizeof(cfg),
+		.target_pid = run->proc->pid,
+		.duration_ns = SAMPLE_WAIT_NS,
+		.interval_ns = 5 * 1000 * 1000,
+		.cookie = &sc,
+		.attach = sample_attach,
+		.on_record = sample_record,
+		.on_interval = sample_on_interval,
+	};
+	err = pyx_session__start(&session, &sample_bpf_ops, &opts);
+	if (err)
+		pyx_debug(run->ctx, "sampling running threads failed: %s", strerror(-err));
+	if (!err) {
+		struct sample_bpf *skel;
+
+		pyx_session__run(session);
+		skel = pyx_session__skel(session);
+		pyx_debug(run->ctx,
+			  "sampled running threads: %zu asked, %llu ticks, %llu in the kernel, %llu taken",
+			  n, (unsigned long long)skel->bss->fired,
+			  (unsigned long long)skel->bss->in_kernel,
+			  (unsigned long long)skel->bss->taken);
+		pyx_session__destroy(session);
+	}
+out_free:
+	free(tids);
+}
+
 /* One snapshot: run the iterator, print. Returns 0 or -errno (already reported). */
 static int take_snapshot(struct stack_run *run, bool final)
 {
@@ -571,6 +784,8 @@ static int take_snapshot(struct stack_run *run, bool final)
 	}
 	if (!run->size && !pyx_process__alive(run->proc))
 		return -ESRCH;
+	if (run->opts->native && run->unwinder)
+		sample_running_threads(run);
 	print_stacks(run, final);
 	return 0;
 }
@@ -680,6 +895,8 @@ static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 out_destroy:
 	pyx_session__destroy(session);
 out_free:
+	free_sampled(&run);
+	free(run.sampled);
 	pyx_unwinder__free(run.unwinder);
 	free(run.boundaries);
 	free(run.disp);

@@ -6,9 +6,11 @@
 - "sleeper": time.sleep (the clock_nanosleep wrapper in libc).
 - "locked": blocked acquiring a lock (futex).
 - "selector": select.select on a pipe nobody writes.
+- "spinner": running Python code on a CPU (calling math.sqrt from a loop).
 Writes $PYX_OUT/ready with the native thread ids, then parks.
 """
 import json
+import math
 import os
 import select
 import sys
@@ -56,10 +58,21 @@ def selector(ev):
     select.select([r], [], [])
 
 
+def spin_leaf(ev):
+    ev.set()
+    x = 0.0
+    while True:
+        x = math.sqrt(x + 1.0)
+
+
+def spinner(ev):
+    spin_leaf(ev)
+
+
 def main():
     lock.acquire()
     threads = {}
-    for fn in (callbacks, sleeper, locked, selector):
+    for fn in (callbacks, sleeper, locked, selector, spinner):
         ev = threading.Event()
         t = threading.Thread(target=fn, args=(ev,), name=fn.__name__, daemon=True)
         t.start()

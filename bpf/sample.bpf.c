@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * One exact snapshot of a running thread, taken in the thread itself: a
+ * per-thread cpu-clock perf event fires while it runs; if it interrupted
+ * user code, the interrupted registers are the thread's real ones. Walk its
+ * Python frames and copy the top of its stack right there, once per thread
+ * asked for (the `wanted` map), then stop caring about it.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <pyxtrace/sample.h>
+#include "lib/ctl.bpf.h"
+
+const volatile struct pyx_sample_cfg pyx_cfg SEC(".rodata.cfg");
+
+#define PYX_WALK_LAYOUT (&pyx_cfg.layout)
+#define PYX_WALK_SLEEPABLE 0
+#include "lib/pywalk.bpf.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1024 * 1024);
+} events SEC(".maps");
+
+/* Threads still waiting for their exact sample. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} wanted SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pywalk_frames);
+} walk_scratch SEC(".maps");
+
+static __always_inline void send_pystack(struct task_struct *task, __u32 tid)
+{
+	struct pyx_rec_pystack *rec;
+	struct pywalk_frames *walk;
+	__u64 tstate = 0, interp = 0;
+	__u32 zero = 0, nr = 0;
+
+	walk = bpf_map_lookup_elem(&walk_scratch, &zero);
+	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	if (!rec) {
+		pyx_count_drop(PYX_DROP_RINGBUF);
+		return;
+	}
+	rec->hdr.type = PYX_REC_PYSTACK;
+	rec->hdr.size = sizeof(*rec);
+	rec->tid = tid;
+	rec->__pad = 0;
+	rec->tstate = 0;
+	rec->interp_id = 0;
+	rec->thread_id = pywalk_thread_pointer(task);
+	rec->holds_gil = 2;
+	rec->nr_frames = 0;
+	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
+	rec->status = pywalk_find_tstate(task, rec->thread_id, &tstate, &interp,
+					 &rec->tstate_source);
+	if (rec->status == PYX_WALK_OK && walk) {
+		rec->tstate = tstate;
+		if (pywalk_read_u64(task, interp + pyx_cfg.layout.interp_id, &rec->interp_id))
+			rec->interp_id = 0;
+		rec->holds_gil = pywalk_holds_gil(task, tstate, interp);
+		rec->status = pywalk_frames(task, tstate, walk, &nr);
+		rec->nr_frames = nr;
+		bpf_probe_read_kernel(rec->frames, sizeof(rec->frames), walk->frames);
+	}
+	bpf_ringbuf_submit(rec, 0);
+}
+
+static __always_inline void send_native(struct pt_regs *regs, __u32 tid)
+{
+	struct pyx_rec_native *rec;
+	__u32 len = pyx_cfg.stack_bytes;
+	int i;
+
+	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	if (!rec) {
+		pyx_count_drop(PYX_DROP_RINGBUF);
+		return;
+	}
+	rec->hdr.type = PYX_REC_NATIVE;
+	rec->hdr.size = sizeof(*rec);
+	rec->tid = tid;
+	rec->flags = 0;
+	rec->__pad = 0;
+	rec->regs[0] = regs->r15;
+	rec->regs[1] = regs->r14;
+	rec->regs[2] = regs->r13;
+	rec->regs[3] = regs->r12;
+	rec->regs[4] = regs->bp;
+	rec->regs[5] = regs->bx;
+	rec->regs[6] = regs->r11;
+	rec->regs[7] = regs->r10;
+	rec->regs[8] = regs->r9;
+	rec->regs[9] = regs->r8;
+	rec->regs[10] = regs->ax;
+	rec->regs[11] = regs->cx;
+	rec->regs[12] = regs->dx;
+	rec->regs[13] = regs->si;
+	rec->regs[14] = regs->di;
+	rec->regs[15] = regs->ip;
+	rec->regs[16] = regs->sp;
+	rec->stack_start = regs->sp;
+	rec->stack_len = 0;
+	if (len > PYX_NATIVE_STACK_MAX)
+		len = PYX_NATIVE_STACK_MAX;
+	/* As in stack.bpf.c: halve when the copy runs past the end of the stack mapping. */
+	for (i = 0; i < 8 && len >= 256; i++) {
+		if (!bpf_probe_read_user(rec->stack, len, (void *)rec->stack_start)) {
+			rec->stack_len = len;
+			break;
+		}
+		len /= 2;
+	}
+	if (!rec->stack_len)
+		rec->flags |= PYX_NATIVE_NO_STACK;
+	bpf_ringbuf_submit(rec, 0);
+}
+
+/* For -vv: how the per-thread events fared. */
+__u64 fired;
+__u64 in_kernel;
+__u64 taken;
+
+SEC("perf_event")
+int sample_thread(struct bpf_perf_event_data *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 tid = (__u32)pid_tgid;
+	struct pt_regs copy = {}, *regs = &copy;
+	__u64 cs;
+
+	__sync_fetch_and_add(&fired, 1);
+	if (!pyx_ready() || (pid_tgid >> 32) != pyx_cfg.tgid || !bpf_map_lookup_elem(&wanted, &tid))
+		return 0;
+	/*
+	 * The context is rewritten by the verifier and only allows whole-word
+	 * loads of its registers; cs is a 16-bit field of pt_regs, so load the
+	 * word it starts.
+	 */
+	cs = *(__u64 *)((void *)&ctx->regs + __builtin_offsetof(struct pt_regs, cs));
+	copy.r15 = ctx->regs.r15;
+	copy.r14 = ctx->regs.r14;
+	copy.r13 = ctx->regs.r13;
+	copy.r12 = ctx->regs.r12;
+	copy.bp = ctx->regs.bp;
+	copy.bx = ctx->regs.bx;
+	copy.r11 = ctx->regs.r11;
+	copy.r10 = ctx->regs.r10;
+	copy.r9 = ctx->regs.r9;
+	copy.r8 = ctx->regs.r8;
+	copy.ax = ctx->regs.ax;
+	copy.cx = ctx->regs.cx;
+	copy.dx = ctx->regs.dx;
+	copy.si = ctx->regs.si;
+	copy.di = ctx->regs.di;
+	copy.ip = ctx->regs.ip;
+	copy.sp = ctx->regs.sp;
+	/* Interrupted in the kernel: its user registers are not in ctx; wait for the next tick. */
+	if ((cs & 3) != 3) {
+		__sync_fetch_and_add(&in_kernel, 1);
+		return 0;
+	}
+	if (bpf_map_delete_elem(&wanted, &tid))
+		return 0; /* another CPU took this thread's sample */
+	__sync_fetch_and_add(&taken, 1);
+	send_pystack(task, tid);
+	send_native(regs, tid);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
