@@ -18,6 +18,7 @@
 #include "output/json.h"
 #include "output/objects.h"
 #include "python/detect.h"
+#include "python/entrypoints.h"
 #include "python/layout.h"
 #include "session.h"
 #include "target/process.h"
@@ -43,6 +44,8 @@ struct info_report {
 	size_t nr_extensions;
 	struct pyx_python_layout layout;
 	char layout_error[256]; /* why the frame walker cannot handle this build */
+	const char *module_query; /* --module */
+	struct pyx_module *module;
 	/* The probe check. */
 	const char *probe_symbol;
 	uint64_t probe_address;
@@ -58,7 +61,8 @@ struct info_report {
 static void info_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
-		"Usage: %s info [-p PID [--container ID] | -- CMD [ARGS...]] [-d TIME] [--json] [-o FILE]\n"
+		"Usage: %s info [-p PID [--container ID] | -- CMD [ARGS...]] [--module NAME] [-d TIME]\n"
+		"       [--json] [-o FILE]\n"
 		"\n"
 		"Without a target: whether this kernel and these privileges can run pyxtrace,\n"
 		"each missing item with what to do (exit 1 when something is missing).\n"
@@ -67,7 +71,11 @@ static void info_usage(FILE *out, const char *prog)
 		"version, debug/free-threaded flavour, static or shared libpython, USDT\n"
 		"probes, _Py_DebugOffsets, DWARF, key symbols, loaded extension modules;\n"
 		"then a probe check: a counting uprobe on the interpreter for -d TIME\n"
-		"(default 200ms).\n",
+		"(default 200ms).\n"
+		"\n"
+		"  --module NAME          also list the Python-visible C entry points of a loaded\n"
+		"                         extension module (\"_json\", \"PIL._imaging\", a path),\n"
+		"                         found in its data without needing symbols\n",
 		prog);
 	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
 	fprintf(out,
@@ -282,6 +290,42 @@ static void print_symbol_json(struct pyx_json *json, const struct pyx_python_sym
 	pyx_json_object_end(json);
 }
 
+static const char *const entry_kinds[] = {
+	[PYX_ENTRY_FUNCTION] = "function", [PYX_ENTRY_METHOD] = "method",
+	[PYX_ENTRY_GETTER] = "getter",	   [PYX_ENTRY_SETTER] = "setter",
+	[PYX_ENTRY_SLOT] = "slot",
+};
+
+static void print_module_json(struct pyx_json *json, const struct pyx_module *mod)
+{
+	size_t i;
+
+	pyx_json_key(json, "module");
+	pyx_json_object_begin(json);
+	pyx_json_kv_string(json, "name", mod->name);
+	pyx_json_kv_string(json, "path", mod->object->path);
+	pyx_json_kv_string(json, "build_id", mod->build_id[0] ? mod->build_id : NULL);
+	pyx_json_kv_u64(json, "types", mod->nr_types);
+	pyx_json_key(json, "entry_points");
+	pyx_json_array_begin(json);
+	for (i = 0; i < mod->nr_entries; i++) {
+		const struct pyx_entry_point *e = &mod->entries[i];
+
+		pyx_json_object_begin(json);
+		pyx_json_kv_string(json, "name", e->name);
+		pyx_json_kv_string(json, "symbol", e->symbol[0] ? e->symbol : NULL);
+		pyx_json_kv_hex(json, "address", e->address);
+		pyx_json_kv_hex(json, "offset", e->offset);
+		pyx_json_kv_string(json, "kind", entry_kinds[e->kind]);
+		pyx_json_kv_string(json, "signature", pyx_signature_name(e->signature));
+		if (e->kind == PYX_ENTRY_FUNCTION || e->kind == PYX_ENTRY_METHOD)
+			pyx_json_kv_hex(json, "flags", e->flags);
+		pyx_json_object_end(json);
+	}
+	pyx_json_array_end(json);
+	pyx_json_object_end(json);
+}
+
 static void print_report_json(struct pyx_ctx *ctx, const struct info_report *rep)
 {
 	const struct pyx_python *py = rep->py;
@@ -355,6 +399,9 @@ static void print_report_json(struct pyx_ctx *ctx, const struct info_report *rep
 		pyx_json_object_end(&json);
 	}
 	pyx_json_array_end(&json);
+
+	if (rep->module)
+		print_module_json(&json, rep->module);
 
 	pyx_json_key(&json, "probe");
 	pyx_json_object_begin(&json);
@@ -437,6 +484,17 @@ static void print_report_text(struct pyx_ctx *ctx, const struct info_report *rep
 	for (j = 0; j < rep->nr_extensions; j++)
 		fprintf(out, "            %-24s %s\n", rep->extensions[j].name,
 			rep->extensions[j].path);
+	if (rep->module) {
+		fprintf(out, "module      %s: %s, %zu entry points, %zu types\n", rep->module->name,
+			rep->module->object->path, rep->module->nr_entries, rep->module->nr_types);
+		for (j = 0; j < rep->module->nr_entries; j++) {
+			const struct pyx_entry_point *e = &rep->module->entries[j];
+
+			fprintf(out, "            %-40s %-10s %-8s +0x%-8" PRIx64 " %s\n", e->name,
+				pyx_signature_name(e->signature), entry_kinds[e->kind], e->offset,
+				e->symbol[0] ? e->symbol : "-");
+		}
+	}
 	for (i = 0; i < PYX_DROP__MAX; i++)
 		dropped += rep->drops[i];
 	if (rep->probe_attached)
@@ -450,6 +508,7 @@ static void print_report_text(struct pyx_ctx *ctx, const struct info_report *rep
 
 static void free_report(struct info_report *rep)
 {
+	pyx_module__free(rep->module);
 	free(rep->extensions);
 	pyx_python__free(rep->py);
 	pyx_process__close(rep->proc);
@@ -457,7 +516,7 @@ static void free_report(struct info_report *rep)
 
 static int report_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
-	struct info_report rep = {};
+	struct info_report rep = { .module_query = cookie };
 	char why[512];
 	int err, ret = PYX_EXIT_FAILURE;
 
@@ -476,6 +535,14 @@ static int report_target(struct pyx_ctx *ctx, const struct pyx_common_opts *comm
 	if (err) {
 		pyx_error(ctx, "out of memory");
 		goto out_free;
+	}
+	if (rep.module_query) {
+		err = pyx_module__discover(rep.proc, rep.py, rep.module_query, &rep.module, why,
+					   sizeof(why));
+		if (err) {
+			pyx_error(ctx, "%s", why);
+			goto out_free;
+		}
 	}
 	err = run_probe_check(ctx, &rep, common);
 	if (err == -ESRCH) {
@@ -497,17 +564,37 @@ out_free:
 	return ret;
 }
 
+enum { OPT_MODULE = 0x3000 };
+
+static const struct option info_options[] = {
+	{ "module", required_argument, NULL, OPT_MODULE },
+	{},
+};
+
+static int info_option(void *cookie, int val, const char *arg)
+{
+	const char **module = cookie;
+
+	if (val != OPT_MODULE)
+		return -EINVAL;
+	*module = arg;
+	return 0;
+}
+
 static int info_run(struct pyx_ctx *ctx, int argc, char **argv)
 {
 	struct pyx_common_opts common;
+	const char *module = NULL;
 	int err, ret;
 
 	err = pyx_cmd_parse(ctx, &pyx_cmd_info, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
-			    argc, argv, NULL, NULL, NULL, NULL, &common);
+			    argc, argv, info_options, NULL, info_option, &module, &common);
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
+	if (module && !common.pid && !common.launch_argv)
+		return pyx_usage_error(ctx, &pyx_cmd_info, "--module needs a target: -p PID or -- CMD");
 	if (common.launch_argv || common.pid)
-		return pyx_cmd_run_target(ctx, &common, report_target, NULL);
+		return pyx_cmd_run_target(ctx, &common, report_target, (void *)module);
 	if (pyx_cmd_open_output(ctx))
 		return PYX_EXIT_FAILURE;
 	ret = report_kernel(ctx);
