@@ -260,6 +260,10 @@ static size_t resolve_frames(struct stack_run *run, struct pyx_code_cache *cache
 					    f->instr, f->flags & PYX_FRAME_GENERATOR, &o->info)) {
 			if (!pyx_process__alive(run->proc))
 				run->partial = true;
+		} else if (o->info.shim) {
+			o->boundary = true;
+			n++;
+			continue;
 		} else if (o->info.incomplete) {
 			continue;
 		} else {

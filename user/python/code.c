@@ -893,5 +893,12 @@ int pyx_code_cache__resolve(struct pyx_code_cache *cache, uint64_t code, uint32_
 	/* Before its first traceable instruction a frame is only being set up. */
 	if (cache->layout.instr_model == PYX_INSTR_POINTER && !generator && off >= -1)
 		out->incomplete = (off == -1 ? -1 : off / 2) < e->firsttraceable;
+	/*
+	 * 3.12 marks its C-entry frames with owner FRAME_OWNED_BY_CSTACK, but a
+	 * walk that races the frame's set-up may see the shim's code before the
+	 * owner: recognise the shim by its code object too.
+	 */
+	out->shim = e->file && e->name && !strcmp(e->file, "<shim>") &&
+		    !strcmp(e->name, "<interpreter trampoline>");
 	return 0;
 }

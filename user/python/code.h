@@ -83,6 +83,7 @@ struct pyx_frame_info {
 	int firstlineno;
 	int line;	      /* of the instruction being executed; 0 when unknown */
 	bool incomplete;      /* 3.11+: a frame that has not started running (skipped by tracebacks) */
+	bool shim;	      /* 3.12's C-entry shim code ("<interpreter trampoline>" in "<shim>") */
 };
 
 struct pyx_code_cache;
