@@ -26,6 +26,33 @@ struct {
 
 __u64 hits;
 
+/*
+ * `--module`: calls of each C entry point of the module. One uprobe_multi
+ * link covers them all (a link is all-entry or all-return); the cookie is
+ * the entry point's index in user space's table. Per-CPU counters: threads
+ * calling the same function do not contend.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PYX_INFO_MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+} entry_calls SEC(".maps");
+
+SEC("uprobe.multi")
+int count_entry_point(struct pt_regs *ctx)
+{
+	__u32 index = (__u32)bpf_get_attach_cookie(ctx);
+	__u64 *count;
+
+	if (!pyx_ready() || (bpf_get_current_pid_tgid() >> 32) != pyx_cfg.tgid)
+		return 0;
+	count = bpf_map_lookup_elem(&entry_calls, &index);
+	if (count)
+		*count += 1; /* this CPU's own slot */
+	return 0;
+}
+
 SEC("uprobe")
 int handle_probe_hit(void *ctx)
 {

@@ -5,6 +5,9 @@
 
 #include "common.h"
 
+/* Entry points of one module counted by `info --module` (numpy's core module has ~700). */
+#define PYX_INFO_MAX_ENTRIES 8192
+
 struct pyx_info_cfg {
 	__u32 tgid; /* host PID of the target; hits of other processes are ignored */
 	__u32 __pad;

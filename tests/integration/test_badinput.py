@@ -123,6 +123,12 @@ def test_unknown_container(start_target, pyxtrace_bin):
     (["inof"], "did you mean 'info'"),
     (["frobnicate"], "unknown command 'frobnicate'"),
     (["--frob"], "expected a command"),
+    (["stack", "-p", "1", "-n", "x"], "invalid count 'x'"),
+    (["stack", "-p", "1", "--stack-size", "1M"], "--stack-size takes"),
+    (["stack", "-p", "1", "--thread-lookup", "tls"], "--thread-lookup is auto or list"),
+    (["stack", "-p", "abc"], "invalid PID 'abc'"),
+    (["stack"], "a target is required"),
+    (["info", "--module", "x"], "--module needs a target"),
 ])
 def test_usage_errors(args, needle, pyxtrace_bin):
     one_line_error(pyx.run(pyxtrace_bin, *args), 2, needle)

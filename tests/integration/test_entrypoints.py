@@ -131,3 +131,49 @@ def test_unknown_module(start_target, pyxtrace_bin):
     line = res.stderr.strip()
     assert "no loaded extension module matches 'pyxfixtur'" in line
     assert line.index("pyxfixture") < line.index("_json")  # closest names first
+
+
+# Fixture counter name (pyxfixture.counts()) for each discovered entry point name.
+COUNTER_OF = {
+    "Thing.__init__": "thing_init", "Thing.(tp_dealloc)": "thing_dealloc",
+    "Thing.__repr__": "thing_repr", "Thing.__len__": "thing_len", "Thing.get": "thing_get",
+    "Thing.add": "thing_add", "Thing.value (get)": "thing_value_get",
+    "Thing.value (set)": "thing_value_set",
+}
+
+
+@pytest.mark.interps("bookworm-3.11,bookworm-3.11d,pyenv-3.8,pyenv-3.12-stripped,trixie-3.13,sid-3.15")
+def test_entry_point_calls_equal_fixture_counters(interp, start_target, pyxtrace_bin):
+    """One uprobe_multi link on every entry point: the calls it counts equal
+    the fixture's own counters, for functions, methods, getters, setters and
+    slots."""
+    interp.require(fixture=True)
+    target = start_target(interp, "fixture_calls.py")
+    target.wait_for("ready")
+    proc = subprocess.Popen([pyxtrace_bin, "info", "-v", "--json", "-d", "60s", "--module",
+                             "pyxfixture", "-p", str(target.pid)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "attached, tracing" not in seen:
+        line = proc.stderr.readline()
+        assert line, seen
+        seen += line
+    open(target.path("go"), "w").close()
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    counters = target.read_json("calls.json")
+    mod = pyx.Result(subprocess.CompletedProcess([], 0, stdout, stderr)).json()["module"]
+    assert mod["error"] is None
+    checked = 0
+    for e in mod["entry_points"]:
+        short = e["name"].split(".", 1)[1] if e["name"].startswith("pyxfixture.") else None
+        counter = short if short in counters else COUNTER_OF.get(e["name"])
+        # reset_counts() zeroes its own counter as it runs; we counted that call.
+        if counter is None or counter == "reset_counts":
+            continue
+        assert e["calls"] == counters[counter], (e["name"], e["calls"], counters[counter])
+        checked += 1
+    assert checked >= 15
+    # A few that must really have been called.
+    by_name = {e["name"]: e["calls"] for e in mod["entry_points"]}
+    assert by_name["pyxfixture.burn"] == 50 and by_name["Thing.__init__"] == 50

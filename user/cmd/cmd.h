@@ -44,8 +44,8 @@ struct pyx_cmd {
 /*
  * Parse argv (argv[0] is the command name). @extra are the command's own
  * long options (terminated by a zero entry); each is reported through
- * @handle(cookie, val, optarg), which returns 0 or -EINVAL after printing
- * why. Returns 0, or PYX_EXIT_USAGE after a one-line message, or -1 when
+ * @handle(cookie, val, optarg), which returns 0, or -EINVAL after printing
+ * the one-line error (with pyx_usage_error()'s form and hint). Returns 0, or PYX_EXIT_USAGE after a one-line message, or -1 when
  * --help was shown (the caller returns PYX_EXIT_OK).
  */
 int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int accepts,

@@ -138,7 +138,7 @@ static int handle_common(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, int val
 		ctx->verbosity++;
 		return 0;
 	}
-	return PYX_EXIT_USAGE;
+	return -ENOENT; /* not a common option: the command's own */
 }
 
 int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int accepts,
@@ -208,14 +208,9 @@ int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int a
 			goto out_free;
 		}
 		err = handle_common(ctx, cmd, val, optarg, common);
-		if (err == PYX_EXIT_USAGE && handle) {
-			err = handle(cookie, val, optarg) ? PYX_EXIT_USAGE : 0;
-			if (err) {
-				/* The handler printed what; say where to look. */
-				fprintf(stderr, "%s %s: see '%s %s --help'\n", ctx->prog, cmd->name,
-					ctx->prog, cmd->name);
-			}
-		}
+		/* A command's own option; its handler prints the one-line error itself. */
+		if (err == -ENOENT)
+			err = handle && !handle(cookie, val, optarg) ? 0 : PYX_EXIT_USAGE;
 		if (err)
 			goto out_free;
 	}

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd/cmd.h"
 #include "elf/elf.h"
@@ -19,6 +20,7 @@
 #include "output/objects.h"
 #include "python/detect.h"
 #include "python/entrypoints.h"
+#include "probes/centry.h"
 #include "python/layout.h"
 #include "session.h"
 #include "target/process.h"
@@ -46,6 +48,9 @@ struct info_report {
 	char layout_error[256]; /* why the frame walker cannot handle this build */
 	const char *module_query; /* --module */
 	struct pyx_module *module;
+	uint64_t *entry_calls;	  /* per entry point, during the probe check */
+	uint64_t module_attach_ns; /* time to attach every entry point */
+	char module_error[160];
 	/* The probe check. */
 	const char *probe_symbol;
 	uint64_t probe_address;
@@ -193,6 +198,63 @@ static int info_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t si
 	return 0;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* --module: one uprobe_multi link counting every entry point of the module. */
+static int attach_module(struct info_report *rep, struct pyx_session *session,
+			 struct info_bpf *skel)
+{
+	uint64_t t0 = now_ns();
+	struct bpf_link *link;
+
+	if (rep->module->nr_entries > PYX_INFO_MAX_ENTRIES) {
+		snprintf(rep->module_error, sizeof(rep->module_error),
+			 "%zu entry points, more than %d", rep->module->nr_entries,
+			 PYX_INFO_MAX_ENTRIES);
+		return 0;
+	}
+	link = pyx_centry_attach(skel->progs.count_entry_point, rep->proc, rep->module, false);
+	if (!link) {
+		snprintf(rep->module_error, sizeof(rep->module_error),
+			 "uprobe_multi attach failed: %s", strerror(errno));
+		return 0;
+	}
+	rep->module_attach_ns = now_ns() - t0;
+	return pyx_session__add_link(session, link);
+}
+
+/* Sum each entry point's per-CPU call counters. */
+static void read_entry_calls(struct info_report *rep, struct info_bpf *skel)
+{
+	int cpus = libbpf_num_possible_cpus();
+	uint64_t *values;
+	__u32 i;
+	int c;
+
+	if (!rep->module || cpus < 1)
+		return;
+	rep->entry_calls = calloc(rep->module->nr_entries, sizeof(*rep->entry_calls));
+	values = calloc((size_t)cpus, sizeof(*values));
+	if (!rep->entry_calls || !values) {
+		free(values);
+		return;
+	}
+	for (i = 0; i < rep->module->nr_entries && i < PYX_INFO_MAX_ENTRIES; i++) {
+		if (bpf_map__lookup_elem(skel->maps.entry_calls, &i, sizeof(i), values,
+					 (size_t)cpus * sizeof(*values), 0))
+			continue;
+		for (c = 0; c < cpus; c++)
+			rep->entry_calls[i] += values[c];
+	}
+	free(values);
+}
+
 static int info_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
 {
 	struct info_report *rep = cookie;
@@ -232,7 +294,10 @@ static int info_attach(void *cookie, struct pyx_session *session, void *skel_ptr
 		return err == -ESRCH ? err : 0;
 	}
 	rep->probe_attached = true;
-	return pyx_session__add_link(session, link);
+	err = pyx_session__add_link(session, link);
+	if (err || !rep->module)
+		return err;
+	return attach_module(rep, session, skel);
 }
 
 static int info_on_interval(void *cookie, struct pyx_session *session, bool final)
@@ -243,6 +308,7 @@ static int info_on_interval(void *cookie, struct pyx_session *session, bool fina
 	if (!final)
 		return 0;
 	rep->probe_hits = skel->bss->hits;
+	read_entry_calls(rep, skel);
 	rep->probe_ns = pyx_session__elapsed_ns(session);
 	pyx_session__drops(session, rep->drops);
 	rep->stop_reason = pyx_stop_reason_name(pyx_session__stop_reason(session));
@@ -296,8 +362,9 @@ static const char *const entry_kinds[] = {
 	[PYX_ENTRY_SLOT] = "slot",
 };
 
-static void print_module_json(struct pyx_json *json, const struct pyx_module *mod)
+static void print_module_json(struct pyx_json *json, const struct info_report *rep)
 {
+	const struct pyx_module *mod = rep->module;
 	size_t i;
 
 	pyx_json_key(json, "module");
@@ -306,6 +373,8 @@ static void print_module_json(struct pyx_json *json, const struct pyx_module *mo
 	pyx_json_kv_string(json, "path", mod->object->path);
 	pyx_json_kv_string(json, "build_id", mod->build_id[0] ? mod->build_id : NULL);
 	pyx_json_kv_u64(json, "types", mod->nr_types);
+	pyx_json_kv_u64(json, "attach_ns", rep->module_attach_ns);
+	pyx_json_kv_string(json, "error", rep->module_error[0] ? rep->module_error : NULL);
 	pyx_json_key(json, "entry_points");
 	pyx_json_array_begin(json);
 	for (i = 0; i < mod->nr_entries; i++) {
@@ -320,6 +389,8 @@ static void print_module_json(struct pyx_json *json, const struct pyx_module *mo
 		pyx_json_kv_string(json, "signature", pyx_signature_name(e->signature));
 		if (e->kind == PYX_ENTRY_FUNCTION || e->kind == PYX_ENTRY_METHOD)
 			pyx_json_kv_hex(json, "flags", e->flags);
+		/* Calls during the probe check (-d), counted by the uprobe_multi link. */
+		pyx_json_kv_u64(json, "calls", rep->entry_calls ? rep->entry_calls[i] : 0);
 		pyx_json_object_end(json);
 	}
 	pyx_json_array_end(json);
@@ -401,7 +472,7 @@ static void print_report_json(struct pyx_ctx *ctx, const struct info_report *rep
 	pyx_json_array_end(&json);
 
 	if (rep->module)
-		print_module_json(&json, rep->module);
+		print_module_json(&json, rep);
 
 	pyx_json_key(&json, "probe");
 	pyx_json_object_begin(&json);
@@ -487,12 +558,18 @@ static void print_report_text(struct pyx_ctx *ctx, const struct info_report *rep
 	if (rep->module) {
 		fprintf(out, "module      %s: %s, %zu entry points, %zu types\n", rep->module->name,
 			rep->module->object->path, rep->module->nr_entries, rep->module->nr_types);
+		if (rep->module_error[0])
+			fprintf(out, "            not probed: %s\n", rep->module_error);
+		else
+			fprintf(out, "            all attached in %s with one uprobe_multi link; calls during the check:\n",
+				pyx_format_duration(rep->module_attach_ns, dur, sizeof(dur)));
 		for (j = 0; j < rep->module->nr_entries; j++) {
 			const struct pyx_entry_point *e = &rep->module->entries[j];
 
-			fprintf(out, "            %-40s %-10s %-8s +0x%-8" PRIx64 " %s\n", e->name,
-				pyx_signature_name(e->signature), entry_kinds[e->kind], e->offset,
-				e->symbol[0] ? e->symbol : "-");
+			fprintf(out, "            %-40s %-10s %-8s +0x%-8" PRIx64 " %-32s %" PRIu64 "\n",
+				e->name, pyx_signature_name(e->signature), entry_kinds[e->kind],
+				e->offset, e->symbol[0] ? e->symbol : "-",
+				rep->entry_calls ? rep->entry_calls[j] : 0);
 		}
 	}
 	for (i = 0; i < PYX_DROP__MAX; i++)
@@ -508,6 +585,7 @@ static void print_report_text(struct pyx_ctx *ctx, const struct info_report *rep
 
 static void free_report(struct info_report *rep)
 {
+	free(rep->entry_calls);
 	pyx_module__free(rep->module);
 	free(rep->extensions);
 	pyx_python__free(rep->py);

@@ -936,14 +936,15 @@ static int stack_option(void *cookie, int val, const char *arg)
 		errno = 0;
 		opts->count = strtoul(arg, &end, 10);
 		if (errno || *end || !*arg || *arg == '-') {
-			fprintf(stderr, "pyxtrace stack: invalid count '%s': expected a number\n", arg);
+			fprintf(stderr, "pyxtrace stack: invalid count '%s': expected a number (see 'pyxtrace stack --help')\n",
+				arg);
 			return -EINVAL;
 		}
 		opts->count_set = true;
 		return 0;
 	case OPT_INTERVAL:
 		if (pyx_parse_duration(arg, &opts->interval_ns) || !opts->interval_ns) {
-			fprintf(stderr, "pyxtrace stack: invalid interval '%s': use e.g. 100ms, 1s\n",
+			fprintf(stderr, "pyxtrace stack: invalid interval '%s': use e.g. 100ms, 1s (see 'pyxtrace stack --help')\n",
 				arg);
 			return -EINVAL;
 		}
@@ -962,7 +963,7 @@ static int stack_option(void *cookie, int val, const char *arg)
 			end++;
 		}
 		if (errno || *end || size < 1024 || size > PYX_NATIVE_STACK_MAX) {
-			fprintf(stderr, "pyxtrace stack: --stack-size takes 1K to %dK, not '%s'\n",
+			fprintf(stderr, "pyxtrace stack: --stack-size takes 1K to %dK, not '%s' (see 'pyxtrace stack --help')\n",
 				PYX_NATIVE_STACK_MAX / 1024, arg);
 			return -EINVAL;
 		}
@@ -971,7 +972,7 @@ static int stack_option(void *cookie, int val, const char *arg)
 	}
 	case OPT_THREAD_LOOKUP:
 		if (strcmp(arg, "auto") && strcmp(arg, "list")) {
-			fprintf(stderr, "pyxtrace stack: --thread-lookup is auto or list, not '%s'\n",
+			fprintf(stderr, "pyxtrace stack: --thread-lookup is auto or list, not '%s' (see 'pyxtrace stack --help')\n",
 				arg);
 			return -EINVAL;
 		}

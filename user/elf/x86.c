@@ -150,3 +150,32 @@ int pyx_x86_tsd_access(const uint8_t *code, size_t len, uint64_t addr, struct py
 		err = -ENOENT;
 	return err;
 }
+
+int pyx_x86_entry_probe_delta(const uint8_t *code, size_t len, uint64_t addr,
+			      unsigned int *delta)
+{
+	struct decoder d = {};
+	cs_insn *insn = NULL;
+	int err = -ENOENT;
+	size_t count;
+	bool locked;
+
+	count = decode(&d, code, len, addr, &insn);
+	if (!d.lib)
+		return -ENOENT;
+	if (count >= 1) {
+		locked = insn[0].detail->x86.prefix[0] == X86_PREFIX_LOCK;
+		if (!locked) {
+			*delta = 0;
+			err = 0;
+		} else if (count >= 2 && !d.insn_group(d.handle, &insn[0], CS_GRP_JUMP) &&
+			   !d.insn_group(d.handle, &insn[0], CS_GRP_CALL) &&
+			   !d.insn_group(d.handle, &insn[0], CS_GRP_RET) &&
+			   insn[1].detail->x86.prefix[0] != X86_PREFIX_LOCK) {
+			*delta = insn[0].size;
+			err = 0;
+		}
+	}
+	decoder_close(&d, insn, count);
+	return err;
+}

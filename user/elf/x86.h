@@ -31,4 +31,14 @@ struct pyx_x86_tsd {
 
 int pyx_x86_tsd_access(const uint8_t *code, size_t len, uint64_t addr, struct pyx_x86_tsd *out);
 
+/*
+ * Where a uprobe for a function entry can go: 0 when its first instruction
+ * can be probed, else the length of that instruction when it is not a
+ * branch (the next one then runs on every call just the same). The kernel
+ * refuses to probe LOCK-prefixed instructions (-ENOTSUPP); compilers start
+ * counters' hot paths with one. -ENOENT when nothing safe is found.
+ */
+int pyx_x86_entry_probe_delta(const uint8_t *code, size_t len, uint64_t addr,
+			      unsigned int *delta);
+
 #endif /* PYX_ELF_X86_H */
