@@ -32,21 +32,14 @@ struct {
 	__type(value, __u8);
 } wanted SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pywalk_frames);
-} walk_scratch SEC(".maps");
-
 static __always_inline void send_pystack(struct task_struct *task, __u32 tid)
 {
 	struct pyx_rec_pystack *rec;
 	struct pywalk_frames *walk;
 	__u64 tstate = 0, interp = 0;
-	__u32 zero = 0, nr = 0;
+	__u32 nr = 0;
 
-	walk = bpf_map_lookup_elem(&walk_scratch, &zero);
+	walk = pywalk_scratch_get();
 	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 	if (!rec) {
 		pyx_count_drop(PYX_DROP_RINGBUF);

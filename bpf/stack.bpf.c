@@ -22,7 +22,6 @@ const volatile struct pyx_stack_cfg pyx_cfg SEC(".rodata.cfg");
 
 struct scratch {
 	struct pyx_rec_pystack rec;
-	struct pywalk_frames walk;
 };
 
 struct {
@@ -147,10 +146,14 @@ int dump_thread(struct bpf_iter__task *ctx)
 		if (pywalk_read_u64(task, interp + pyx_cfg.layout.interp_id, &rec->interp_id))
 			rec->interp_id = 0;
 		rec->holds_gil = pywalk_holds_gil(task, tstate, interp);
-		rec->status = pywalk_frames(task, tstate, &scratch->walk, &nr);
-		rec->nr_frames = nr;
-		/* The walk's scratch holds the frames; the record carries them. */
-		bpf_probe_read_kernel(rec->frames, sizeof(rec->frames), scratch->walk.frames);
+		struct pywalk_frames *walk = pywalk_scratch_get();
+
+		if (walk) {
+			rec->status = pywalk_frames(task, tstate, walk, &nr);
+			rec->nr_frames = nr;
+			/* The walk's scratch holds the frames; the record carries them. */
+			bpf_probe_read_kernel(rec->frames, sizeof(rec->frames), walk->frames);
+		}
 	}
 	size = sizeof(*rec) - sizeof(rec->frames) + (__u64)(nr & (PYX_MAX_FRAMES * 2 - 1)) *
 							   sizeof(rec->frames[0]);

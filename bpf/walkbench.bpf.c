@@ -16,13 +16,6 @@ const volatile struct pyx_walkbench_cfg pyx_cfg SEC(".rodata.cfg");
 #define PYX_WALK_SLEEPABLE 0
 #include "lib/pywalk.bpf.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pywalk_frames);
-} walk_scratch SEC(".maps");
-
 __u64 hits;
 __u64 walks_ok;
 __u64 frames_walked;
@@ -43,12 +36,12 @@ int probe_walk(void *ctx)
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pywalk_frames *scratch;
 	__u64 tstate = 0, interp = 0;
-	__u32 zero = 0, nr = 0, source = 0;
+	__u32 nr = 0, source = 0;
 
 	if (!pyx_ready() || (bpf_get_current_pid_tgid() >> 32) != pyx_cfg.tgid)
 		return 0;
 	__sync_fetch_and_add(&hits, 1);
-	scratch = bpf_map_lookup_elem(&walk_scratch, &zero);
+	scratch = pywalk_scratch_get();
 	if (!scratch)
 		return 0;
 	if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp, &source) !=

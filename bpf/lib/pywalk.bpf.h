@@ -202,6 +202,21 @@ struct pywalk_frames {
 	__u8 buf[PYX_FRAME_BUF];
 };
 
+/* One per CPU, in every object that includes the walker. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pywalk_frames);
+} pywalk_scratch SEC(".maps");
+
+static __always_inline struct pywalk_frames *pywalk_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&pywalk_scratch, &zero);
+}
+
 struct pywalk_state {
 	struct task_struct *task;
 	struct pywalk_frames *out;

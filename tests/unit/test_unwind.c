@@ -250,25 +250,6 @@ struct target {
 	char exe[256];
 };
 
-static char state_of(pid_t pid)
-{
-	char path[64], buf[512], *paren;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	paren = strrchr(buf, ')');
-	return paren && paren[1] == ' ' ? paren[2] : 0;
-}
-
 static void sleep_ms(int ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
@@ -317,9 +298,9 @@ static bool target_start_arg(struct target *t, const char *name, const char *arg
 	}
 	close(fd);
 	/* Blocked in pause(): its stack above the capture point stays as copied. */
-	for (i = 0; i < 500 && state_of(t->pid) != 'S'; i++)
+	for (i = 0; i < 500 && pyx_task_state(t->pid) != 'S'; i++)
 		sleep_ms(10);
-	if (state_of(t->pid) == 'S')
+	if (pyx_task_state(t->pid) == 'S')
 		return true;
 fail:
 	target_stop(t);

@@ -177,6 +177,32 @@ static uint64_t word(const struct scan *s, uint64_t addr)
 }
 
 /*
+ * Call @visit for every 8-byte-aligned address of the module's data that
+ * has @span bytes after it. @visit returns how far to move on: 8, or past
+ * a structure it recognised; SCAN_STOP ends the scan.
+ */
+#define SCAN_STOP UINT64_MAX
+
+static void scan_data(struct scan *s, uint64_t span,
+		      uint64_t (*visit)(struct scan *s, uint64_t addr, void *ctx), void *ctx)
+{
+	size_t i;
+
+	for (i = 0; i < s->nr_regions; i++) {
+		const struct region *r = &s->regions[i];
+		uint64_t addr, step;
+
+		if (!r->data)
+			continue;
+		for (addr = (r->start + 7) & ~7ull; addr + span <= r->end; addr += step) {
+			step = visit(s, addr, ctx);
+			if (step == SCAN_STOP)
+				return;
+		}
+	}
+}
+
+/*
  * A NUL-terminated string of the object's data at @addr, copied to @buf;
  * @dotted allows '.' (type names). Only names a C compiler would emit for
  * Python: identifiers, dotted for types.
@@ -259,41 +285,35 @@ static struct pyx_entry_point *add_entry(struct scan *s, const char *name, uint6
 	return e;
 }
 
-/* Every PyMethodDef array of the object: entries in a row, then a zero terminator. */
+/* A PyMethodDef array at @addr: entries in a row, then a zero terminator. */
+static uint64_t visit_method_table(struct scan *s, uint64_t addr, void *ctx)
+{
+	uint64_t meth, end = addr;
+	struct table *t;
+	unsigned int flags;
+	size_t count = 0;
+	char name[96];
+
+	while (method_def(s, end, name, sizeof(name), &meth, &flags)) {
+		end += 32;
+		count++;
+	}
+	if (!count || word(s, end) != 0 || word(s, end + 8) != 0)
+		return 8;
+	t = realloc(s->tables, (s->nr_tables + 1) * sizeof(*t));
+	if (!t)
+		return SCAN_STOP;
+	s->tables = t;
+	t = &s->tables[s->nr_tables++];
+	t->addr = addr;
+	t->count = count;
+	t->owner[0] = '\0';
+	return end - addr + 8; /* past the terminator's first word */
+}
+
 static void find_method_tables(struct scan *s)
 {
-	size_t i;
-
-	for (i = 0; i < s->nr_regions; i++) {
-		const struct region *r = &s->regions[i];
-		uint64_t addr;
-
-		if (!r->data)
-			continue;
-		for (addr = (r->start + 7) & ~7ull; addr + 32 <= r->end; addr += 8) {
-			unsigned int flags;
-			char name[96];
-			uint64_t meth, end = addr;
-			struct table *t;
-			size_t count = 0;
-
-			while (method_def(s, end, name, sizeof(name), &meth, &flags)) {
-				end += 32;
-				count++;
-			}
-			if (!count || word(s, end) != 0 || word(s, end + 8) != 0)
-				continue;
-			t = realloc(s->tables, (s->nr_tables + 1) * sizeof(*t));
-			if (!t)
-				return;
-			s->tables = t;
-			t = &s->tables[s->nr_tables++];
-			t->addr = addr;
-			t->count = count;
-			t->owner[0] = '\0';
-			addr = end; /* the loop's += 8 steps past the terminator's first word */
-		}
-	}
+	scan_data(s, 32, visit_method_table, NULL);
 }
 
 static void own_table(struct scan *s, uint64_t addr, const char *type)
@@ -377,99 +397,87 @@ static bool looks_like_type(const struct scan *s, uint64_t addr)
 	return methods || dealloc;
 }
 
+/* A static PyTypeObject at @addr: its methods, getters, setters and slots. */
+static uint64_t visit_static_type(struct scan *s, uint64_t addr, void *ctx)
+{
+	uint64_t seq, map;
+	char tp_name[96];
+	const char *type;
+	size_t j;
+
+	if (!looks_like_type(s, addr) ||
+	    !read_name(s, word(s, addr + TYPE_NAME), tp_name, sizeof(tp_name), true))
+		return 8;
+	type = short_type_name(tp_name);
+	s->mod->nr_types++;
+	own_table(s, word(s, addr + TYPE_METHODS), type);
+	add_getsets(s, word(s, addr + TYPE_GETSET), type);
+	for (j = 0; j < sizeof(slots) / sizeof(slots[0]); j++)
+		if (slots[j].type_offset)
+			add_slot(s, type, &slots[j], word(s, addr + slots[j].type_offset));
+	/* The sequence and mapping tables are separate structs the type points to. */
+	seq = word(s, addr + TYPE_AS_SEQUENCE);
+	map = word(s, addr + TYPE_AS_MAPPING);
+	if (seq && at(s, seq, 64)) {
+		add_slot(s, type, &slots[12], word(s, seq + 0));  /* sq_length */
+		add_slot(s, type, &slots[13], word(s, seq + 24)); /* sq_item */
+		add_slot(s, type, &slots[14], word(s, seq + 56)); /* sq_contains */
+	}
+	if (map && at(s, map, 24)) {
+		add_slot(s, type, &slots[15], word(s, map + 0));  /* mp_length */
+		add_slot(s, type, &slots[16], word(s, map + 8));  /* mp_subscript */
+		add_slot(s, type, &slots[17], word(s, map + 16)); /* mp_ass_subscript */
+	}
+	return 8;
+}
+
 /* Static types: PyTypeObjects in the module's data. */
 static void find_static_types(struct scan *s)
 {
-	size_t i, j;
-
-	if (!s->type_type)
-		return;
-	for (i = 0; i < s->nr_regions; i++) {
-		const struct region *r = &s->regions[i];
-		uint64_t addr;
-
-		if (!r->data)
-			continue;
-		for (addr = (r->start + 7) & ~7ull; addr + TYPE_SIZE <= r->end; addr += 8) {
-			uint64_t seq, map;
-			char tp_name[96];
-			const char *type;
-
-			if (!looks_like_type(s, addr) ||
-			    !read_name(s, word(s, addr + TYPE_NAME), tp_name, sizeof(tp_name), true))
-				continue;
-			type = short_type_name(tp_name);
-			s->mod->nr_types++;
-			own_table(s, word(s, addr + TYPE_METHODS), type);
-			add_getsets(s, word(s, addr + TYPE_GETSET), type);
-			for (j = 0; j < sizeof(slots) / sizeof(slots[0]); j++)
-				if (slots[j].type_offset)
-					add_slot(s, type, &slots[j], word(s, addr + slots[j].type_offset));
-			/* The sequence and mapping tables are separate structs the type points to. */
-			seq = word(s, addr + TYPE_AS_SEQUENCE);
-			map = word(s, addr + TYPE_AS_MAPPING);
-			if (seq && at(s, seq, 64)) {
-				add_slot(s, type, &slots[12], word(s, seq + 0));  /* sq_length */
-				add_slot(s, type, &slots[13], word(s, seq + 24)); /* sq_item */
-				add_slot(s, type, &slots[14], word(s, seq + 56)); /* sq_contains */
-			}
-			if (map && at(s, map, 24)) {
-				add_slot(s, type, &slots[15], word(s, map + 0));  /* mp_length */
-				add_slot(s, type, &slots[16], word(s, map + 8));  /* mp_subscript */
-				add_slot(s, type, &slots[17], word(s, map + 16)); /* mp_ass_subscript */
-			}
-		}
-	}
+	scan_data(s, TYPE_SIZE, visit_static_type, NULL);
 }
 
 /* Heap types: PyType_Spec {name, basicsize, itemsize, flags, slots} with a PyType_Slot array. */
+static uint64_t visit_type_spec(struct scan *s, uint64_t addr, void *ctx)
+{
+	uint64_t slot_array = word(s, addr + 24), slot;
+	char tp_name[96];
+	const char *type;
+	size_t j;
+	int n;
+
+	if (!slot_array || !at(s, slot_array, 16) ||
+	    !read_name(s, word(s, addr), tp_name, sizeof(tp_name), true) || !strchr(tp_name, '.'))
+		return 8;
+	/* Every slot id in range, up to the {0, NULL} terminator. */
+	for (n = 0, slot = slot_array; n < 128 && at(s, slot, 16); n++, slot += 16) {
+		uint32_t id = (uint32_t)word(s, slot);
+
+		if (!id || id > 100)
+			break;
+	}
+	if (n == 0 || n == 128 || (uint32_t)word(s, slot) != 0 || word(s, slot + 8))
+		return 8;
+	type = short_type_name(tp_name);
+	s->mod->nr_types++;
+	for (slot = slot_array; (uint32_t)word(s, slot); slot += 16) {
+		uint32_t id = (uint32_t)word(s, slot);
+		uint64_t fn = word(s, slot + 8);
+
+		if (id == SPEC_METHODS)
+			own_table(s, fn, type);
+		else if (id == SPEC_GETSET)
+			add_getsets(s, fn, type);
+		for (j = 0; j < sizeof(slots) / sizeof(slots[0]); j++)
+			if (slots[j].spec_id == id)
+				add_slot(s, type, &slots[j], fn);
+	}
+	return 8;
+}
+
 static void find_type_specs(struct scan *s)
 {
-	size_t i, j;
-
-	for (i = 0; i < s->nr_regions; i++) {
-		const struct region *r = &s->regions[i];
-		uint64_t addr;
-
-		if (!r->data)
-			continue;
-		for (addr = (r->start + 7) & ~7ull; addr + 32 <= r->end; addr += 8) {
-			uint64_t slot_array = word(s, addr + 24), slot;
-			char tp_name[96];
-			const char *type;
-			int n;
-
-			if (!slot_array || !at(s, slot_array, 16) ||
-			    !read_name(s, word(s, addr), tp_name, sizeof(tp_name), true) ||
-			    !strchr(tp_name, '.'))
-				continue;
-			/* Every slot id in range and every function in the object, up to {0, NULL}. */
-			for (n = 0, slot = slot_array; n < 128 && at(s, slot, 16); n++, slot += 16) {
-				uint32_t id = (uint32_t)word(s, slot);
-
-				if (!id)
-					break;
-				if (id > 100)
-					break;
-			}
-			if (n == 0 || n == 128 || (uint32_t)word(s, slot) != 0 || word(s, slot + 8))
-				continue;
-			type = short_type_name(tp_name);
-			s->mod->nr_types++;
-			for (slot = slot_array; (uint32_t)word(s, slot); slot += 16) {
-				uint32_t id = (uint32_t)word(s, slot);
-				uint64_t fn = word(s, slot + 8);
-
-				if (id == SPEC_METHODS)
-					own_table(s, fn, type);
-				else if (id == SPEC_GETSET)
-					add_getsets(s, fn, type);
-				for (j = 0; j < sizeof(slots) / sizeof(slots[0]); j++)
-					if (slots[j].spec_id == id)
-						add_slot(s, type, &slots[j], fn);
-			}
-		}
-	}
+	scan_data(s, 32, visit_type_spec, NULL);
 }
 
 /*
@@ -478,31 +486,29 @@ static void find_type_specs(struct scan *s)
  * m_methods are the module-level functions; any other table without a type
  * belongs to a type we did not see.
  */
-static uint64_t find_module_methods(struct scan *s)
+static uint64_t visit_module_def(struct scan *s, uint64_t addr, void *ctx)
 {
 	const char *last = strrchr(s->mod->name, '.');
 	const char *short_name = last ? last + 1 : s->mod->name;
-	size_t i;
+	uint64_t methods = word(s, addr + 64), *found = ctx;
+	char m_name[128];
 
-	for (i = 0; i < s->nr_regions; i++) {
-		const struct region *r = &s->regions[i];
-		uint64_t addr;
+	if (!methods || !is_table(s, methods) ||
+	    !read_name(s, word(s, addr + 40), m_name, sizeof(m_name), true))
+		return 8;
+	last = strrchr(m_name, '.');
+	if (strcmp(last ? last + 1 : m_name, short_name))
+		return 8;
+	*found = methods;
+	return SCAN_STOP;
+}
 
-		if (!r->data)
-			continue;
-		for (addr = (r->start + 7) & ~7ull; addr + 80 <= r->end; addr += 8) {
-			uint64_t methods = word(s, addr + 64);
-			char m_name[128];
+static uint64_t find_module_methods(struct scan *s)
+{
+	uint64_t methods = 0;
 
-			if (!methods || !is_table(s, methods) ||
-			    !read_name(s, word(s, addr + 40), m_name, sizeof(m_name), true))
-				continue;
-			last = strrchr(m_name, '.');
-			if (!strcmp(last ? last + 1 : m_name, short_name))
-				return methods;
-		}
-	}
-	return 0;
+	scan_data(s, 80, visit_module_def, &methods);
+	return methods;
 }
 
 static void add_methods(struct scan *s)

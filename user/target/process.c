@@ -93,7 +93,7 @@ static int read_status(struct pyx_process *proc, pid_t pid, pid_t *tgid)
 }
 
 /* The state letter from /proc/PID/stat; comm may hold spaces and ')' so parse from the last ')'. */
-static char read_state(pid_t pid)
+char pyx_task_state(pid_t pid)
 {
 	char path[64], buf[512], *paren;
 	ssize_t n;
@@ -129,7 +129,7 @@ int pyx_process__open(pid_t pid, struct pyx_process **out)
 		goto out_free;
 	proc->pid = tgid;
 	proc->ns_pid = pyx_ns_pid_of(tgid, 0);
-	proc->state = read_state(tgid);
+	proc->state = pyx_task_state(tgid);
 	if (proc->state == 0) {
 		err = -ESRCH;
 		goto out_free;
@@ -296,7 +296,7 @@ int pyx_process__read_maps(struct pyx_process *proc)
 
 bool pyx_process__alive(const struct pyx_process *proc)
 {
-	char state = read_state(proc->pid);
+	char state = pyx_task_state(proc->pid);
 
 	return state && state != 'Z' && state != 'X';
 }

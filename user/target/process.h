@@ -63,6 +63,9 @@ void pyx_process__close(struct pyx_process *proc);
 /* (Re)read /proc/PID/maps into proc->objects. */
 int pyx_process__read_maps(struct pyx_process *proc);
 
+/* The scheduler state letter of a process or thread (R, S, D, Z, ...), 0 when gone. */
+char pyx_task_state(pid_t pid);
+
 /* Whether the process is still alive (not gone, not a zombie). */
 bool pyx_process__alive(const struct pyx_process *proc);
 
