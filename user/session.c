@@ -43,6 +43,7 @@ static const char *const drop_names[PYX_DROP__MAX] = {
 	[PYX_DROP_RINGBUF] = "ringbuf",
 	[PYX_DROP_OVERFLOW] = "overflow",
 	[PYX_DROP_READ] = "read",
+	[PYX_DROP_RETURN_DEPTH] = "uretprobe_depth",
 };
 
 const char *pyx_drop_reason_name(enum pyx_drop_reason reason)

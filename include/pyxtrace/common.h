@@ -31,6 +31,7 @@ enum pyx_drop_reason {
 	PYX_DROP_RINGBUF = 0, /* bpf_ringbuf_reserve failed: consumer too slow */
 	PYX_DROP_OVERFLOW,    /* a bounded per-thread structure was full */
 	PYX_DROP_READ,	      /* a read of target memory failed mid-record */
+	PYX_DROP_RETURN_DEPTH, /* a call deeper than the 64 pending returns the kernel keeps per task */
 	PYX_DROP__MAX = 8,
 };
 

@@ -79,7 +79,7 @@ struct pyx_py_layout {
 	 * lists are walked when it is absent or does not check out.
 	 */
 	__u32 tstate_fast;	 /* 1 when tstate_fs_offset is valid */
-	__u32 __pad;
+	__u32 ts_exception;	 /* the raised exception: curexc_type (≤3.11), current_exception */
 	__s64 tstate_fs_offset;
 };
 

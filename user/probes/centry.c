@@ -39,9 +39,12 @@ struct bpf_link *pyx_centry_attach(struct bpf_program *prog, struct pyx_process 
 		 * counters); the next one runs on every call too. The return side
 		 * must stay at the entry, where the return address is on top.
 		 */
-		if (!retprobe && !pyx_elf__read_vaddr(mod->object->elf, vaddr, code, sizeof(code)) &&
+		if (!pyx_elf__read_vaddr(mod->object->elf, vaddr, code, sizeof(code)) &&
 		    pyx_x86_entry_probe_delta(code, sizeof(code), vaddr, &delta))
 			continue; /* nowhere safe: leave it out rather than fail the link */
+		/* A return probe is planted at the entry itself: impossible when it moved. */
+		if (retprobe && delta)
+			continue;
 		if (pyx_elf__vaddr_to_offset(mod->object->elf, vaddr + delta, &off))
 			continue;
 		offsets[n] = (unsigned long)off;
@@ -62,4 +65,14 @@ out_free:
 	if (err)
 		errno = -err;
 	return link;
+}
+
+bool pyx_centry_has_return(const struct pyx_module *mod, size_t index)
+{
+	uint64_t vaddr = mod->entries[index].offset;
+	unsigned int delta = 1;
+	uint8_t code[32];
+
+	return !pyx_elf__read_vaddr(mod->object->elf, vaddr, code, sizeof(code)) &&
+	       !pyx_x86_entry_probe_delta(code, sizeof(code), vaddr, &delta) && delta == 0;
 }

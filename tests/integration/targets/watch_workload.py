@@ -1,0 +1,55 @@
+"""Watch workload: after $PYX_OUT/go appears, calls the fixture's entry
+points a known number of times, with known errors and bad returns, and a
+200-deep C<->Python recursion; writes the fixture's own counters and what it
+caused (errors, bad returns) to result.json, then exits."""
+import json
+import os
+import sys
+import time
+
+import pyxfixture
+
+OUT = os.environ.get("PYX_OUT") or "/pyx/out"
+ROUNDS = 20
+DEPTH = 200
+
+
+def deep(depth):
+    return pyxfixture.recurse(depth, deep) if depth else 0
+
+
+def main():
+    sys.setrecursionlimit(10000)
+    with open(os.path.join(OUT, "ready"), "w") as f:
+        f.write(str(os.getpid()))
+    while not os.path.exists(os.path.join(OUT, "go")):
+        time.sleep(0.005)
+    pyxfixture.reset_counts()
+    caught = {"ValueError": 0, "SystemError": 0, "TypeError": 0}
+    # Debug interpreters abort on a bad return (_Py_CheckFunctionResult): only release ones try.
+    debug = hasattr(sys, "gettotalrefcount")
+    faulty = [pyxfixture.raise_error]
+    if not debug:
+        faulty += [pyxfixture.null_without_error, pyxfixture.value_with_error]
+    for i in range(ROUNDS):
+        pyxfixture.burn(100)
+        for fn in faulty:
+            try:
+                fn("x") if fn is pyxfixture.raise_error else fn()
+            except (ValueError, SystemError) as e:
+                caught[type(e).__name__] += 1
+        t = pyxfixture.Thing(i)
+        try:
+            t.value = "not an int"
+        except TypeError:
+            caught["TypeError"] += 1
+        del t
+    pyxfixture.recurse(DEPTH, deep)
+    with open(os.path.join(OUT, "result.json.tmp"), "w") as f:
+        json.dump({"counts": pyxfixture.counts(), "caught": caught, "depth": DEPTH,
+                   "debug": debug}, f)
+    os.rename(os.path.join(OUT, "result.json.tmp"), os.path.join(OUT, "result.json"))
+
+
+if __name__ == "__main__":
+    main()
