@@ -21,6 +21,7 @@
 #include "python/detect.h"
 #include "python/entrypoints.h"
 #include "probes/centry.h"
+#include "elf/x86.h"
 #include "python/layout.h"
 #include "session.h"
 #include "target/process.h"
@@ -50,6 +51,7 @@ struct info_report {
 	struct pyx_module *module;
 	uint64_t *entry_calls;	  /* per entry point, during the probe check */
 	uint64_t module_attach_ns; /* time to attach every entry point */
+	size_t single_stepped;	   /* entry points probed on a single-stepped instruction */
 	char module_error[160];
 	/* The probe check. */
 	const char *probe_symbol;
@@ -374,6 +376,7 @@ static void print_module_json(struct pyx_json *json, const struct info_report *r
 	pyx_json_kv_string(json, "build_id", mod->build_id[0] ? mod->build_id : NULL);
 	pyx_json_kv_u64(json, "types", mod->nr_types);
 	pyx_json_kv_u64(json, "attach_ns", rep->module_attach_ns);
+	pyx_json_kv_u64(json, "single_stepped", rep->single_stepped);
 	pyx_json_kv_string(json, "error", rep->module_error[0] ? rep->module_error : NULL);
 	pyx_json_key(json, "entry_points");
 	pyx_json_array_begin(json);
@@ -391,6 +394,9 @@ static void print_module_json(struct pyx_json *json, const struct info_report *r
 			pyx_json_kv_hex(json, "flags", e->flags);
 		/* Calls during the probe check (-d), counted by the uprobe_multi link. */
 		pyx_json_kv_u64(json, "calls", rep->entry_calls ? rep->entry_calls[i] : 0);
+		pyx_json_kv_string(json, "probe", pyx_probe_class_name(e->probe_class));
+		pyx_json_kv_string(json, "entry_instruction", pyx_probe_class_name(e->entry_class));
+		pyx_json_kv_u64(json, "probe_offset", e->probe_delta);
 		pyx_json_object_end(json);
 	}
 	pyx_json_array_end(json);
@@ -561,14 +567,17 @@ static void print_report_text(struct pyx_ctx *ctx, const struct info_report *rep
 		if (rep->module_error[0])
 			fprintf(out, "            not probed: %s\n", rep->module_error);
 		else
-			fprintf(out, "            all attached in %s with one uprobe_multi link; calls during the check:\n",
-				pyx_format_duration(rep->module_attach_ns, dur, sizeof(dur)));
+			fprintf(out, "            all attached in %s with one uprobe_multi link; %zu single-stepped; calls during the check:\n",
+				pyx_format_duration(rep->module_attach_ns, dur, sizeof(dur)),
+				rep->single_stepped);
 		for (j = 0; j < rep->module->nr_entries; j++) {
 			const struct pyx_entry_point *e = &rep->module->entries[j];
 
-			fprintf(out, "            %-40s %-10s %-8s +0x%-8" PRIx64 " %-32s %" PRIu64 "\n",
+			fprintf(out, "            %-40s %-10s %-8s +0x%-8" PRIx64 " %-11s %-32s %" PRIu64 "\n",
 				e->name, pyx_signature_name(e->signature), entry_kinds[e->kind],
-				e->offset, e->symbol[0] ? e->symbol : "-",
+				e->offset,
+				e->probe_class ? pyx_probe_class_name(e->probe_class) : "unprobed",
+				e->symbol[0] ? e->symbol : "-",
 				rep->entry_calls ? rep->entry_calls[j] : 0);
 		}
 	}
@@ -621,6 +630,7 @@ static int report_target(struct pyx_ctx *ctx, const struct pyx_common_opts *comm
 			pyx_error(ctx, "%s", why);
 			goto out_free;
 		}
+		rep.single_stepped = pyx_centry_plan(rep.module);
 	}
 	err = run_probe_check(ctx, &rep, common);
 	if (err == -ESRCH) {

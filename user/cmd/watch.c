@@ -20,6 +20,7 @@
 #include "python/detect.h"
 #include "python/entrypoints.h"
 #include "python/layout.h"
+#include "elf/x86.h"
 #include "session.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -41,6 +42,7 @@ struct watch_run {
 	uint64_t duration_ns;
 	const char *stop_reason;
 	size_t without_return;
+	size_t single_stepped; /* entry points whose probe the kernel single-steps (~12 µs a hit) */
 };
 
 static void watch_usage(FILE *out, const char *prog)
@@ -91,7 +93,7 @@ static int watch_attach(void *cookie, struct pyx_session *session, void *skel_pt
 	for (i = 0; i < run->mod->nr_entries; i++) {
 		__u32 sig = bpf_signature(run->mod->entries[i].signature);
 
-		if (!pyx_centry_has_return(run->mod, i)) {
+		if (!run->mod->entries[i].probe_class) {
 			sig |= PYX_CENTRY_NO_RETURN;
 			run->without_return++;
 		}
@@ -195,6 +197,7 @@ static void print_json(struct watch_run *run)
 	pyx_json_kv_string(&json, "build_id", run->mod->build_id[0] ? run->mod->build_id : NULL);
 	pyx_json_object_end(&json);
 	pyx_json_kv_u64(&json, "duration_ns", run->duration_ns);
+	pyx_json_kv_u64(&json, "single_stepped", run->single_stepped);
 	pyx_json_kv_string(&json, "stopped_by", run->stop_reason);
 	pyx_json_key(&json, "functions");
 	pyx_json_array_begin(&json);
@@ -208,7 +211,9 @@ static void print_json(struct watch_run *run)
 		pyx_json_kv_string(&json, "symbol", e->symbol[0] ? e->symbol : NULL);
 		pyx_json_kv_hex(&json, "address", e->address);
 		pyx_json_kv_string(&json, "signature", pyx_signature_name(e->signature));
-		pyx_json_kv_bool(&json, "return_probe", pyx_centry_has_return(run->mod, i));
+		pyx_json_kv_bool(&json, "return_probe", e->probe_class != 0);
+		pyx_json_kv_string(&json, "probe", pyx_probe_class_name(e->probe_class));
+		pyx_json_kv_u64(&json, "probe_offset", e->probe_delta);
 		pyx_json_kv_u64(&json, "calls", st->calls);
 		pyx_json_kv_u64(&json, "errors", st->errors);
 		pyx_json_key(&json, "bad_returns");
@@ -279,6 +284,8 @@ static void print_text(struct watch_run *run)
 	}
 	if (!shown)
 		fputs("(no calls)\n", out);
+	fprintf(out, "%zu of %zu entry points probed on a single-stepped instruction (~12 µs a hit)\n",
+		run->single_stepped, run->mod->nr_entries);
 	free(order);
 }
 
@@ -309,6 +316,7 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 			  run.mod->name, run.mod->nr_entries);
 		goto out_free;
 	}
+	run.single_stepped = pyx_centry_plan(run.mod);
 	run.stats = calloc(run.mod->nr_entries, sizeof(*run.stats));
 	if (!run.stats)
 		goto out_free;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "elf/x86.h"
 
@@ -24,6 +25,9 @@ struct decoder {
 	void (*free)(cs_insn *insn, size_t count);
 	cs_err (*close)(csh *handle);
 	bool (*insn_group)(csh handle, const cs_insn *insn, unsigned int group_id);
+	cs_insn *(*malloc_insn)(csh handle);
+	bool (*disasm_iter)(csh handle, const uint8_t **code, size_t *size, uint64_t *address,
+			    cs_insn *insn);
 	csh handle;
 };
 
@@ -42,7 +46,10 @@ static int decoder_open(struct decoder *d)
 	*(void **)&d->free = dlsym(d->lib, "cs_free");
 	*(void **)&d->close = dlsym(d->lib, "cs_close");
 	*(void **)&d->insn_group = dlsym(d->lib, "cs_insn_group");
+	*(void **)&d->malloc_insn = dlsym(d->lib, "cs_malloc");
+	*(void **)&d->disasm_iter = dlsym(d->lib, "cs_disasm_iter");
 	if (!d->open || !d->option || !d->disasm || !d->free || !d->close || !d->insn_group ||
+	    !d->malloc_insn || !d->disasm_iter ||
 	    d->open(CS_ARCH_X86, CS_MODE_64, &d->handle) != CS_ERR_OK) {
 		dlclose(d->lib);
 		return -ENOENT;
@@ -151,31 +158,132 @@ int pyx_x86_tsd_access(const uint8_t *code, size_t len, uint64_t addr, struct py
 	return err;
 }
 
-int pyx_x86_entry_probe_delta(const uint8_t *code, size_t len, uint64_t addr,
-			      unsigned int *delta)
+const char *pyx_probe_class_name(enum pyx_probe_class cls)
+{
+	switch (cls) {
+	case PYX_PROBE_OPTIMIZED:
+		return "optimized";
+	case PYX_PROBE_EMULATED:
+		return "emulated";
+	case PYX_PROBE_SINGLESTEP:
+		return "single-step";
+	case PYX_PROBE_REFUSED:
+		return "refused";
+	}
+	return NULL;
+}
+
+static bool is_branch(struct decoder *d, const cs_insn *insn)
+{
+	return d->insn_group(d->handle, insn, CS_GRP_JUMP) ||
+	       d->insn_group(d->handle, insn, CS_GRP_CALL) ||
+	       d->insn_group(d->handle, insn, CS_GRP_RET) ||
+	       d->insn_group(d->handle, insn, CS_GRP_INT) ||
+	       d->insn_group(d->handle, insn, CS_GRP_IRET);
+}
+
+/* How the x86 uprobe code treats one instruction (arch/x86/kernel/uprobes.c). */
+static enum pyx_probe_class classify_insn(struct decoder *d, const cs_insn *insn)
+{
+	static const uint8_t nop5[] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+	const cs_x86 *x = &insn->detail->x86;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		uint8_t p = x->prefix[i];
+
+		if (p == X86_PREFIX_LOCK || p == X86_PREFIX_CS || p == X86_PREFIX_SS ||
+		    p == X86_PREFIX_DS || p == X86_PREFIX_ES)
+			return PYX_PROBE_REFUSED;
+	}
+	if (insn->size == sizeof(nop5) && !memcmp(insn->bytes, nop5, sizeof(nop5)))
+		return PYX_PROBE_OPTIMIZED;
+	if (insn->id == X86_INS_NOP ||
+	    (insn->id == X86_INS_PUSH && x->op_count == 1 && x->operands[0].type == X86_OP_REG))
+		return PYX_PROBE_EMULATED;
+	if (is_branch(d, insn) && x->op_count == 1 && x->operands[0].type == X86_OP_IMM)
+		return PYX_PROBE_EMULATED; /* relative jmp, jcc, call */
+	return PYX_PROBE_SINGLESTEP;
+}
+
+static bool writes_sp(struct decoder *d, const cs_insn *insn)
+{
+	const cs_x86 *x = &insn->detail->x86;
+	uint8_t i;
+
+	for (i = 0; i < insn->detail->regs_write_count; i++)
+		if (insn->detail->regs_write[i] == X86_REG_RSP)
+			return true;
+	for (i = 0; i < x->op_count; i++)
+		if (x->operands[i].type == X86_OP_REG && x->operands[i].reg == X86_REG_RSP &&
+		    (x->operands[i].access & CS_AC_WRITE))
+			return true;
+	return insn->id == X86_INS_PUSH || insn->id == X86_INS_POP || insn->id == X86_INS_LEAVE ||
+	       insn->id == X86_INS_ENTER;
+}
+
+int pyx_x86_plan_entry(const uint8_t *code, size_t len, uint64_t addr,
+		       struct pyx_x86_entry_plan *plan)
 {
 	struct decoder d = {};
 	cs_insn *insn = NULL;
-	int err = -ENOENT;
-	size_t count;
-	bool locked;
+	size_t count, i;
+	int err = 0;
 
 	count = decode(&d, code, len, addr, &insn);
 	if (!d.lib)
 		return -ENOENT;
-	if (count >= 1) {
-		locked = insn[0].detail->x86.prefix[0] == X86_PREFIX_LOCK;
-		if (!locked) {
-			*delta = 0;
-			err = 0;
-		} else if (count >= 2 && !d.insn_group(d.handle, &insn[0], CS_GRP_JUMP) &&
-			   !d.insn_group(d.handle, &insn[0], CS_GRP_CALL) &&
-			   !d.insn_group(d.handle, &insn[0], CS_GRP_RET) &&
-			   insn[1].detail->x86.prefix[0] != X86_PREFIX_LOCK) {
-			*delta = insn[0].size;
-			err = 0;
-		}
+	if (!count) {
+		decoder_close(&d, insn, count);
+		return -ENOENT;
 	}
+	plan->delta = 0;
+	plan->entry_cls = plan->cls = classify_insn(&d, &insn[0]);
+	for (i = 0; i < count && i < 4; i++) {
+		enum pyx_probe_class cls = classify_insn(&d, &insn[i]);
+
+		if (cls == PYX_PROBE_OPTIMIZED || cls == PYX_PROBE_EMULATED ||
+		    (cls == PYX_PROBE_SINGLESTEP && plan->entry_cls == PYX_PROBE_REFUSED)) {
+			plan->delta = (unsigned int)(insn[i].address - addr);
+			plan->cls = cls;
+			break;
+		}
+		/* Past here a moved probe would miss calls or lose the return address. */
+		if (is_branch(&d, &insn[i]) || writes_sp(&d, &insn[i]))
+			break;
+	}
+	if (plan->cls == PYX_PROBE_REFUSED)
+		err = -ENOENT;
 	decoder_close(&d, insn, count);
 	return err;
+}
+
+bool pyx_x86_branches_into(const uint8_t *code, size_t len, uint64_t addr, uint64_t lo,
+			   uint64_t hi)
+{
+	struct decoder d = {};
+	const uint8_t *p = code;
+	uint64_t at = addr;
+	size_t left = len;
+	cs_insn *insn;
+	bool found = false;
+
+	if (decoder_open(&d))
+		return true; /* cannot tell: assume the worst */
+	insn = d.malloc_insn(d.handle);
+	while (insn && !found && d.disasm_iter(d.handle, &p, &left, &at, insn)) {
+		const cs_x86 *x = &insn->detail->x86;
+
+		if (is_branch(&d, insn) && x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
+		    (uint64_t)x->operands[0].imm > lo && (uint64_t)x->operands[0].imm <= hi)
+			found = true;
+	}
+	/* Bytes that do not decode: the rest cannot be vouched for. */
+	if (left)
+		found = true;
+	if (insn)
+		d.free(insn, 1);
+	d.close(&d.handle);
+	dlclose(d.lib);
+	return found;
 }

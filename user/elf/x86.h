@@ -7,6 +7,7 @@
 #ifndef PYX_ELF_X86_H
 #define PYX_ELF_X86_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,14 +32,35 @@ struct pyx_x86_tsd {
 
 int pyx_x86_tsd_access(const uint8_t *code, size_t len, uint64_t addr, struct pyx_x86_tsd *out);
 
+/* What a uprobe on an instruction costs: the kernel optimizes, emulates or single-steps it. */
+enum pyx_probe_class {
+	PYX_PROBE_OPTIMIZED = 1, /* nop5: turned into a call, ~0.27 µs here */
+	PYX_PROBE_EMULATED,	 /* push, nop, relative jmp/jcc/call: ~0.55 µs */
+	PYX_PROBE_SINGLESTEP,	 /* everything else (endbr64, mov, sub...): ~12 µs */
+	PYX_PROBE_REFUSED,	 /* LOCK or segment prefixes: the kernel will not probe it */
+};
+
+const char *pyx_probe_class_name(enum pyx_probe_class cls);
+
 /*
- * Where a uprobe for a function entry can go: 0 when its first instruction
- * can be probed, else the length of that instruction when it is not a
- * branch (the next one then runs on every call just the same). The kernel
- * refuses to probe LOCK-prefixed instructions (-ENOTSUPP); compilers start
- * counters' hot paths with one. -ENOENT when nothing safe is found.
+ * Where to put the probe of a function entry so that every call hits it as
+ * cheaply as possible: the first instruction of the straight-line prologue
+ * that the kernel optimizes or emulates, provided nothing before it writes
+ * the stack pointer (a return probe placed there still finds the return
+ * address on top of the stack) or branches. Falls back to the entry, or
+ * past a refused first instruction. *delta is the offset from the entry.
  */
-int pyx_x86_entry_probe_delta(const uint8_t *code, size_t len, uint64_t addr,
-			      unsigned int *delta);
+struct pyx_x86_entry_plan {
+	unsigned int delta;
+	enum pyx_probe_class cls;	/* at the chosen place */
+	enum pyx_probe_class entry_cls; /* at the entry itself */
+};
+
+int pyx_x86_plan_entry(const uint8_t *code, size_t len, uint64_t addr,
+		       struct pyx_x86_entry_plan *plan);
+
+/* Whether any direct branch in the code at @addr targets (@lo, @hi]. */
+bool pyx_x86_branches_into(const uint8_t *code, size_t len, uint64_t addr, uint64_t lo,
+			   uint64_t hi);
 
 #endif /* PYX_ELF_X86_H */

@@ -30,22 +30,15 @@ struct bpf_link *pyx_centry_attach(struct bpf_program *prog, struct pyx_process 
 		goto out_free;
 	}
 	for (i = 0; i < mod->nr_entries; i++) {
-		uint64_t vaddr = mod->entries[i].offset, off;
-		unsigned int delta = 0;
-		uint8_t code[32];
+		const struct pyx_entry_point *e = &mod->entries[i];
+		uint64_t off;
 
 		/*
-		 * The kernel cannot probe some first instructions (LOCK-prefixed
-		 * counters); the next one runs on every call too. The return side
-		 * must stay at the entry, where the return address is on top.
+		 * The plan's place serves the return probe too: nothing before it
+		 * moved the stack pointer, so the return address is still on top.
 		 */
-		if (!pyx_elf__read_vaddr(mod->object->elf, vaddr, code, sizeof(code)) &&
-		    pyx_x86_entry_probe_delta(code, sizeof(code), vaddr, &delta))
-			continue; /* nowhere safe: leave it out rather than fail the link */
-		/* A return probe is planted at the entry itself: impossible when it moved. */
-		if (retprobe && delta)
-			continue;
-		if (pyx_elf__vaddr_to_offset(mod->object->elf, vaddr + delta, &off))
+		if (!e->probe_class ||
+		    pyx_elf__vaddr_to_offset(mod->object->elf, e->offset + e->probe_delta, &off))
 			continue;
 		offsets[n] = (unsigned long)off;
 		cookies[n] = i;
@@ -67,12 +60,52 @@ out_free:
 	return link;
 }
 
-bool pyx_centry_has_return(const struct pyx_module *mod, size_t index)
+/* The function's code up to the next entry point (or 4 KiB): where its branches are. */
+static size_t function_span(const struct pyx_module *mod, uint64_t start)
 {
-	uint64_t vaddr = mod->entries[index].offset;
-	unsigned int delta = 1;
-	uint8_t code[32];
+	uint64_t end = start + 4096;
+	size_t i;
 
-	return !pyx_elf__read_vaddr(mod->object->elf, vaddr, code, sizeof(code)) &&
-	       !pyx_x86_entry_probe_delta(code, sizeof(code), vaddr, &delta) && delta == 0;
+	for (i = 0; i < mod->nr_entries; i++)
+		if (mod->entries[i].offset > start && mod->entries[i].offset < end)
+			end = mod->entries[i].offset;
+	return (size_t)(end - start);
+}
+
+size_t pyx_centry_plan(struct pyx_module *mod)
+{
+	size_t i, single_stepped = 0;
+	uint8_t *body = malloc(4096);
+
+	for (i = 0; i < mod->nr_entries; i++) {
+		struct pyx_entry_point *e = &mod->entries[i];
+		struct pyx_x86_entry_plan plan;
+		size_t span = function_span(mod, e->offset);
+
+		e->probe_delta = 0;
+		e->probe_class = 0;
+		e->entry_class = 0;
+		if (!body)
+			break;
+		/* Near the end of the text segment the function is shorter than the span. */
+		while (span > 16 && pyx_elf__read_vaddr(mod->object->elf, e->offset, body, span))
+			span /= 2;
+		if (span <= 16 && pyx_elf__read_vaddr(mod->object->elf, e->offset, body, span))
+			continue;
+		if (pyx_x86_plan_entry(body, span, e->offset, &plan))
+			continue; /* nothing the kernel will probe: leave it out */
+		e->entry_class = plan.entry_cls;
+		if (plan.delta && plan.entry_cls != PYX_PROBE_REFUSED &&
+		    pyx_x86_branches_into(body, span, e->offset, e->offset,
+					  e->offset + plan.delta)) {
+			/* Something jumps into the prologue: only the entry sees every call. */
+			plan.delta = 0;
+			plan.cls = plan.entry_cls;
+		}
+		e->probe_delta = plan.delta;
+		e->probe_class = plan.cls;
+		single_stepped += plan.cls == PYX_PROBE_SINGLESTEP;
+	}
+	free(body);
+	return single_stepped;
 }

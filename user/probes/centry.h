@@ -17,14 +17,20 @@
 /*
  * Attach @prog (a "uprobe.multi" program; @retprobe for the return side) to
  * every entry point of @mod in @proc. Returns the link, or NULL with errno.
- * Entry points whose first instruction the kernel cannot probe get the
- * entry probe one instruction later and no return probe
- * (pyx_centry_has_return() says which).
+ * Probes go where pyx_centry_plan() put them; entry points it found no
+ * place for are left out.
  */
 struct bpf_link *pyx_centry_attach(struct bpf_program *prog, struct pyx_process *proc,
 				   const struct pyx_module *mod, bool retprobe);
 
-/* Whether entry point @index of @mod can have a return probe (its entry was not moved). */
-bool pyx_centry_has_return(const struct pyx_module *mod, size_t index);
+/*
+ * Decide where each entry point's probes go (entry->probe_delta and
+ * probe_class), decoding its prologue: the first instruction the kernel
+ * emulates or optimizes, when nothing before it can branch or move the stack
+ * pointer and no branch in the function lands between the entry and it.
+ * Entry and return probes share the place. Returns how many entry points
+ * stay single-stepped.
+ */
+size_t pyx_centry_plan(struct pyx_module *mod);
 
 #endif /* PYX_PROBES_CENTRY_H */

@@ -43,6 +43,10 @@ struct pyx_entry_point {
 	enum pyx_signature signature;
 	enum pyx_entry_kind kind;
 	unsigned int flags;  /* METH_* for methods and functions */
+	/* Probe placement (probes/centry.c: pyx_centry_plan). */
+	unsigned int probe_delta; /* probe at address + delta: the cheapest safe place */
+	int probe_class;	  /* enum pyx_probe_class there; 0 when not probeable */
+	int entry_class;	  /* at the entry itself */
 };
 
 struct pyx_module {
