@@ -75,3 +75,36 @@ def test_watch_usage(pyxtrace_bin):
     assert res.rc == 2 and "--module NAME is required" in res.stderr
     res = pyx.run(pyxtrace_bin, "watch", "--module", "x")
     assert res.rc == 2 and "a target is required" in res.stderr
+
+
+@pytest.mark.interps("trixie-3.13,sid-3.14,sid-3.15")
+def test_watch_pillow_matches_setprofile(interp, start_target, pyxtrace_bin):
+    """Pillow's stripped _imaging, probes moved to cheap prologue instructions
+    where possible: calls of every entry point called from bytecode equal the
+    c_call counts sys.setprofile saw inside the target."""
+    interp.require()
+    target = start_target(interp, "pillow_workload.py")
+    target.wait_for("ready", timeout=60)
+    args = [pyxtrace_bin, "watch", "-v", "--json", "--module", "_imaging", "-p", str(target.pid)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "attached, tracing" not in seen:
+        line = proc.stderr.readline()
+        assert line, seen
+        seen += line
+    open(target.path("go"), "w").close()
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    doc = pyx.Result(subprocess.CompletedProcess([], 0, stdout, stderr)).json()
+    profiled = target.read_json("result.json")
+    fn = {f["name"]: f for f in doc["functions"]}
+    assert {"PIL._imaging.fill", "ImagingCore.getpixel"} <= set(profiled)
+    for name, count in profiled.items():
+        assert name in fn, name
+        # C code of the module may call its own entry points too: never fewer.
+        assert fn[name]["calls"] >= count, (name, fn[name]["calls"], count)
+    assert fn["ImagingCore.getpixel"]["calls"] == profiled["ImagingCore.getpixel"]
+    assert fn["PIL._imaging.fill"]["calls"] == profiled["PIL._imaging.fill"]
+    moved = [f for f in doc["functions"] if f["probe_offset"]]
+    assert moved, "no probe moved off a single-stepped entry"
+    assert doc["single_stepped"] < len(doc["functions"])
