@@ -108,3 +108,29 @@ def test_watch_pillow_matches_setprofile(interp, start_target, pyxtrace_bin):
     moved = [f for f in doc["functions"] if f["probe_offset"]]
     assert moved, "no probe moved off a single-stepped entry"
     assert doc["single_stepped"] < len(doc["functions"])
+
+
+@pytest.mark.interps("bookworm-3.11,pyenv-3.13,sid-3.15")
+def test_watch_all_symbols_counts_c_to_c(interp, start_target, pyxtrace_bin):
+    """--all-symbols adds the module's other functions: C->C calls of the
+    fixture's static helpers equal its own counters."""
+    interp.require(fixture=True)
+    target = start_target(interp, "fixture_calls.py")
+    target.wait_for("ready")
+    proc = subprocess.Popen([pyxtrace_bin, "watch", "-v", "--json", "--all-symbols", "--module",
+                             "pyxfixture", "-p", str(target.pid)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "attached, tracing" not in seen:
+        line = proc.stderr.readline()
+        assert line, seen
+        seen += line
+    open(target.path("go"), "w").close()
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    doc = pyx.Result(subprocess.CompletedProcess([], 0, stdout, stderr)).json()
+    counters = target.read_json("calls.json")
+    fn = {f["name"]: f for f in doc["functions"]}
+    assert fn["pyxfixture_leaf"]["calls"] == counters["leaf"] == 150
+    assert fn["pyxfixture_leaf"]["signature"] == "unknown"
+    assert fn["pyxfixture.c_to_c"]["calls"] == counters["c_to_c"]

@@ -48,6 +48,7 @@ struct info_report {
 	struct pyx_python_layout layout;
 	char layout_error[256]; /* why the frame walker cannot handle this build */
 	const char *module_query; /* --module */
+	bool all_symbols;	  /* --all-symbols */
 	struct pyx_module *module;
 	uint64_t *entry_calls;	  /* per entry point, during the probe check */
 	uint64_t module_attach_ns; /* time to attach every entry point */
@@ -82,7 +83,8 @@ static void info_usage(FILE *out, const char *prog)
 		"\n"
 		"  --module NAME          also list the Python-visible C entry points of a loaded\n"
 		"                         extension module (\"_json\", \"PIL._imaging\", a path),\n"
-		"                         found in its data without needing symbols\n",
+		"                         found in its data without needing symbols\n"
+		"  --all-symbols          with --module: every function symbol of the module too\n",
 		prog);
 	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
 	fprintf(out,
@@ -361,7 +363,7 @@ static void print_symbol_json(struct pyx_json *json, const struct pyx_python_sym
 static const char *const entry_kinds[] = {
 	[PYX_ENTRY_FUNCTION] = "function", [PYX_ENTRY_METHOD] = "method",
 	[PYX_ENTRY_GETTER] = "getter",	   [PYX_ENTRY_SETTER] = "setter",
-	[PYX_ENTRY_SLOT] = "slot",
+	[PYX_ENTRY_SLOT] = "slot",	   [PYX_ENTRY_SYMBOL] = "symbol",
 };
 
 static void print_module_json(struct pyx_json *json, const struct info_report *rep)
@@ -601,9 +603,15 @@ static void free_report(struct info_report *rep)
 	pyx_process__close(rep->proc);
 }
 
+struct info_opts {
+	const char *module;
+	bool all_symbols;
+};
+
 static int report_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
-	struct info_report rep = { .module_query = cookie };
+	const struct info_opts *opts = cookie;
+	struct info_report rep = { .module_query = opts->module, .all_symbols = opts->all_symbols };
 	char why[512];
 	int err, ret = PYX_EXIT_FAILURE;
 
@@ -630,6 +638,8 @@ static int report_target(struct pyx_ctx *ctx, const struct pyx_common_opts *comm
 			pyx_error(ctx, "%s", why);
 			goto out_free;
 		}
+		if (rep.all_symbols)
+			pyx_module__add_all_symbols(rep.proc, rep.module);
 		rep.single_stepped = pyx_centry_plan(rep.module);
 	}
 	err = run_probe_check(ctx, &rep, common);
@@ -652,37 +662,43 @@ out_free:
 	return ret;
 }
 
-enum { OPT_MODULE = 0x3000 };
+enum { OPT_MODULE = 0x3000, OPT_ALL_SYMBOLS };
 
 static const struct option info_options[] = {
 	{ "module", required_argument, NULL, OPT_MODULE },
+	{ "all-symbols", no_argument, NULL, OPT_ALL_SYMBOLS },
 	{},
 };
 
 static int info_option(void *cookie, int val, const char *arg)
 {
-	const char **module = cookie;
+	struct info_opts *opts = cookie;
 
-	if (val != OPT_MODULE)
+	if (val == OPT_MODULE)
+		opts->module = arg;
+	else if (val == OPT_ALL_SYMBOLS)
+		opts->all_symbols = true;
+	else
 		return -EINVAL;
-	*module = arg;
 	return 0;
 }
 
 static int info_run(struct pyx_ctx *ctx, int argc, char **argv)
 {
 	struct pyx_common_opts common;
-	const char *module = NULL;
+	struct info_opts opts = {};
 	int err, ret;
 
 	err = pyx_cmd_parse(ctx, &pyx_cmd_info, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
-			    argc, argv, info_options, NULL, info_option, &module, &common);
+			    argc, argv, info_options, NULL, info_option, &opts, &common);
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
-	if (module && !common.pid && !common.launch_argv)
+	if (opts.module && !common.pid && !common.launch_argv)
 		return pyx_usage_error(ctx, &pyx_cmd_info, "--module needs a target: -p PID or -- CMD");
+	if (opts.all_symbols && !opts.module)
+		return pyx_usage_error(ctx, &pyx_cmd_info, "--all-symbols goes with --module NAME");
 	if (common.launch_argv || common.pid)
-		return pyx_cmd_run_target(ctx, &common, report_target, (void *)module);
+		return pyx_cmd_run_target(ctx, &common, report_target, &opts);
 	if (pyx_cmd_open_output(ctx))
 		return PYX_EXIT_FAILURE;
 	ret = report_kernel(ctx);

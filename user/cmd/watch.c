@@ -29,6 +29,7 @@ PYX_SKEL_OPS(centry_bpf);
 
 struct watch_opts {
 	const char *module;
+	bool all_symbols;
 };
 
 struct watch_run {
@@ -58,7 +59,8 @@ static void watch_usage(FILE *out, const char *prog)
 		"final table is printed when the duration ends, on Ctrl-C, or when the\n"
 		"target exits.\n"
 		"\n"
-		"  --module NAME          import name (\"_imaging\", \"PIL._imaging\") or path\n",
+		"  --module NAME          import name (\"_imaging\", \"PIL._imaging\") or path\n"
+		"  --all-symbols          every function symbol of the module too (C->C calls)\n",
 		prog);
 	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
 	fprintf(out,
@@ -316,6 +318,8 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 			  run.mod->name, run.mod->nr_entries);
 		goto out_free;
 	}
+	if (opts->all_symbols)
+		pyx_module__add_all_symbols(run.proc, run.mod);
 	run.single_stepped = pyx_centry_plan(run.mod);
 	run.stats = calloc(run.mod->nr_entries, sizeof(*run.stats));
 	if (!run.stats)
@@ -353,10 +357,11 @@ out_free:
 	return ret;
 }
 
-enum { OPT_MODULE = 0x4000 };
+enum { OPT_MODULE = 0x4000, OPT_ALL_SYMBOLS };
 
 static const struct option watch_options[] = {
 	{ "module", required_argument, NULL, OPT_MODULE },
+	{ "all-symbols", no_argument, NULL, OPT_ALL_SYMBOLS },
 	{},
 };
 
@@ -364,9 +369,12 @@ static int watch_option(void *cookie, int val, const char *arg)
 {
 	struct watch_opts *opts = cookie;
 
-	if (val != OPT_MODULE)
+	if (val == OPT_MODULE)
+		opts->module = arg;
+	else if (val == OPT_ALL_SYMBOLS)
+		opts->all_symbols = true;
+	else
 		return -EINVAL;
-	opts->module = arg;
 	return 0;
 }
 

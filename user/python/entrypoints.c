@@ -70,6 +70,8 @@ const char *pyx_signature_name(enum pyx_signature sig)
 		return "Py_ssize_t";
 	case PYX_SIG_VOID:
 		return "void";
+	case PYX_SIG_UNKNOWN:
+		return "unknown";
 	}
 	return NULL;
 }
@@ -712,6 +714,70 @@ int pyx_module__discover(struct pyx_process *proc, struct pyx_python *py, const 
 	}
 	*out = mod;
 	return 0;
+}
+
+struct symbol_add {
+	struct pyx_module *mod;
+	size_t cap;
+	size_t added;
+};
+
+static int add_symbol(void *opaque, const struct pyx_elf_sym *sym)
+{
+	struct symbol_add *a = opaque;
+	struct pyx_module *mod = a->mod;
+	struct pyx_entry_point *e;
+	const char *at_sign;
+	size_t i;
+
+	if (sym->type != 2 /* STT_FUNC */ || !sym->value || !sym->size)
+		return 0;
+	for (i = 0; i < mod->nr_entries; i++)
+		if (mod->entries[i].offset == sym->value)
+			return 0; /* an entry point already, or the other table's copy */
+	if (mod->nr_entries >= MAX_ENTRIES)
+		return 1;
+	if (mod->nr_entries == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 256;
+
+		e = realloc(mod->entries, cap * sizeof(*e));
+		if (!e)
+			return 1;
+		mod->entries = e;
+		a->cap = cap;
+	}
+	e = &mod->entries[mod->nr_entries++];
+	memset(e, 0, sizeof(*e));
+	at_sign = strchr(sym->name, '@');
+	snprintf(e->symbol, sizeof(e->symbol), "%.*s",
+		 at_sign ? (int)(at_sign - sym->name) : (int)strlen(sym->name), sym->name);
+	snprintf(e->name, sizeof(e->name), "%s", e->symbol);
+	e->offset = sym->value;
+	e->address = pyx_object__runtime(mod->object, sym->value);
+	e->signature = PYX_SIG_UNKNOWN;
+	e->kind = PYX_ENTRY_SYMBOL;
+	a->added++;
+	return 0;
+}
+
+size_t pyx_module__add_all_symbols(struct pyx_process *proc, struct pyx_module *mod)
+{
+	struct symbol_add a = { .mod = mod, .cap = mod->nr_entries };
+	struct pyx_debuginfo dbg;
+	struct pyx_elf *debug_elf;
+
+	pyx_elf__for_each_symbol(mod->object->elf, add_symbol, &a);
+	if (!pyx_debuginfo__find(proc->root_fd, mod->object->path, mod->object->elf, &dbg)) {
+		if (dbg.fd >= 0) {
+			debug_elf = pyx_elf__open_fd(dbg.fd);
+			if (debug_elf) {
+				pyx_elf__for_each_symbol(debug_elf, add_symbol, &a);
+				pyx_elf__close(debug_elf);
+			}
+		}
+		pyx_debuginfo__release(&dbg);
+	}
+	return a.added;
 }
 
 void pyx_module__free(struct pyx_module *mod)

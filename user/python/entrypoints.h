@@ -23,6 +23,7 @@ enum pyx_signature {
 	PYX_SIG_INT,	    /* int: -1 is an error (setters, tp_init, most slots) */
 	PYX_SIG_SSIZE,	    /* Py_ssize_t / Py_hash_t: -1 is an error (__len__, __hash__) */
 	PYX_SIG_VOID,	    /* returns nothing (tp_dealloc) */
+	PYX_SIG_UNKNOWN,    /* a plain C function (--all-symbols): returns not classified */
 };
 
 const char *pyx_signature_name(enum pyx_signature sig);
@@ -33,6 +34,7 @@ enum pyx_entry_kind {
 	PYX_ENTRY_GETTER,
 	PYX_ENTRY_SETTER,
 	PYX_ENTRY_SLOT,		/* a type slot (tp_init, tp_dealloc, sq_length...) */
+	PYX_ENTRY_SYMBOL,	/* any other function symbol of the module (--all-symbols) */
 };
 
 struct pyx_entry_point {
@@ -68,6 +70,13 @@ struct pyx_module {
  */
 int pyx_module__discover(struct pyx_process *proc, struct pyx_python *py, const char *query,
 			 struct pyx_module **out, char *why, size_t why_size);
+
+/*
+ * --all-symbols: add every function symbol of the module (.symtab,
+ * .dynsym, its debug file) that is not an entry point already, named by
+ * its symbol. Returns how many were added.
+ */
+size_t pyx_module__add_all_symbols(struct pyx_process *proc, struct pyx_module *mod);
 void pyx_module__free(struct pyx_module *mod);
 
 #endif /* PYX_PYTHON_ENTRYPOINTS_H */
