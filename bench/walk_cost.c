@@ -5,7 +5,7 @@
  * frames it saw when the target exits. Driven by bench/walk_cost.py, which
  * measures the time per call from inside the target.
  *
- *   walk-cost PID OBJECT-SUBSTRING SYMBOL empty|walk|walk-guard
+ *   walk-cost PID OBJECT-SUBSTRING SYMBOL empty|empty-return|walk|walk-guard
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -31,6 +31,7 @@ struct bench {
 	struct pyx_object *obj;
 	uint64_t offset;
 	bool walk;
+	bool with_return;
 	uint64_t hits, walks_ok, frames, fast;
 };
 
@@ -47,6 +48,16 @@ static int bench_attach(void *cookie, struct pyx_session *session, void *skel_pt
 	link = bpf_program__attach_uprobe_opts(b->walk ? skel->progs.probe_walk :
 							 skel->progs.probe_empty,
 					       b->proc->pid, path, (size_t)b->offset, &opts);
+	if (!link)
+		return -errno;
+	if (pyx_session__add_link(session, link))
+		return -ENOMEM;
+	if (!b->with_return)
+		return 0;
+	/* The bare entry+return floor: the same site with an empty return probe. */
+	opts.retprobe = true;
+	link = bpf_program__attach_uprobe_opts(skel->progs.probe_empty_return, b->proc->pid, path,
+					       (size_t)b->offset, &opts);
 	if (!link)
 		return -errno;
 	return pyx_session__add_link(session, link);
@@ -81,11 +92,12 @@ int main(int argc, char **argv)
 	int err;
 
 	if (argc != 5) {
-		fprintf(stderr, "usage: walk-cost PID OBJECT-SUBSTRING SYMBOL empty|walk|walk-guard\n");
+		fprintf(stderr, "usage: walk-cost PID OBJECT-SUBSTRING SYMBOL empty|empty-return|walk|walk-guard\n");
 		return 2;
 	}
 	pyx_log_setup_libbpf(&ctx);
 	b.walk = !strncmp(argv[4], "walk", 4);
+	b.with_return = !strcmp(argv[4], "empty-return");
 	err = pyx_process__open(atoi(argv[1]), &b.proc);
 	if (err) {
 		fprintf(stderr, "walk-cost: cannot open process %s: %s\n", argv[1], strerror(-err));

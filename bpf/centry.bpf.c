@@ -152,7 +152,11 @@ static __always_inline void classify(struct pyx_centry_stats *st, __u32 index, _
 		return;
 	switch (*sig & ~PYX_CENTRY_NO_RETURN) {
 	case PYX_CENTRY_SIG_OBJECT:
-		if (!ret) {
+		/* Without exception checks a NULL is taken for an error, and bad returns go unseen. */
+		if (!pyx_cfg.check_exceptions) {
+			if (!ret)
+				st->errors++;
+		} else if (!ret) {
 			if (exception_set())
 				st->errors++;
 			else

@@ -30,6 +30,13 @@ int probe_empty(void *ctx)
 	return 0;
 }
 
+/* The return side of the bare floor: an empty return probe. */
+SEC("uretprobe")
+int probe_empty_return(void *ctx)
+{
+	return 0;
+}
+
 SEC("uprobe")
 int probe_walk(void *ctx)
 {

@@ -25,7 +25,7 @@ enum pyx_centry_sig {
 
 struct pyx_centry_cfg {
 	__u32 tgid;
-	__u32 __pad;
+	__u32 check_exceptions; /* read the thread's exception at PyObject* returns (bad returns) */
 	struct pyx_py_layout layout; /* for the thread's current exception */
 };
 
