@@ -24,6 +24,29 @@ class Result:
         return f"<rc={self.rc} stdout={self.stdout[-2000:]!r} stderr={self.stderr[-2000:]!r}>"
 
 
+def start_attached(binary, *args, timeout=10):
+    """Start `pyxtrace ARGS` (which must include -v) in the background and
+    return it once its probes are live (the session's "attached, tracing")."""
+    proc = subprocess.Popen([binary, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "attached, tracing" not in seen:
+        line = proc.stderr.readline()
+        if not line and proc.poll() is not None:
+            raise AssertionError(f"pyxtrace never attached:\n{seen}")
+        seen += line
+    return proc
+
+
+def finish(proc, timeout=120, check_rc=0):
+    """Wait for a pyxtrace started by start_attached(); its Result."""
+    stdout, stderr = proc.communicate(timeout=timeout)
+    res = Result(subprocess.CompletedProcess([], proc.returncode, stdout, stderr))
+    if check_rc is not None:
+        assert res.rc == check_rc, res
+    return res
+
+
 def run(binary, *args, timeout=60, check_rc=None, **kwargs):
     proc = subprocess.run([binary, *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, **kwargs)

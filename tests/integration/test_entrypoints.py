@@ -150,19 +150,11 @@ def test_entry_point_calls_equal_fixture_counters(interp, start_target, pyxtrace
     interp.require(fixture=True)
     target = start_target(interp, "fixture_calls.py")
     target.wait_for("ready")
-    proc = subprocess.Popen([pyxtrace_bin, "info", "-v", "--json", "-d", "60s", "--module",
-                             "pyxfixture", "-p", str(target.pid)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = ""
-    while "attached, tracing" not in seen:
-        line = proc.stderr.readline()
-        assert line, seen
-        seen += line
+    proc = pyx.start_attached(pyxtrace_bin, "info", "-v", "--json", "-d", "60s", "--module",
+                              "pyxfixture", "-p", target.pid)
     open(target.path("go"), "w").close()
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr
+    mod = pyx.finish(proc).json()["module"]
     counters = target.read_json("calls.json")
-    mod = pyx.Result(subprocess.CompletedProcess([], 0, stdout, stderr)).json()["module"]
     assert mod["error"] is None
     checked = 0
     for e in mod["entry_points"]:

@@ -182,7 +182,7 @@ def test_launch_mode_counts_from_first_call(interp, tmp_path, pyxtrace_bin):
 def test_launch_through_env_wrapper(tmp_path, pyxtrace_bin):
     """A wrapper that execs Python (env) is followed to the interpreter."""
     out = tmp_path / "info.json"
-    res = pyx.run(pyxtrace_bin, "info", "--json", "-o", out, "--", "/usr/bin/env",
+    pyx.run(pyxtrace_bin, "info", "--json", "-o", out, "--", "/usr/bin/env",
                   "python3.11", "-c", LAUNCH_SCRIPT, check_rc=0,
                   env={**os.environ, "PATH": "/usr/bin:/bin"})
     doc = pyx.Result(subprocess.CompletedProcess([], 0, out.read_text(), "")).json()
@@ -192,24 +192,7 @@ def test_launch_through_env_wrapper(tmp_path, pyxtrace_bin):
 
 def start_long_info(pyxtrace_bin, pid):
     """`info -v --json -d 60s -p PID` in the background, returned once its probes are live."""
-    proc = subprocess.Popen([pyxtrace_bin, "info", "-v", "--json", "-d", "60s", "-p", str(pid)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_attached(proc)
-    return proc
-
-
-def wait_attached(proc, timeout=10):
-    """Wait for the session's -v line saying the probes are live."""
-    deadline = time.monotonic() + timeout
-    seen = ""
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        seen += line
-        if "attached, tracing" in line:
-            return
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError(f"pyxtrace never attached:\n{seen}")
+    return pyx.start_attached(pyxtrace_bin, "info", "-v", "--json", "-d", "60s", "-p", pid)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])

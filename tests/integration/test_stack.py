@@ -2,7 +2,6 @@
 with the ground truth the target wrote about itself at a point where no
 thread moves (tests/integration/targets/stacks.py), on every interpreter of
 the rig, host and runc, release and debug builds, with and without DWARF."""
-import os
 import subprocess
 import time
 

@@ -1,28 +1,20 @@
 """`pyxtrace watch --module`: entry and return of every C entry point,
 paired per thread, returns classified by signature class; ground truth is
 the fixture's own counters and the exceptions the workload caught."""
-import subprocess
 
 import pytest
 
 import pyx
-import rig as rigmod
 
 
-def run_watch(pyxtrace_bin, target, container=False):
-    args = [pyxtrace_bin, "watch", "-v", "--json", "--module", "pyxfixture"]
-    args += ["--container", target.container_id, "-p", str(target.ns_pid)] if container \
-        else ["-p", str(target.pid)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = ""
-    while "attached, tracing" not in seen:
-        line = proc.stderr.readline()
-        assert line, seen
-        seen += line
+def run_watch(pyxtrace_bin, target, *extra, container=False, module="pyxfixture"):
+    """watch the target from before it starts working ("go") until it exits."""
+    args = ["watch", "-v", "--json", "--module", module, *extra]
+    args += ["--container", target.container_id, "-p", target.ns_pid] if container \
+        else ["-p", target.pid]
+    proc = pyx.start_attached(pyxtrace_bin, *args)
     open(target.path("go"), "w").close()
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 0, stderr
-    return pyx.Result(subprocess.CompletedProcess([], 0, stdout, stderr)).json()
+    return pyx.finish(proc).json()
 
 
 @pytest.mark.interps(supported=True)
@@ -32,7 +24,7 @@ def test_watch_counts_errors_bad_returns(interp, where, start_target, pyxtrace_b
     interp.require(container=container, fixture=True)
     target = start_target(interp, "watch_workload.py", container=container)
     target.wait_for("ready")
-    doc = run_watch(pyxtrace_bin, target, container)
+    doc = run_watch(pyxtrace_bin, target, container=container)
     result = target.read_json("result.json")
     counts, caught = result["counts"], result["caught"]
     fn = {f["name"]: f for f in doc["functions"]}
@@ -85,17 +77,7 @@ def test_watch_pillow_matches_setprofile(interp, start_target, pyxtrace_bin):
     interp.require()
     target = start_target(interp, "pillow_workload.py")
     target.wait_for("ready", timeout=60)
-    args = [pyxtrace_bin, "watch", "-v", "--json", "--module", "_imaging", "-p", str(target.pid)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = ""
-    while "attached, tracing" not in seen:
-        line = proc.stderr.readline()
-        assert line, seen
-        seen += line
-    open(target.path("go"), "w").close()
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 0, stderr
-    doc = pyx.Result(subprocess.CompletedProcess([], 0, stdout, stderr)).json()
+    doc = run_watch(pyxtrace_bin, target, module="_imaging")
     profiled = target.read_json("result.json")
     fn = {f["name"]: f for f in doc["functions"]}
     assert {"PIL._imaging.fill", "ImagingCore.getpixel"} <= set(profiled)
@@ -117,18 +99,7 @@ def test_watch_all_symbols_counts_c_to_c(interp, start_target, pyxtrace_bin):
     interp.require(fixture=True)
     target = start_target(interp, "fixture_calls.py")
     target.wait_for("ready")
-    proc = subprocess.Popen([pyxtrace_bin, "watch", "-v", "--json", "--all-symbols", "--module",
-                             "pyxfixture", "-p", str(target.pid)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = ""
-    while "attached, tracing" not in seen:
-        line = proc.stderr.readline()
-        assert line, seen
-        seen += line
-    open(target.path("go"), "w").close()
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr
-    doc = pyx.Result(subprocess.CompletedProcess([], 0, stdout, stderr)).json()
+    doc = run_watch(pyxtrace_bin, target, "--all-symbols")
     counters = target.read_json("calls.json")
     fn = {f["name"]: f for f in doc["functions"]}
     assert fn["pyxfixture_leaf"]["calls"] == counters["leaf"] == 150

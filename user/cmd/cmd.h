@@ -67,6 +67,18 @@ void pyx_cmd_print_common_usage(FILE *out, unsigned int accepts);
 int pyx_cmd_open_target(const struct pyx_ctx *ctx, const struct pyx_common_opts *common,
 			struct pyx_process **proc);
 
+struct pyx_python;
+struct pyx_python_layout;
+
+/*
+ * pyx_cmd_open_target(), then what CPython it runs and how to walk it
+ * (python/detect.h, python/layout.h). Prints the one-line error itself;
+ * returns 0 or PYX_EXIT_FAILURE, with nothing left open on failure.
+ */
+int pyx_cmd_open_python(const struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+			struct pyx_process **proc, struct pyx_python **py,
+			struct pyx_python_layout *layout);
+
 /* Same check used before any BPF work: one line naming the missing capability. */
 int pyx_cmd_check_privileges(const struct pyx_ctx *ctx);
 

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "python/detect.h"
+#include "python/layout.h"
 #include "target/container.h"
 #include "target/launch.h"
 #include "target/process.h"
@@ -362,4 +364,28 @@ int pyx_cmd_run_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common
 	if (pyx_cmd_close_output(ctx) && ret == PYX_EXIT_OK)
 		ret = PYX_EXIT_FAILURE;
 	return ret;
+}
+
+int pyx_cmd_open_python(const struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+			struct pyx_process **proc, struct pyx_python **py,
+			struct pyx_python_layout *layout)
+{
+	char why[1024];
+	int err;
+
+	*py = NULL;
+	err = pyx_cmd_open_target(ctx, common, proc);
+	if (err)
+		return err;
+	err = pyx_python__detect(*proc, py, why, sizeof(why));
+	if (!err)
+		err = pyx_python__layout(*py, *proc, layout, why, sizeof(why));
+	if (!err)
+		return 0;
+	pyx_error(ctx, "%s", why);
+	pyx_python__free(*py);
+	*py = NULL;
+	pyx_process__close(*proc);
+	*proc = NULL;
+	return PYX_EXIT_FAILURE;
 }

@@ -841,18 +841,10 @@ static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	};
 	struct pyx_session *session = NULL;
 	int err, ret = PYX_EXIT_FAILURE;
-	char why[512];
 
-	err = pyx_cmd_open_target(ctx, common, &run.proc);
+	err = pyx_cmd_open_python(ctx, common, &run.proc, &run.py, &run.layout);
 	if (err)
 		return err;
-	err = pyx_python__detect(run.proc, &run.py, why, sizeof(why));
-	if (!err)
-		err = pyx_python__layout(run.py, run.proc, &run.layout, why, sizeof(why));
-	if (err) {
-		pyx_error(ctx, "%s", why);
-		goto out_free;
-	}
 	cfg.tgid = (__u32)run.proc->pid;
 	cfg.layout = run.layout.walk;
 	if (sopts->thread_lists) {
