@@ -22,6 +22,7 @@
 #include <bpf/bpf_tracing.h>
 #include <pyxtrace/centry.h>
 #include "lib/ctl.bpf.h"
+#include "lib/hist.bpf.h"
 
 const volatile struct pyx_centry_cfg pyx_cfg SEC(".rodata.cfg");
 
@@ -47,6 +48,27 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pyx_centry_stats);
 } stats SEC(".maps");
+
+/*
+ * Per entry point, per CPU: an array, not a hash, so the lookup at every
+ * return is inlined (a hash lookup cost ~60 ns a call). User space sizes it
+ * to the module's entry points before load: ~1 KiB each per CPU.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PYX_CENTRY_MAX);
+	__type(key, __u32);
+	__type(value, struct pyx_centry_hist);
+} hists SEC(".maps");
+
+static __always_inline void record_latency(__u32 index, __u64 ns)
+{
+	struct pyx_centry_hist *h = bpf_map_lookup_elem(&hists, &index);
+	__u32 slot = pyx_hist_slot(ns);
+
+	if (h && slot < PYX_HIST_SLOTS)
+		h->slots[slot]++;
+}
 
 struct pending {
 	__u64 sp;
@@ -241,6 +263,7 @@ int centry_return(struct pt_regs *ctx)
 		st->min_ns = ns;
 	if (ns > st->max_ns)
 		st->max_ns = ns;
+	record_latency(index, ns);
 	return 0;
 }
 

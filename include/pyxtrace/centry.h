@@ -43,4 +43,9 @@ struct pyx_centry_stats {
 	__u64 max_ns;
 };
 
+/* Latency histogram of one entry point (per CPU, created at its first timed return). */
+struct pyx_centry_hist {
+	__u64 slots[PYX_HIST_SLOTS];
+};
+
 #endif /* __PYXTRACE_CENTRY_H */

@@ -36,6 +36,17 @@ enum pyx_drop_reason {
 };
 
 /*
+ * Log-linear latency histograms, computed in the kernel: 4 buckets per
+ * power of two from 2^PYX_HIST_MIN_SHIFT ns (bucket 0 holds everything
+ * shorter) up to 2^(PYX_HIST_MIN_SHIFT + PYX_HIST_POWERS) ns (the last
+ * bucket holds everything longer).
+ */
+#define PYX_HIST_MIN_SHIFT 6  /* 64 ns */
+#define PYX_HIST_POWERS 30    /* to ~68 s */
+#define PYX_HIST_SUB 4	      /* buckets per power of two */
+#define PYX_HIST_SLOTS (PYX_HIST_POWERS * PYX_HIST_SUB + 2)
+
+/*
  * One per BPF object, in its own ".data.ctl" section so the session finds it
  * by name whatever the skeleton: user space sets ready after every probe is
  * attached (no half-attached data) and reads the drop counters.

@@ -61,6 +61,18 @@ def test_watch_counts_errors_bad_returns(interp, where, start_target, pyxtrace_b
     assert doc["drops"]["uretprobe_depth"] == rec["calls"] - 64
     assert all(f["return_probe"] for f in doc["functions"])
 
+    # Histograms: every timed return is in one bucket; percentiles match the durations the
+    # workload measured around each sleep() (18 x 200 us, 2 x 20 ms), to a bucket (< 25 %).
+    for f in doc["functions"]:
+        assert sum(b["count"] for b in f["hist"]) == f["calls"] - f["lost_returns"], f["name"]
+    sleep, slept = fn["pyxfixture.sleep"], sorted(result["slept_ns"])
+    assert sleep["calls"] == counts["sleep"] == 20
+    assert 200_000 <= sleep["min_ns"] and sleep["max_ns"] <= slept[-1]
+    assert 200_000 <= sleep["p50_ns"] and sleep["p50_ns"] * 0.8 <= slept[9]
+    assert sleep["p90_ns"] < 20_000_000 <= sleep["p99_ns"]
+    assert sleep["p99_ns"] * 0.8 <= slept[-1]
+    assert sleep["hist"][-1]["count"] == 2 and sleep["hist"][-1]["le_ns"] >= 20_000_000
+
 
 def test_watch_usage(pyxtrace_bin):
     res = pyx.run(pyxtrace_bin, "watch", "-p", "1")

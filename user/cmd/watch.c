@@ -14,6 +14,7 @@
 
 #include "centry.skel.h"
 #include "cmd/cmd.h"
+#include "output/hist.h"
 #include "output/json.h"
 #include "output/objects.h"
 #include "probes/centry.h"
@@ -40,6 +41,7 @@ struct watch_run {
 	struct pyx_python_layout layout;
 	struct pyx_module *mod;
 	struct pyx_centry_stats *stats; /* per entry point, summed over CPUs */
+	struct pyx_centry_hist *hists;	/* per entry point, summed over CPUs */
 	uint64_t drops[PYX_DROP__MAX];
 	uint64_t duration_ns;
 	const char *stop_reason;
@@ -88,6 +90,15 @@ static __u32 bpf_signature(enum pyx_signature sig)
 	}
 }
 
+/* One histogram per entry point, not PYX_CENTRY_MAX: they are ~1 KiB each per CPU. */
+static int watch_prepare(void *cookie, void *skel_ptr)
+{
+	struct watch_run *run = cookie;
+	struct centry_bpf *skel = skel_ptr;
+
+	return bpf_map__set_max_entries(skel->maps.hists, (__u32)run->mod->nr_entries);
+}
+
 static int watch_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
 {
 	struct watch_run *run = cookie;
@@ -128,6 +139,25 @@ static int watch_attach(void *cookie, struct pyx_session *session, void *skel_pt
 	return pyx_session__add_link(session, link);
 }
 
+static void read_hists(struct watch_run *run, struct centry_bpf *skel, int cpus)
+{
+	struct pyx_centry_hist *values = calloc((size_t)cpus, sizeof(*values));
+	__u32 i;
+	int c, k;
+
+	if (!values)
+		return;
+	for (i = 0; i < run->mod->nr_entries; i++) {
+		if (bpf_map__lookup_elem(skel->maps.hists, &i, sizeof(i), values,
+					 (size_t)cpus * sizeof(*values), 0))
+			continue;
+		for (c = 0; c < cpus; c++)
+			for (k = 0; k < PYX_HIST_SLOTS; k++)
+				run->hists[i].slots[k] += values[c].slots[k];
+	}
+	free(values);
+}
+
 static void read_stats(struct watch_run *run, struct centry_bpf *skel)
 {
 	int cpus = libbpf_num_possible_cpus(), c;
@@ -164,6 +194,7 @@ static void read_stats(struct watch_run *run, struct centry_bpf *skel)
 		}
 	}
 	free(values);
+	read_hists(run, skel, cpus);
 }
 
 static int watch_on_interval(void *cookie, struct pyx_session *session, bool final)
@@ -234,6 +265,13 @@ static void print_json(struct watch_run *run)
 		pyx_json_kv_u64(&json, "min_ns", st->min_ns);
 		pyx_json_kv_u64(&json, "max_ns", st->max_ns);
 		pyx_json_kv_u64(&json, "avg_ns", timed ? st->total_ns / timed : 0);
+		pyx_json_kv_u64(&json, "p50_ns",
+				pyx_hist_percentile(run->hists[i].slots, PYX_HIST_SLOTS, 0.50));
+		pyx_json_kv_u64(&json, "p90_ns",
+				pyx_hist_percentile(run->hists[i].slots, PYX_HIST_SLOTS, 0.90));
+		pyx_json_kv_u64(&json, "p99_ns",
+				pyx_hist_percentile(run->hists[i].slots, PYX_HIST_SLOTS, 0.99));
+		pyx_json_hist(&json, "hist", run->hists[i].slots, PYX_HIST_SLOTS);
 		pyx_json_object_end(&json);
 	}
 	pyx_json_array_end(&json);
@@ -259,7 +297,8 @@ static int by_calls(const void *a, const void *b, void *stats)
 static void print_text(struct watch_run *run)
 {
 	FILE *out = run->ctx->out;
-	char label[160], avg[32], max[32], dur[32];
+	char label[160], avg[32], p99[32], max[32], dur[32];
+	uint64_t p99_ns;
 	size_t *order, i, shown = 0;
 
 	fprintf(out, "%s: module %s, %zu entry points, %s (%s)\n",
@@ -272,8 +311,8 @@ static void print_text(struct watch_run *run)
 	for (i = 0; i < run->mod->nr_entries; i++)
 		order[i] = i;
 	qsort_r(order, run->mod->nr_entries, sizeof(*order), by_calls, run->stats);
-	fprintf(out, "%-40s %10s %8s %8s %8s %10s %10s\n", "FUNCTION", "CALLS", "ERRORS", "BAD",
-		"LOST", "AVG", "MAX");
+	fprintf(out, "%-40s %10s %8s %8s %8s %10s %10s %10s\n", "FUNCTION", "CALLS", "ERRORS",
+		"BAD", "LOST", "AVG", "P99", "MAX");
 	for (i = 0; i < run->mod->nr_entries; i++) {
 		const struct pyx_centry_stats *st = &run->stats[order[i]];
 		uint64_t timed = timed_calls(st);
@@ -281,17 +320,21 @@ static void print_text(struct watch_run *run)
 		if (!st->calls)
 			continue;
 		shown++;
-		fprintf(out, "%-40s %10llu %8llu %8llu %8llu %10s %10s\n",
+		p99_ns = pyx_hist_percentile(run->hists[order[i]].slots, PYX_HIST_SLOTS, 0.99);
+
+		fprintf(out, "%-40s %10llu %8llu %8llu %8llu %10s %10s %10s\n",
 			run->mod->entries[order[i]].name, (unsigned long long)st->calls,
 			(unsigned long long)st->errors,
 			(unsigned long long)(st->null_no_exception + st->value_with_exception),
 			(unsigned long long)(st->lost_returns + st->unpaired),
 			timed ? pyx_format_duration(st->total_ns / timed, avg, sizeof(avg)) : "-",
+			p99_ns ? pyx_format_duration(p99_ns, p99, sizeof(p99)) : "-",
 			st->max_ns ? pyx_format_duration(st->max_ns, max, sizeof(max)) : "-");
 	}
 	if (!shown)
 		fputs("(no calls)\n", out);
-	fprintf(out, "%zu of %zu entry points probed on a single-stepped instruction (~12 µs a hit)\n",
+	fprintf(out,
+		"%zu of %zu entry points probed on a single-stepped instruction (~12 µs a hit)\n",
 		run->single_stepped, run->mod->nr_entries);
 	free(order);
 }
@@ -299,7 +342,7 @@ static void print_text(struct watch_run *run)
 static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
 	const struct watch_opts *opts = cookie;
-	struct watch_run run = { .ctx = ctx };
+	struct watch_run run = {.ctx = ctx};
 	struct pyx_centry_cfg cfg = {};
 	struct pyx_session *session = NULL;
 	int err, ret = PYX_EXIT_FAILURE;
@@ -314,15 +357,18 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		goto out_free;
 	}
 	if (!run.mod->nr_entries || run.mod->nr_entries > PYX_CENTRY_MAX) {
-		pyx_error(ctx, "%s: %zu entry points found (searched PyMethodDef tables, static types and type specs)",
-			  run.mod->name, run.mod->nr_entries);
+		pyx_error(
+			ctx,
+			"%s: %zu entry points found (searched PyMethodDef tables, static types and type specs)",
+			run.mod->name, run.mod->nr_entries);
 		goto out_free;
 	}
 	if (opts->all_symbols)
 		pyx_module__add_all_symbols(run.proc, run.mod);
 	run.single_stepped = pyx_centry_plan(run.mod);
 	run.stats = calloc(run.mod->nr_entries, sizeof(*run.stats));
-	if (!run.stats)
+	run.hists = calloc(run.mod->nr_entries, sizeof(*run.hists));
+	if (!run.stats || !run.hists)
 		goto out_free;
 	cfg.tgid = (__u32)run.proc->pid;
 	cfg.check_exceptions = !opts->no_exception_checks && run.layout.walk.tstate_fast;
@@ -336,6 +382,7 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		.resume_pid = common->resume_pid,
 		.duration_ns = common->duration_ns,
 		.cookie = &run,
+		.prepare = watch_prepare,
 		.attach = watch_attach,
 		.on_interval = watch_on_interval,
 	};
@@ -352,6 +399,7 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		print_text(&run);
 	ret = PYX_EXIT_OK;
 out_free:
+	free(run.hists);
 	free(run.stats);
 	pyx_module__free(run.mod);
 	pyx_python__free(run.py);
@@ -362,9 +410,9 @@ out_free:
 enum { OPT_MODULE = 0x4000, OPT_ALL_SYMBOLS, OPT_NO_EXCEPTION_CHECKS };
 
 static const struct option watch_options[] = {
-	{ "module", required_argument, NULL, OPT_MODULE },
-	{ "all-symbols", no_argument, NULL, OPT_ALL_SYMBOLS },
-	{ "no-exception-checks", no_argument, NULL, OPT_NO_EXCEPTION_CHECKS },
+	{"module", required_argument, NULL, OPT_MODULE},
+	{"all-symbols", no_argument, NULL, OPT_ALL_SYMBOLS},
+	{"no-exception-checks", no_argument, NULL, OPT_NO_EXCEPTION_CHECKS},
 	{},
 };
 
@@ -396,8 +444,9 @@ static int watch_run(struct pyx_ctx *ctx, int argc, char **argv)
 	if (!opts.module)
 		return pyx_usage_error(ctx, &pyx_cmd_watch, "--module NAME is required");
 	if (!common.pid && !common.launch_argv)
-		return pyx_usage_error(ctx, &pyx_cmd_watch,
-				       "a target is required: -p PID, --container ID -p PID or -- CMD");
+		return pyx_usage_error(
+			ctx, &pyx_cmd_watch,
+			"a target is required: -p PID, --container ID -p PID or -- CMD");
 	return pyx_cmd_run_target(ctx, &common, watch_target, &opts);
 }
 

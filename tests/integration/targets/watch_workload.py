@@ -1,6 +1,6 @@
 """Watch workload: after $PYX_OUT/go appears, calls the fixture's entry
 points a known number of times, with known errors and bad returns, and a
-200-deep C<->Python recursion; writes the fixture's own counters and what it
+200-deep C<->Python recursion and sleeps of known length; writes the fixture's own counters and what it
 caused (errors, bad returns) to result.json, then exits."""
 import json
 import os
@@ -45,9 +45,15 @@ def main():
             caught["TypeError"] += 1
         del t
     pyxfixture.recurse(DEPTH, deep)
+    # Known latencies for the histogram: 18 short sleeps, 2 long ones, each timed from here.
+    slept = []
+    for usec in [200] * 18 + [20000] * 2:
+        start = time.perf_counter_ns()
+        pyxfixture.sleep(usec)
+        slept.append(time.perf_counter_ns() - start)
     with open(os.path.join(OUT, "result.json.tmp"), "w") as f:
         json.dump({"counts": pyxfixture.counts(), "caught": caught, "depth": DEPTH,
-                   "debug": debug}, f)
+                   "debug": debug, "slept_ns": slept}, f)
     os.rename(os.path.join(OUT, "result.json.tmp"), os.path.join(OUT, "result.json"))
 
 
