@@ -41,13 +41,13 @@ from typing import Iterable, Optional
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTS_DIR = REPO_ROOT / "tests"
 RIG_SCRIPTS = TESTS_DIR / "rig"
-CACHE = Path(os.environ.get("PYX_CACHE", "/var/cache/pyxtrace"))
+CACHE = Path(os.environ.get("PYX_CACHE") or "/var/cache/pyxtrace")  # empty = unset, as in the shell scripts
 RIG_CACHE = CACHE / "rig"
 ROOTS_DIR = RIG_CACHE / "roots"
 STRIPPED_DIR = RIG_CACHE / "pyenv-stripped"
 FIXTURES_DIR = CACHE / "fixtures"
 RUN_DIR = CACHE / "run"  # bundles and outdirs of running targets
-PYENV_VERSIONS = Path(os.environ.get("PYX_PYENV_VERSIONS", "/root/.pyenv/versions"))
+PYENV_VERSIONS = Path(os.environ.get("PYX_PYENV_VERSIONS") or "/root/.pyenv/versions")
 
 # Where the roles are seen from inside a container (or a chroot).
 IN_TESTS = "/pyx/tests"
