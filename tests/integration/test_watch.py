@@ -7,14 +7,16 @@ import pytest
 import pyx
 
 
-def run_watch(pyxtrace_bin, target, *extra, container=False, module="pyxfixture"):
+def run_watch(pyxtrace_bin, target, *extra, container=False, module="pyxfixture",
+              all_docs=False):
     """watch the target from before it starts working ("go") until it exits."""
     args = ["watch", "-v", "--json", "--module", module, *extra]
     args += ["--container", target.container_id, "-p", target.ns_pid] if container \
         else ["-p", target.pid]
     proc = pyx.start_attached(pyxtrace_bin, *args)
     open(target.path("go"), "w").close()
-    return pyx.finish(proc).json()
+    result = pyx.finish(proc)
+    return result.json_lines() if all_docs else result.json()
 
 
 @pytest.mark.interps(supported=True)
@@ -24,7 +26,15 @@ def test_watch_counts_errors_bad_returns(interp, where, start_target, pyxtrace_b
     interp.require(container=container, fixture=True)
     target = start_target(interp, "watch_workload.py", container=container)
     target.wait_for("ready")
-    doc = run_watch(pyxtrace_bin, target, container=container)
+    # -i: the totals so far every 10 ms (the workload runs > 45 ms), then the final ones.
+    docs = run_watch(pyxtrace_bin, target, "-i", "10ms", container=container, all_docs=True)
+    doc = docs[-1]
+    assert len(docs) >= 3 and [d["final"] for d in docs] == [False] * (len(docs) - 1) + [True]
+    for before, after in zip(docs, docs[1:]):
+        assert before["stopped_by"] is None and before["duration_ns"] < after["duration_ns"]
+        for b, a in zip(before["functions"], after["functions"]):
+            assert b["name"] == a["name"] and b["calls"] <= a["calls"]
+            assert sum(x["count"] for x in b["hist"]) <= sum(x["count"] for x in a["hist"])
     result = target.read_json("result.json")
     counts, caught = result["counts"], result["caught"]
     fn = {f["name"]: f for f in doc["functions"]}
@@ -81,6 +91,9 @@ def test_watch_usage(pyxtrace_bin):
     assert res.rc == 2 and "--module NAME is required" in res.stderr
     res = pyx.run(pyxtrace_bin, "watch", "--module", "x")
     assert res.rc == 2 and "a target is required" in res.stderr
+    for bad in ("0", "-1s", "soon"):
+        res = pyx.run(pyxtrace_bin, "watch", "--module", "x", "-p", "1", "-i", bad)
+        assert res.rc == 2 and f"invalid interval '{bad}'" in res.stderr, res
 
 
 @pytest.mark.interps("trixie-3.13,sid-3.14,sid-3.15")

@@ -32,6 +32,7 @@ struct watch_opts {
 	const char *module;
 	bool all_symbols;
 	bool no_exception_checks;
+	uint64_t interval_ns; /* 0: only the final table */
 };
 
 struct watch_run {
@@ -44,7 +45,8 @@ struct watch_run {
 	struct pyx_centry_hist *hists;	/* per entry point, summed over CPUs */
 	uint64_t drops[PYX_DROP__MAX];
 	uint64_t duration_ns;
-	const char *stop_reason;
+	const char *stop_reason; /* NULL while still running (an interval's table) */
+	bool final;
 	size_t without_return;
 	size_t single_stepped; /* entry points whose probe the kernel single-steps (~12 µs a hit) */
 	bool exception_checks;
@@ -61,10 +63,12 @@ static void watch_usage(FILE *out, const char *prog)
 		"exception set, -1), bad returns (NULL without an exception, a value with one),\n"
 		"lost returns and latency, per entry point, aggregated in the kernel. The\n"
 		"final table is printed when the duration ends, on Ctrl-C, or when the\n"
-		"target exits.\n"
+		"target exits; with -i, the totals so far every interval too.\n"
 		"\n"
 		"  --module NAME          import name (\"_imaging\", \"PIL._imaging\") or path\n"
 		"  --all-symbols          every function symbol of the module too (C->C calls)\n"
+		"  -i, --interval TIME    also print the totals so far every TIME (e.g. 1s);\n"
+		"                         with --json one document per interval, \"final\": false\n"
 		"  --no-exception-checks  do not read the thread's exception at returns: cheaper;\n"
 		"                         a NULL return counts as an error, bad returns go unseen\n",
 		prog);
@@ -151,6 +155,7 @@ static void read_hists(struct watch_run *run, struct centry_bpf *skel, int cpus)
 		if (bpf_map__lookup_elem(skel->maps.hists, &i, sizeof(i), values,
 					 (size_t)cpus * sizeof(*values), 0))
 			continue;
+		memset(&run->hists[i], 0, sizeof(run->hists[i]));
 		for (c = 0; c < cpus; c++)
 			for (k = 0; k < PYX_HIST_SLOTS; k++)
 				run->hists[i].slots[k] += values[c].slots[k];
@@ -197,16 +202,28 @@ static void read_stats(struct watch_run *run, struct centry_bpf *skel)
 	read_hists(run, skel, cpus);
 }
 
+static void print_json(struct watch_run *run);
+static void print_text(struct watch_run *run);
+
+/* Every interval: the totals so far; at the end: the final ones, printed by watch_target. */
 static int watch_on_interval(void *cookie, struct pyx_session *session, bool final)
 {
 	struct watch_run *run = cookie;
 
-	if (!final)
-		return 0;
 	read_stats(run, pyx_session__skel(session));
 	pyx_session__drops(session, run->drops);
 	run->duration_ns = pyx_session__elapsed_ns(session);
-	run->stop_reason = pyx_stop_reason_name(pyx_session__stop_reason(session));
+	run->final = final;
+	run->stop_reason = final ? pyx_stop_reason_name(pyx_session__stop_reason(session)) : NULL;
+	if (final)
+		return 0;
+	if (run->ctx->json) {
+		print_json(run);
+	} else {
+		print_text(run);
+		fputc('\n', run->ctx->out);
+	}
+	fflush(run->ctx->out);
 	return 0;
 }
 
@@ -281,7 +298,7 @@ static void print_json(struct watch_run *run)
 		if (pyx_drop_reason_name(i))
 			pyx_json_kv_u64(&json, pyx_drop_reason_name(i), run->drops[i]);
 	pyx_json_object_end(&json);
-	pyx_json_kv_bool(&json, "final", true);
+	pyx_json_kv_bool(&json, "final", run->final);
 	pyx_json_object_end(&json);
 	pyx_json_document_end(&json);
 }
@@ -304,7 +321,7 @@ static void print_text(struct watch_run *run)
 	fprintf(out, "%s: module %s, %zu entry points, %s (%s)\n",
 		pyx_process_label(run->proc, label, sizeof(label)), run->mod->name,
 		run->mod->nr_entries, pyx_format_duration(run->duration_ns, dur, sizeof(dur)),
-		run->stop_reason);
+		run->stop_reason ? run->stop_reason : "so far");
 	order = calloc(run->mod->nr_entries, sizeof(*order));
 	if (!order)
 		return;
@@ -381,6 +398,7 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		.target_pid = run.proc->pid,
 		.resume_pid = common->resume_pid,
 		.duration_ns = common->duration_ns,
+		.interval_ns = opts->interval_ns,
 		.cookie = &run,
 		.prepare = watch_prepare,
 		.attach = watch_attach,
@@ -407,12 +425,13 @@ out_free:
 	return ret;
 }
 
-enum { OPT_MODULE = 0x4000, OPT_ALL_SYMBOLS, OPT_NO_EXCEPTION_CHECKS };
+enum { OPT_MODULE = 0x4000, OPT_ALL_SYMBOLS, OPT_NO_EXCEPTION_CHECKS, OPT_INTERVAL = 'i' };
 
 static const struct option watch_options[] = {
 	{"module", required_argument, NULL, OPT_MODULE},
 	{"all-symbols", no_argument, NULL, OPT_ALL_SYMBOLS},
 	{"no-exception-checks", no_argument, NULL, OPT_NO_EXCEPTION_CHECKS},
+	{"interval", required_argument, NULL, OPT_INTERVAL},
 	{},
 };
 
@@ -426,7 +445,14 @@ static int watch_option(void *cookie, int val, const char *arg)
 		opts->all_symbols = true;
 	else if (val == OPT_NO_EXCEPTION_CHECKS)
 		opts->no_exception_checks = true;
-	else
+	else if (val == OPT_INTERVAL) {
+		if (pyx_parse_duration(arg, &opts->interval_ns) || !opts->interval_ns) {
+			fprintf(stderr,
+				"pyxtrace watch: invalid interval '%s': use e.g. 500ms, 1s (see 'pyxtrace watch --help')\n",
+				arg);
+			return -EINVAL;
+		}
+	} else
 		return -EINVAL;
 	return 0;
 }
@@ -438,7 +464,7 @@ static int watch_run(struct pyx_ctx *ctx, int argc, char **argv)
 	int err;
 
 	err = pyx_cmd_parse(ctx, &pyx_cmd_watch, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
-			    argc, argv, watch_options, NULL, watch_option, &opts, &common);
+			    argc, argv, watch_options, "i:", watch_option, &opts, &common);
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
 	if (!opts.module)
