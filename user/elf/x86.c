@@ -80,6 +80,16 @@ static bool is_fs_absolute(const cs_x86_op *op)
 	       op->mem.base == X86_REG_INVALID && op->mem.index == X86_REG_INVALID;
 }
 
+/* Any transfer of control: jumps, calls, returns, interrupts. */
+static bool is_branch(struct decoder *d, const cs_insn *insn)
+{
+	return d->insn_group(d->handle, insn, CS_GRP_JUMP) ||
+	       d->insn_group(d->handle, insn, CS_GRP_CALL) ||
+	       d->insn_group(d->handle, insn, CS_GRP_RET) ||
+	       d->insn_group(d->handle, insn, CS_GRP_INT) ||
+	       d->insn_group(d->handle, insn, CS_GRP_IRET);
+}
+
 int pyx_x86_fs_load(const uint8_t *code, size_t len, uint64_t addr, int64_t *disp)
 {
 	struct decoder d = {};
@@ -100,9 +110,7 @@ int pyx_x86_fs_load(const uint8_t *code, size_t len, uint64_t addr, int64_t *dis
 			break;
 		}
 		/* A TLS accessor loads before it branches or returns. */
-		if (d.insn_group(d.handle, &insn[i], CS_GRP_JUMP) ||
-		    d.insn_group(d.handle, &insn[i], CS_GRP_RET) ||
-		    d.insn_group(d.handle, &insn[i], CS_GRP_CALL))
+		if (is_branch(&d, &insn[i]))
 			break;
 	}
 	decoder_close(&d, insn, count);
@@ -171,15 +179,6 @@ const char *pyx_probe_class_name(enum pyx_probe_class cls)
 		return "refused";
 	}
 	return NULL;
-}
-
-static bool is_branch(struct decoder *d, const cs_insn *insn)
-{
-	return d->insn_group(d->handle, insn, CS_GRP_JUMP) ||
-	       d->insn_group(d->handle, insn, CS_GRP_CALL) ||
-	       d->insn_group(d->handle, insn, CS_GRP_RET) ||
-	       d->insn_group(d->handle, insn, CS_GRP_INT) ||
-	       d->insn_group(d->handle, insn, CS_GRP_IRET);
 }
 
 /* How the x86 uprobe code treats one instruction (arch/x86/kernel/uprobes.c). */
