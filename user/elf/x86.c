@@ -103,8 +103,9 @@ int pyx_x86_fs_load(const uint8_t *code, size_t len, uint64_t addr, int64_t *dis
 	for (i = 0; i < count; i++) {
 		const cs_x86 *x = &insn[i].detail->x86;
 
-		if (insn[i].id == X86_INS_MOV && x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
-		    x->operands[0].size == 8 && is_fs_absolute(&x->operands[1])) {
+		if (insn[i].id == X86_INS_MOV && x->op_count == 2 &&
+		    x->operands[0].type == X86_OP_REG && x->operands[0].size == 8 &&
+		    is_fs_absolute(&x->operands[1])) {
 			*disp = x->operands[1].mem.disp;
 			err = 0;
 			break;
@@ -160,8 +161,8 @@ int pyx_x86_tsd_access(const uint8_t *code, size_t len, uint64_t addr, struct py
 	}
 	decoder_close(&d, insn, count);
 	/* Sanity: a 16-byte stride and a slot inside struct pthread's first pages. */
-	if (!err && (out->shift > 6 || out->add < 0 || out->add > 4096 || out->load < 0 ||
-		     out->load > 64))
+	if (!err &&
+	    (out->shift > 6 || out->add < 0 || out->add > 4096 || out->load < 0 || out->load > 64))
 		err = -ENOENT;
 	return err;
 }
@@ -184,7 +185,7 @@ const char *pyx_probe_class_name(enum pyx_probe_class cls)
 /* How the x86 uprobe code treats one instruction (arch/x86/kernel/uprobes.c). */
 static enum pyx_probe_class classify_insn(struct decoder *d, const cs_insn *insn)
 {
-	static const uint8_t nop5[] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+	static const uint8_t nop5[] = {0x0f, 0x1f, 0x44, 0x00, 0x00};
 	const cs_x86 *x = &insn->detail->x86;
 	int i;
 
@@ -257,8 +258,7 @@ int pyx_x86_plan_entry(const uint8_t *code, size_t len, uint64_t addr,
 	return err;
 }
 
-bool pyx_x86_branches_into(const uint8_t *code, size_t len, uint64_t addr, uint64_t lo,
-			   uint64_t hi)
+bool pyx_x86_branches_into(const uint8_t *code, size_t len, uint64_t addr, uint64_t lo, uint64_t hi)
 {
 	struct decoder d = {};
 	const uint8_t *p = code;
