@@ -51,7 +51,7 @@ struct out_frame {
 };
 
 #define STACK_DEFAULT_STACK_BYTES (16 * 1024)
-#define STACK_MAX_NATIVE 256 /* native frames per thread, inlined ones included */
+#define STACK_MAX_NATIVE	  256 /* native frames per thread, inlined ones included */
 
 /* One line of a printed stack: a Python frame, a native frame, or a C boundary marker. */
 struct disp_frame {
@@ -69,6 +69,13 @@ struct stack_opts {
 	bool count_set;
 };
 
+/* An exact snapshot of a thread that was running (--native), both halves of its stack. */
+struct sampled {
+	__u32 tid;
+	struct pyx_rec_pystack *py;
+	struct pyx_rec_native *native;
+};
+
 struct stack_run {
 	struct pyx_ctx *ctx;
 	const struct stack_opts *opts;
@@ -79,12 +86,7 @@ struct stack_run {
 	struct pyx_mixed *mixed;
 	struct disp_frame *disp;
 	bool *boundaries;
-	/* Exact snapshots of threads that were running (--native), by tid. */
-	struct sampled {
-		__u32 tid;
-		struct pyx_rec_pystack *py;
-		struct pyx_rec_native *native;
-	} *sampled;
+	struct sampled *sampled; /* exact snapshots of running threads (--native), by tid */
 	size_t nr_sampled;
 	unsigned long snapshots;
 	size_t cap;
@@ -256,7 +258,8 @@ static size_t resolve_frames(struct stack_run *run, struct pyx_code_cache *cache
 		}
 		o->code = f->code;
 		if (pyx_code_cache__resolve(cache, f->code,
-					    (f->flags & PYX_FRAME_GUARDED) ? f->guard : PYX_CODE_NO_GUARD,
+					    (f->flags & PYX_FRAME_GUARDED) ? f->guard
+									   : PYX_CODE_NO_GUARD,
 					    f->instr, f->flags & PYX_FRAME_GENERATOR, &o->info)) {
 			if (!pyx_process__alive(run->proc))
 				run->partial = true;
@@ -350,20 +353,22 @@ static void print_native_text(FILE *out, const struct pyx_native_frame *nf)
 static void print_thread_text(FILE *out, const struct pyx_rec_pystack *rec, pid_t ns_tid,
 			      const struct disp_frame *frames, size_t n, bool approximate)
 {
-	static const char *const gil[] = { "", ", holds the GIL", "" };
+	static const char *const gil[] = {"", ", holds the GIL", ""};
 	size_t i;
 
 	fprintf(out, "\nThread %u", rec->tid);
 	if ((__u32)ns_tid != rec->tid)
 		fprintf(out, " (tid %d in container)", ns_tid);
-	fprintf(out, " \"%.*s\"%s", PYX_COMM_LEN, rec->comm, gil[rec->holds_gil > 2 ? 2 : rec->holds_gil]);
+	fprintf(out, " \"%.*s\"%s", PYX_COMM_LEN, rec->comm,
+		gil[rec->holds_gil > 2 ? 2 : rec->holds_gil]);
 	if (rec->status == PYX_WALK_NO_THREAD_STATE && !n) {
 		fputs(": not a Python thread\n", out);
 		return;
 	}
 	fputs(":\n  Traceback (most recent call last):\n", out);
 	if (rec->status == PYX_WALK_TRUNCATED)
-		fprintf(out, "    ... more frames (only the innermost %d are shown)\n", PYX_MAX_FRAMES);
+		fprintf(out, "    ... more frames (only the innermost %d are shown)\n",
+			PYX_MAX_FRAMES);
 	for (i = n; i-- > 0;) {
 		const struct out_frame *f = frames[i].py;
 
@@ -374,8 +379,8 @@ static void print_thread_text(FILE *out, const struct pyx_rec_pystack *rec, pid_
 		else if (!f->resolved)
 			fprintf(out, "    <unreadable code object 0x%" PRIx64 ">\n", f->code);
 		else
-			fprintf(out, "    File \"%s\", line %d, in %s\n", f->info.file, f->info.line,
-				f->info.qualname);
+			fprintf(out, "    File \"%s\", line %d, in %s\n", f->info.file,
+				f->info.line, f->info.qualname);
 	}
 	if (approximate)
 		fputs("    [native frames approximate: the thread was running on a CPU when read]\n",
@@ -417,7 +422,7 @@ static size_t thread_frames(struct stack_run *run, const struct pyx_rec_pystack 
 	if (!nrec || !run->unwinder) {
 		n = display_python(run->frames, n);
 		for (i = 0; i < n; i++)
-			run->disp[i] = (struct disp_frame){ .py = &run->frames[i] };
+			run->disp[i] = (struct disp_frame){.py = &run->frames[i]};
 		return n;
 	}
 	_Static_assert(sizeof(regs) == sizeof(nrec->regs), "pt_regs order");
@@ -430,8 +435,8 @@ static size_t thread_frames(struct stack_run *run, const struct pyx_rec_pystack 
 				 STACK_MAX_NATIVE, &n_native))
 		n_native = 0;
 	pyx_debug(run->ctx, "thread %u: ip 0x%llx sp 0x%llx, %u stack bytes%s%s, %zu native frames",
-		  rec->tid, (unsigned long long)regs.ip, (unsigned long long)regs.sp, nrec->stack_len,
-		  (nrec->flags & PYX_NATIVE_NO_STACK) ? " (copy failed)" : "",
+		  rec->tid, (unsigned long long)regs.ip, (unsigned long long)regs.sp,
+		  nrec->stack_len, (nrec->flags & PYX_NATIVE_NO_STACK) ? " (copy failed)" : "",
 		  (nrec->flags & PYX_NATIVE_APPROXIMATE) ? " (approximate)" : "", n_native);
 	for (i = 0; i < n; i++)
 		run->boundaries[i] = run->frames[i].boundary;
@@ -441,9 +446,10 @@ static size_t thread_frames(struct stack_run *run, const struct pyx_rec_pystack 
 				 STACK_MAX_NATIVE + PYX_MAX_FRAMES * 2);
 	for (i = 0; i < n_mixed; i++) {
 		if (run->mixed[i].kind == PYX_MIXED_NATIVE)
-			run->disp[i] = (struct disp_frame){ .native = &run->native[run->mixed[i].index] };
+			run->disp[i] =
+				(struct disp_frame){.native = &run->native[run->mixed[i].index]};
 		else
-			run->disp[i] = (struct disp_frame){ .py = &run->frames[run->mixed[i].index] };
+			run->disp[i] = (struct disp_frame){.py = &run->frames[run->mixed[i].index]};
 	}
 	return n_mixed;
 }
@@ -486,8 +492,8 @@ static void print_stacks(struct stack_run *run, bool final)
 		if (run->snapshots)
 			fputs("\n", ctx->out);
 		fprintf(ctx->out, "Process %s: Python %s, %zu thread%s\n",
-			pyx_process_label(run->proc, label, sizeof(label)), run->py->version, nthreads,
-			nthreads == 1 ? "" : "s");
+			pyx_process_label(run->proc, label, sizeof(label)), run->py->version,
+			nthreads, nthreads == 1 ? "" : "s");
 	}
 	for (off = 0; off + sizeof(struct pyx_rec_hdr) <= run->size;) {
 		const struct pyx_rec_pystack *rec = (const void *)(run->data + off);
@@ -507,7 +513,8 @@ static void print_stacks(struct stack_run *run, bool final)
 
 			if (next->hdr.type == PYX_REC_NATIVE && off + next->hdr.size <= run->size &&
 			    next->hdr.size >= sizeof(*next) - sizeof(next->stack) &&
-			    next->hdr.size - (sizeof(*next) - sizeof(next->stack)) >= next->stack_len &&
+			    next->hdr.size - (sizeof(*next) - sizeof(next->stack)) >=
+				    next->stack_len &&
 			    next->tid == rec->tid) {
 				nrec = next;
 				off += next->hdr.size;
@@ -545,8 +552,9 @@ static void print_stacks(struct stack_run *run, bool final)
 			pyx_json_kv_u64(&json, "interpreter", rec->interp_id);
 		pyx_json_kv_string(&json, "status", walk_status_name(rec->status));
 		pyx_json_kv_string(&json, "tstate_source",
-				   rec->tstate_source == PYX_TSTATE_FAST ? "gilstate" :
-				   rec->tstate_source == PYX_TSTATE_THREAD_LIST ? "thread-list" : NULL);
+				   rec->tstate_source == PYX_TSTATE_FAST	  ? "gilstate"
+				   : rec->tstate_source == PYX_TSTATE_THREAD_LIST ? "thread-list"
+										  : NULL);
 		pyx_json_kv_bool(&json, "truncated", rec->status == PYX_WALK_TRUNCATED);
 		pyx_json_key(&json, "frames");
 		pyx_json_array_begin(&json);
@@ -698,8 +706,8 @@ static int sample_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t siz
  */
 static void sample_running_threads(struct stack_run *run)
 {
-	struct pyx_sample_cfg cfg = { .tgid = (__u32)run->proc->pid };
-	struct sample_ctx sc = { .run = run };
+	struct pyx_sample_cfg cfg = {.tgid = (__u32)run->proc->pid};
+	struct sample_ctx sc = {.run = run};
 	struct pyx_session *session;
 	__u32 *tids = NULL;
 	size_t off, n = 0;
@@ -719,7 +727,7 @@ static void sample_running_threads(struct stack_run *run)
 		if (!tids || !run->sampled)
 			goto out_free;
 		tids[n] = rec->tid;
-		run->sampled[n] = (struct sampled){ .tid = rec->tid };
+		run->sampled[n] = (struct sampled){.tid = rec->tid};
 		n++;
 		run->nr_sampled = n;
 	}
@@ -749,11 +757,12 @@ static void sample_running_threads(struct stack_run *run)
 
 		pyx_session__run(session);
 		skel = pyx_session__skel(session);
-		pyx_debug(run->ctx,
-			  "sampled running threads: %zu asked, %llu ticks, %llu in the kernel, %llu taken",
-			  n, (unsigned long long)skel->bss->fired,
-			  (unsigned long long)skel->bss->in_kernel,
-			  (unsigned long long)skel->bss->taken);
+		pyx_debug(
+			run->ctx,
+			"sampled running threads: %zu asked, %llu ticks, %llu in the kernel, %llu taken",
+			n, (unsigned long long)skel->bss->fired,
+			(unsigned long long)skel->bss->in_kernel,
+			(unsigned long long)skel->bss->taken);
 		pyx_session__destroy(session);
 	}
 out_free:
@@ -772,7 +781,7 @@ static int take_snapshot(struct stack_run *run, bool final)
 	 */
 	if (run->snapshots) {
 		fresh = pyx_code_cache__new(&run->layout.code,
-					    (struct pyx_mem){ .read = mem_read, .ctx = run->proc });
+					    (struct pyx_mem){.read = mem_read, .ctx = run->proc});
 		if (!fresh)
 			return -ENOMEM;
 		pyx_code_cache__free(run->cache);
@@ -808,8 +817,8 @@ static int stack_on_interval(void *cookie, struct pyx_session *session, bool fin
 	}
 	if (run->opts->count && run->snapshots >= run->opts->count)
 		return 0;
-	err = take_snapshot(run, final || (run->opts->count &&
-					   run->snapshots + 1 >= run->opts->count));
+	err = take_snapshot(run,
+			    final || (run->opts->count && run->snapshots + 1 >= run->opts->count));
 	if (err == -ESRCH) {
 		pyx_session__request_stop(session);
 		return 0;
@@ -824,7 +833,7 @@ static int stack_on_interval(void *cookie, struct pyx_session *session, bool fin
 static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
 	const struct stack_opts *sopts = cookie;
-	struct stack_run run = { .ctx = ctx, .opts = sopts };
+	struct stack_run run = {.ctx = ctx, .opts = sopts};
 	struct pyx_stack_cfg cfg = {};
 	struct pyx_session_opts opts = {
 		.ctx = ctx,
@@ -863,7 +872,7 @@ static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	if (err)
 		goto out_free;
 	run.cache = pyx_code_cache__new(&run.layout.code,
-					(struct pyx_mem){ .read = mem_read, .ctx = run.proc });
+					(struct pyx_mem){.read = mem_read, .ctx = run.proc});
 	run.frames = calloc(PYX_MAX_FRAMES * 2, sizeof(*run.frames));
 	run.native = calloc(STACK_MAX_NATIVE, sizeof(*run.native));
 	run.mixed = calloc(STACK_MAX_NATIVE + PYX_MAX_FRAMES * 2, sizeof(*run.mixed));
@@ -906,15 +915,20 @@ out_free:
 	return ret;
 }
 
-enum { OPT_COUNT = 'n', OPT_INTERVAL = 'i', OPT_THREAD_LOOKUP = 0x2000, OPT_NATIVE,
-       OPT_STACK_SIZE };
+enum {
+	OPT_COUNT = 'n',
+	OPT_INTERVAL = 'i',
+	OPT_THREAD_LOOKUP = 0x2000,
+	OPT_NATIVE,
+	OPT_STACK_SIZE
+};
 
 static const struct option stack_options[] = {
-	{ "native", no_argument, NULL, OPT_NATIVE },
-	{ "stack-size", required_argument, NULL, OPT_STACK_SIZE },
-	{ "count", required_argument, NULL, OPT_COUNT },
-	{ "interval", required_argument, NULL, OPT_INTERVAL },
-	{ "thread-lookup", required_argument, NULL, OPT_THREAD_LOOKUP },
+	{"native", no_argument, NULL, OPT_NATIVE},
+	{"stack-size", required_argument, NULL, OPT_STACK_SIZE},
+	{"count", required_argument, NULL, OPT_COUNT},
+	{"interval", required_argument, NULL, OPT_INTERVAL},
+	{"thread-lookup", required_argument, NULL, OPT_THREAD_LOOKUP},
 	{},
 };
 
@@ -928,7 +942,8 @@ static int stack_option(void *cookie, int val, const char *arg)
 		errno = 0;
 		opts->count = strtoul(arg, &end, 10);
 		if (errno || *end || !*arg || *arg == '-') {
-			fprintf(stderr, "pyxtrace stack: invalid count '%s': expected a number (see 'pyxtrace stack --help')\n",
+			fprintf(stderr,
+				"pyxtrace stack: invalid count '%s': expected a number (see 'pyxtrace stack --help')\n",
 				arg);
 			return -EINVAL;
 		}
@@ -936,7 +951,8 @@ static int stack_option(void *cookie, int val, const char *arg)
 		return 0;
 	case OPT_INTERVAL:
 		if (pyx_parse_duration(arg, &opts->interval_ns) || !opts->interval_ns) {
-			fprintf(stderr, "pyxtrace stack: invalid interval '%s': use e.g. 100ms, 1s (see 'pyxtrace stack --help')\n",
+			fprintf(stderr,
+				"pyxtrace stack: invalid interval '%s': use e.g. 100ms, 1s (see 'pyxtrace stack --help')\n",
 				arg);
 			return -EINVAL;
 		}
@@ -955,7 +971,8 @@ static int stack_option(void *cookie, int val, const char *arg)
 			end++;
 		}
 		if (errno || *end || size < 1024 || size > PYX_NATIVE_STACK_MAX) {
-			fprintf(stderr, "pyxtrace stack: --stack-size takes 1K to %dK, not '%s' (see 'pyxtrace stack --help')\n",
+			fprintf(stderr,
+				"pyxtrace stack: --stack-size takes 1K to %dK, not '%s' (see 'pyxtrace stack --help')\n",
 				PYX_NATIVE_STACK_MAX / 1024, arg);
 			return -EINVAL;
 		}
@@ -964,7 +981,8 @@ static int stack_option(void *cookie, int val, const char *arg)
 	}
 	case OPT_THREAD_LOOKUP:
 		if (strcmp(arg, "auto") && strcmp(arg, "list")) {
-			fprintf(stderr, "pyxtrace stack: --thread-lookup is auto or list, not '%s' (see 'pyxtrace stack --help')\n",
+			fprintf(stderr,
+				"pyxtrace stack: --thread-lookup is auto or list, not '%s' (see 'pyxtrace stack --help')\n",
 				arg);
 			return -EINVAL;
 		}
@@ -976,8 +994,8 @@ static int stack_option(void *cookie, int val, const char *arg)
 
 static int stack_run(struct pyx_ctx *ctx, int argc, char **argv)
 {
-	struct stack_opts sopts = { .count = 1, .interval_ns = 1000000000ull,
-				    .stack_bytes = STACK_DEFAULT_STACK_BYTES };
+	struct stack_opts sopts = {
+		.count = 1, .interval_ns = 1000000000ull, .stack_bytes = STACK_DEFAULT_STACK_BYTES};
 	struct pyx_common_opts common;
 	int err;
 
@@ -989,7 +1007,8 @@ static int stack_run(struct pyx_ctx *ctx, int argc, char **argv)
 	if (common.duration_set && !sopts.count_set)
 		sopts.count = 0;
 	if (!common.pid && !common.launch_argv)
-		return pyx_usage_error(ctx, &pyx_cmd_stack, "a target is required: -p PID or -- CMD");
+		return pyx_usage_error(ctx, &pyx_cmd_stack,
+				       "a target is required: -p PID or -- CMD");
 	return pyx_cmd_run_target(ctx, &common, stack_target, &sopts);
 }
 
