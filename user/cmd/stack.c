@@ -5,7 +5,6 @@
  * names and lines are decoded here from the target's code objects).
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,12 +23,12 @@
 #include "cmd/cmd.h"
 #include "output/json.h"
 #include "output/objects.h"
+#include "output/stackview.h"
 #include "python/code.h"
 #include "python/detect.h"
 #include "python/layout.h"
 #include "session.h"
 #include "target/process.h"
-#include "unwind/mixed.h"
 #include "unwind/unwind.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -42,22 +41,7 @@ PYX_SKEL_OPS(sample_bpf);
 /* cpu-clock period of the per-thread sampling event: a running thread is caught within it. */
 #define SAMPLE_PERIOD_NS 100000
 
-/* One resolved frame of a thread, innermost first. */
-struct out_frame {
-	bool boundary;
-	bool resolved;
-	struct pyx_frame_info info;
-	uint64_t code;
-};
-
 #define STACK_DEFAULT_STACK_BYTES (16 * 1024)
-#define STACK_MAX_NATIVE	  256 /* native frames per thread, inlined ones included */
-
-/* One line of a printed stack: a Python frame, a native frame, or a C boundary marker. */
-struct disp_frame {
-	const struct out_frame *py;	       /* Python frame or boundary */
-	const struct pyx_native_frame *native; /* or a native frame */
-};
 
 struct stack_opts {
 	bool thread_lists;    /* --thread-lookup list: skip the gilstate fast path */
@@ -80,13 +64,9 @@ struct stack_run {
 	struct pyx_ctx *ctx;
 	const struct stack_opts *opts;
 	struct pyx_code_cache *cache;
-	struct out_frame *frames;
 	struct pyx_unwinder *unwinder;
-	struct pyx_native_frame *native;
-	struct pyx_mixed *mixed;
-	struct disp_frame *disp;
-	bool *boundaries;
-	struct sampled *sampled; /* exact snapshots of running threads (--native), by tid */
+	struct pyx_stackview *view; /* one thread at a time */
+	struct sampled *sampled;    /* exact snapshots of running threads (--native), by tid */
 	size_t nr_sampled;
 	unsigned long snapshots;
 	size_t cap;
@@ -233,128 +213,21 @@ static const char *walk_status_name(__u32 status)
 	}
 }
 
-/*
- * Turn the walker's frames into resolved frames, innermost first: Python
- * frames (incomplete ones dropped, as tracebacks do) and one boundary per
- * C activation edge — a 3.12+ shim frame, or right outside a 3.11 entry
- * frame. Every boundary is kept here (mixing with native frames pairs
- * activations by them); display_python() thins them for Python-only views.
- */
-static size_t resolve_frames(struct stack_run *run, struct pyx_code_cache *cache,
-			     const struct pyx_rec_pystack *rec, struct out_frame *out)
+static struct sampled *find_sampled(struct stack_run *run, __u32 tid)
 {
-	size_t n = 0;
-	__u32 i;
+	size_t i;
 
-	for (i = 0; i < rec->nr_frames && i < PYX_MAX_FRAMES; i++) {
-		const struct pyx_pyframe *f = &rec->frames[i];
-		struct out_frame *o = &out[n];
-
-		memset(o, 0, sizeof(*o));
-		if (f->flags & PYX_FRAME_C_SHIM) {
-			o->boundary = true;
-			n++;
-			continue;
-		}
-		o->code = f->code;
-		if (pyx_code_cache__resolve(cache, f->code,
-					    (f->flags & PYX_FRAME_GUARDED) ? f->guard
-									   : PYX_CODE_NO_GUARD,
-					    f->instr, f->flags & PYX_FRAME_GENERATOR, &o->info)) {
-			if (!pyx_process__alive(run->proc))
-				run->partial = true;
-		} else if (o->info.shim) {
-			o->boundary = true;
-			n++;
-			continue;
-		} else if (o->info.incomplete) {
-			continue;
-		} else {
-			o->resolved = true;
-		}
-		n++;
-		if (f->flags & PYX_FRAME_ENTRY) {
-			memset(&out[n], 0, sizeof(out[n]));
-			out[n].boundary = true;
-			n++;
-		}
-	}
-	return n;
+	for (i = 0; i < run->nr_sampled; i++)
+		if (run->sampled[i].tid == tid)
+			return &run->sampled[i];
+	return NULL;
 }
 
-/*
- * The Python-only view: a boundary only between two Python frames, once.
- * Compacts @frames in place and returns the new count.
- */
-static size_t display_python(struct out_frame *frames, size_t n)
-{
-	size_t i, kept = 0;
-
-	for (i = 0; i < n; i++) {
-		if (frames[i].boundary && (!kept || frames[kept - 1].boundary))
-			continue;
-		frames[kept++] = frames[i];
-	}
-	while (kept && frames[kept - 1].boundary)
-		kept--;
-	return kept;
-}
-
-static void print_frame_json(struct pyx_json *json, const struct disp_frame *d, bool approximate)
-{
-	const struct pyx_native_frame *nf = d->native;
-	const struct out_frame *f = d->py;
-
-	pyx_json_object_begin(json);
-	if (nf) {
-		pyx_json_kv_string(json, "kind", "native");
-		pyx_json_kv_string(json, "function", nf->symbol);
-		pyx_json_kv_string(json, "object", nf->object);
-		pyx_json_kv_hex(json, "offset", nf->object_offset);
-		pyx_json_kv_hex(json, "address", nf->pc);
-		pyx_json_kv_string(json, "file", nf->file);
-		if (nf->line > 0)
-			pyx_json_kv_i64(json, "line", nf->line);
-		else
-			pyx_json_kv_null(json, "line");
-		pyx_json_kv_bool(json, "inlined", nf->inlined);
-		pyx_json_kv_bool(json, "approximate", approximate);
-	} else if (f->boundary) {
-		pyx_json_kv_string(json, "kind", "boundary");
-	} else {
-		pyx_json_kv_string(json, "kind", "python");
-		pyx_json_kv_string(json, "function", f->resolved ? f->info.function : NULL);
-		pyx_json_kv_string(json, "qualname", f->resolved ? f->info.qualname : NULL);
-		pyx_json_kv_string(json, "file", f->resolved ? f->info.file : NULL);
-		if (f->resolved && f->info.line > 0)
-			pyx_json_kv_i64(json, "line", f->info.line);
-		else
-			pyx_json_kv_null(json, "line");
-		pyx_json_kv_hex(json, "code", f->code);
-	}
-	pyx_json_object_end(json);
-}
-
-static void print_native_text(FILE *out, const struct pyx_native_frame *nf)
-{
-	fputs("    ", out);
-	if (nf->symbol)
-		fprintf(out, "%s%s+0x%" PRIx64, nf->inlined ? "(inlined) " : "", nf->symbol,
-			nf->symbol_offset);
-	else
-		fprintf(out, "0x%" PRIx64, nf->pc);
-	if (nf->object)
-		fprintf(out, " in %s+0x%" PRIx64, pyx_basename(nf->object), nf->object_offset);
-	if (nf->file)
-		fprintf(out, " at %s:%d", nf->file, nf->line);
-	fputc('\n', out);
-}
-
+/* The thread's header line, then its frames as a traceback. */
 static void print_thread_text(FILE *out, const struct pyx_rec_pystack *rec, pid_t ns_tid,
-			      const struct disp_frame *frames, size_t n, bool approximate)
+			      const struct pyx_stackview *view, size_t n)
 {
 	static const char *const gil[] = {"", ", holds the GIL", ""};
-	size_t i;
 
 	fprintf(out, "\nThread %u", rec->tid);
 	if ((__u32)ns_tid != rec->tid)
@@ -366,92 +239,7 @@ static void print_thread_text(FILE *out, const struct pyx_rec_pystack *rec, pid_
 		return;
 	}
 	fputs(":\n  Traceback (most recent call last):\n", out);
-	if (rec->status == PYX_WALK_TRUNCATED)
-		fprintf(out, "    ... more frames (only the innermost %d are shown)\n",
-			PYX_MAX_FRAMES);
-	for (i = n; i-- > 0;) {
-		const struct out_frame *f = frames[i].py;
-
-		if (frames[i].native)
-			print_native_text(out, frames[i].native);
-		else if (f->boundary)
-			fputs("    [C code]\n", out);
-		else if (!f->resolved)
-			fprintf(out, "    <unreadable code object 0x%" PRIx64 ">\n", f->code);
-		else
-			fprintf(out, "    File \"%s\", line %d, in %s\n", f->info.file,
-				f->info.line, f->info.qualname);
-	}
-	if (approximate)
-		fputs("    [native frames approximate: the thread was running on a CPU when read]\n",
-		      out);
-	if (rec->status == PYX_WALK_TORN)
-		fputs("    [the stack changed while it was read: frames above are complete, others were skipped]\n",
-		      out);
-	if (!n && rec->status == PYX_WALK_OK)
-		fputs("    (no Python frames)\n", out);
-}
-
-/* Whether a native frame is an activation of the interpreter's eval loop (or its .cold part). */
-static bool is_eval_frame(void *cookie, const struct pyx_native_frame *frame)
-{
-	const struct pyx_python_symbol_info *eval = cookie;
-	static const char name[] = "_PyEval_EvalFrameDefault";
-
-	if (frame->symbol && !strncmp(frame->symbol, name, sizeof(name) - 1) &&
-	    (frame->symbol[sizeof(name) - 1] == '\0' || frame->symbol[sizeof(name) - 1] == '.'))
-		return true;
-	return eval->origin && eval->size && frame->lookup_pc >= eval->address &&
-	       frame->lookup_pc < eval->address + eval->size;
-}
-
-/*
- * The frames of one thread to print: Python-only, or merged with its
- * native frames when they were captured. Returns the count in run->disp.
- */
-static struct sampled *find_sampled(struct stack_run *run, __u32 tid);
-
-static size_t thread_frames(struct stack_run *run, const struct pyx_rec_pystack *rec,
-			    const struct pyx_rec_native *nrec, bool *approximate)
-{
-	size_t n = resolve_frames(run, run->cache, rec, run->frames), n_native = 0, n_mixed, i;
-	struct pyx_stack_copy copy;
-	struct pyx_regs regs;
-
-	*approximate = false;
-	if (!nrec || !run->unwinder) {
-		n = display_python(run->frames, n);
-		for (i = 0; i < n; i++)
-			run->disp[i] = (struct disp_frame){.py = &run->frames[i]};
-		return n;
-	}
-	_Static_assert(sizeof(regs) == sizeof(nrec->regs), "pt_regs order");
-	memcpy(&regs, nrec->regs, sizeof(regs));
-	copy.start = nrec->stack_start;
-	copy.data = nrec->stack;
-	copy.len = nrec->stack_len;
-	*approximate = nrec->flags & PYX_NATIVE_APPROXIMATE;
-	if (pyx_unwinder__unwind(run->unwinder, (pid_t)rec->tid, &regs, &copy, false, run->native,
-				 STACK_MAX_NATIVE, &n_native))
-		n_native = 0;
-	pyx_debug(run->ctx, "thread %u: ip 0x%llx sp 0x%llx, %u stack bytes%s%s, %zu native frames",
-		  rec->tid, (unsigned long long)regs.ip, (unsigned long long)regs.sp,
-		  nrec->stack_len, (nrec->flags & PYX_NATIVE_NO_STACK) ? " (copy failed)" : "",
-		  (nrec->flags & PYX_NATIVE_APPROXIMATE) ? " (approximate)" : "", n_native);
-	for (i = 0; i < n; i++)
-		run->boundaries[i] = run->frames[i].boundary;
-	n_mixed = pyx_mix_stacks(run->native, n_native, run->boundaries, n,
-				 run->layout.walk.frame_model == PYX_FRAMES_OBJECTS, is_eval_frame,
-				 &run->py->symbols[PYX_SYM_EVAL_FRAME], run->mixed,
-				 STACK_MAX_NATIVE + PYX_MAX_FRAMES * 2);
-	for (i = 0; i < n_mixed; i++) {
-		if (run->mixed[i].kind == PYX_MIXED_NATIVE)
-			run->disp[i] =
-				(struct disp_frame){.native = &run->native[run->mixed[i].index]};
-		else
-			run->disp[i] = (struct disp_frame){.py = &run->frames[run->mixed[i].index]};
-	}
-	return n_mixed;
+	pyx_stackview__print_text(view, out, "    ");
 }
 
 static uint64_t realtime_ns(void)
@@ -497,10 +285,9 @@ static void print_stacks(struct stack_run *run, bool final)
 	}
 	for (off = 0; off + sizeof(struct pyx_rec_hdr) <= run->size;) {
 		const struct pyx_rec_pystack *rec = (const void *)(run->data + off);
-		const struct pyx_rec_native *nrec = NULL;
-		bool approximate;
-		size_t n, i;
+		const struct pyx_rec_native *nrec;
 		pid_t ns_tid;
+		size_t n;
 
 		if (rec->hdr.size < sizeof(rec->hdr) || off + rec->hdr.size > run->size)
 			break;
@@ -508,18 +295,9 @@ static void print_stacks(struct stack_run *run, bool final)
 		if (rec->hdr.type != PYX_REC_PYSTACK)
 			continue;
 		/* With --native, the thread's registers and stack follow its Python frames. */
-		if (off + sizeof(struct pyx_rec_hdr) <= run->size) {
-			const struct pyx_rec_native *next = (const void *)(run->data + off);
-
-			if (next->hdr.type == PYX_REC_NATIVE && off + next->hdr.size <= run->size &&
-			    next->hdr.size >= sizeof(*next) - sizeof(next->stack) &&
-			    next->hdr.size - (sizeof(*next) - sizeof(next->stack)) >=
-				    next->stack_len &&
-			    next->tid == rec->tid) {
-				nrec = next;
-				off += next->hdr.size;
-			}
-		}
+		nrec = pyx_stackview__native_after(rec, run->data + off, run->size - off);
+		if (nrec)
+			off += nrec->hdr.size;
 		if (nrec && (nrec->flags & PYX_NATIVE_APPROXIMATE)) {
 			struct sampled *sm = find_sampled(run, rec->tid);
 
@@ -529,12 +307,14 @@ static void print_stacks(struct stack_run *run, bool final)
 				nrec = sm->native;
 			}
 		}
-		n = thread_frames(run, rec, nrec, &approximate);
+		n = pyx_stackview__build(run->view, rec, nrec, false);
+		if (pyx_stackview__partial(run->view))
+			run->partial = true;
 		ns_tid = pyx_ns_pid_of(run->proc->pid, (pid_t)rec->tid);
 		if (!ns_tid)
 			ns_tid = (pid_t)rec->tid;
 		if (!ctx->json) {
-			print_thread_text(ctx->out, rec, ns_tid, run->disp, n, approximate);
+			print_thread_text(ctx->out, rec, ns_tid, run->view, n);
 			continue;
 		}
 		pyx_json_object_begin(&json);
@@ -557,10 +337,7 @@ static void print_stacks(struct stack_run *run, bool final)
 										  : NULL);
 		pyx_json_kv_bool(&json, "truncated", rec->status == PYX_WALK_TRUNCATED);
 		pyx_json_key(&json, "frames");
-		pyx_json_array_begin(&json);
-		for (i = 0; i < n; i++)
-			print_frame_json(&json, &run->disp[i], approximate);
-		pyx_json_array_end(&json);
+		pyx_stackview__print_json(run->view, &json);
 		pyx_json_object_end(&json);
 	}
 	if (ctx->json) {
@@ -583,16 +360,6 @@ static void print_stacks(struct stack_run *run, bool final)
 	}
 	fflush(ctx->out);
 	run->snapshots++;
-}
-
-static struct sampled *find_sampled(struct stack_run *run, __u32 tid)
-{
-	size_t i;
-
-	for (i = 0; i < run->nr_sampled; i++)
-		if (run->sampled[i].tid == tid)
-			return &run->sampled[i];
-	return NULL;
 }
 
 static void free_sampled(struct stack_run *run)
@@ -786,6 +553,7 @@ static int take_snapshot(struct stack_run *run, bool final)
 			return -ENOMEM;
 		pyx_code_cache__free(run->cache);
 		run->cache = fresh;
+		pyx_stackview__set_cache(run->view, fresh);
 	}
 
 	if (err) {
@@ -873,13 +641,10 @@ static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		goto out_free;
 	run.cache = pyx_code_cache__new(&run.layout.code,
 					(struct pyx_mem){.read = mem_read, .ctx = run.proc});
-	run.frames = calloc(PYX_MAX_FRAMES * 2, sizeof(*run.frames));
-	run.native = calloc(STACK_MAX_NATIVE, sizeof(*run.native));
-	run.mixed = calloc(STACK_MAX_NATIVE + PYX_MAX_FRAMES * 2, sizeof(*run.mixed));
-	run.disp = calloc(STACK_MAX_NATIVE + PYX_MAX_FRAMES * 2, sizeof(*run.disp));
-	run.boundaries = calloc(PYX_MAX_FRAMES * 2, sizeof(*run.boundaries));
-	if (!run.cache || !run.frames || !run.native || !run.mixed || !run.disp ||
-	    !run.boundaries) {
+	if (run.cache)
+		run.view = pyx_stackview__new(ctx, run.proc, run.py, &run.layout, run.cache,
+					      run.unwinder);
+	if (!run.cache || !run.view) {
 		pyx_error(ctx, "out of memory");
 		goto out_destroy;
 	}
@@ -903,11 +668,7 @@ out_free:
 	free_sampled(&run);
 	free(run.sampled);
 	pyx_unwinder__free(run.unwinder);
-	free(run.boundaries);
-	free(run.disp);
-	free(run.mixed);
-	free(run.native);
-	free(run.frames);
+	pyx_stackview__free(run.view);
 	pyx_code_cache__free(run.cache);
 	free(run.data);
 	pyx_python__free(run.py);
