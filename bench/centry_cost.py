@@ -3,9 +3,14 @@
 called 200 000 times from Python on the host's Debian python3.11), side by
 side in one run: untraced; the bare entry+return probe floor on the same
 site (empty programs); `pyxtrace watch --module pyxfixture` (every entry
-point of the module probed: pairing, latency, error and bad-return checks);
-and bpftrace uprobe+uretprobe with a latency histogram on the same function.
-Times per call are measured inside the target. Goal: watch <= 1.1 x floor.
+point of the module probed) with its parts added one at a time: pairing,
+latency histogram and errors by return value (watch-bare: --callers 0
+--no-exception-checks), + the thread's exception at PyObject* returns (bad
+returns; watch-nocallers: --callers 0), + the calling Python frame counted
+by the walker (watch, the default); and bpftrace uprobe+uretprobe with a
+latency histogram on the same function. Times per call are measured inside
+the target; pyxtrace's peak RSS (VmHWM) is read while it runs. Goal:
+watch-bare <= 1.1 x floor.
 
 Run as root after tools/build and tests/rig/setup.
 """
@@ -52,7 +57,8 @@ def run_once(mode):
                                    "empty-return"], stdout=subprocess.PIPE, text=True)
         wait_line(tracer.stdout, "attached")
     elif mode.startswith("watch"):
-        extra = ["--no-exception-checks"] if mode == "watch-bare" else []
+        extra = {"watch-bare": ["--callers", "0", "--no-exception-checks"],
+                 "watch-nocallers": ["--callers", "0"]}.get(mode, [])
         tracer = subprocess.Popen([PYXTRACE, "watch", "-v", "--json", "--module", "pyxfixture",
                                    *extra, "-p", str(target.pid)], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
@@ -67,6 +73,12 @@ def run_once(mode):
         time.sleep(0.5)
     open(go, "w").close()
     result = json.loads(target.stdout.readline())
+    rss_kib = None
+    if tracer is not None and mode.startswith("watch"):
+        with open(f"/proc/{tracer.pid}/status") as f:
+            # (None when it already exited: a zombie has no memory lines)
+            rss_kib = next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")),
+                           None)
     target.wait()
     probe = None
     if tracer is not None:
@@ -80,7 +92,76 @@ def run_once(mode):
             probe = f["probe"]
     shutil.rmtree(tmp)
     result["probe"] = probe
+    result["rss_kib"] = rss_kib
     return result
+
+
+TRIXIE = "/var/cache/pyxtrace/rig/roots/trixie"  # Debian 3.13 with numpy 2.2 (tests/rig)
+NUMPY_LOOPS = 100_000
+NUMPY_SCRIPT = """
+import json, os, sys, time
+import numpy as np
+a = np.ones(8)
+open(sys.argv[1], "w").close()
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.005)
+t = time.perf_counter_ns()
+for _ in range(%d):
+    np.add(a, a)
+print(json.dumps({"ns_per_loop": (time.perf_counter_ns() - t) / %d}), flush=True)
+""" % (NUMPY_LOOPS, NUMPY_LOOPS)
+
+
+def numpy_once(watch):
+    """np.add on 8 doubles in a loop, in the rig's trixie root; optionally
+    watched (every entry point of numpy's core module): attach time, RSS,
+    ns per loop."""
+    tmp = tempfile.mkdtemp(prefix="pyx-bench-", dir=os.path.join(TRIXIE, "tmp"))
+    inside = "/tmp/" + os.path.basename(tmp)
+    target = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--",
+                               "chroot", TRIXIE, "python3", "-c", NUMPY_SCRIPT,
+                               inside + "/ready", inside + "/go"], stdout=subprocess.PIPE,
+                              text=True)
+    while not os.path.exists(os.path.join(tmp, "ready")):
+        time.sleep(0.005)
+    out = {"attach_s": None, "rss_kib": None, "entries": None}
+    tracer = None
+    if watch:
+        start = time.monotonic()
+        tracer = subprocess.Popen([PYXTRACE, "watch", "-v", "--json", "--module",
+                                   "_multiarray_umath", "-p", str(target.pid)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_line(tracer.stderr, "attached, tracing")
+        out["attach_s"] = time.monotonic() - start
+    open(os.path.join(tmp, "go"), "w").close()
+    out.update(json.loads(target.stdout.readline()))
+    if tracer is not None:
+        with open(f"/proc/{tracer.pid}/status") as f:
+            out["rss_kib"] = next((int(line.split()[1]) for line in f
+                                   if line.startswith("VmHWM:")), None)
+    target.wait()
+    if tracer is not None:
+        doc = json.loads(tracer.communicate(timeout=120)[0])
+        out["entries"] = len(doc["functions"])
+        out["calls"] = sum(f["calls"] for f in doc["functions"])
+    shutil.rmtree(tmp)
+    return out
+
+
+def numpy_scale():
+    if not os.path.exists(os.path.join(TRIXIE, "usr/lib/python3/dist-packages/numpy")):
+        print("\nnumpy: the rig's trixie root is missing (tests/rig/setup): skipped")
+        return
+    base = min((numpy_once(False) for _ in range(ROUNDS)), key=lambda r: r["ns_per_loop"])
+    watched = min((numpy_once(True) for _ in range(ROUNDS)), key=lambda r: r["ns_per_loop"])
+    per_call = (watched["ns_per_loop"] - base["ns_per_loop"]) * NUMPY_LOOPS / watched["calls"]
+    print(f"\nnumpy 2.2 core module (Debian 3.13, np.add on 8 doubles x {NUMPY_LOOPS}):")
+    print(f"  entry points {watched['entries']}, attach {watched['attach_s']:.2f} s, "
+          f"pyxtrace RSS {watched['rss_kib'] / 1024:.1f} MB")
+    print(f"  untraced {base['ns_per_loop']:.0f} ns/loop, watched {watched['ns_per_loop']:.0f} "
+          f"ns/loop ({watched['ns_per_loop'] / base['ns_per_loop']:.2f}x); "
+          f"{watched['calls'] / NUMPY_LOOPS:.1f} entry-point calls per loop, "
+          f"{per_call:.0f} ns added per call")
 
 
 def main():
@@ -89,7 +170,7 @@ def main():
             sys.exit(f"centry_cost: {path} missing: {fix}")
     if not glob.glob(os.path.join(FIXTURE_DIR, "pyxfixture*.so")):
         sys.exit("centry_cost: fixture missing: tests/rig/setup")
-    modes = ["untraced", "floor", "watch-bare", "watch"] + \
+    modes = ["untraced", "floor", "watch-bare", "watch-nocallers", "watch"] + \
         (["bpftrace"] if shutil.which("bpftrace") else [])
     best = {}
     for _ in range(ROUNDS):
@@ -99,21 +180,26 @@ def main():
                 best[mode] = r
     base = best["untraced"]["ns_per_call"]
     floor = best["floor"]["ns_per_call"] - base
-    print(f"{'mode':10} {'ns/call':>9} {'added':>9} {'x floor':>8}")
+    print(f"{'mode':16} {'ns/call':>9} {'added':>9} {'x floor':>8} {'RSS':>8}")
     for mode in modes:
         ns = best[mode]["ns_per_call"]
         added = ns - base
-        print(f"{mode:10} {ns:9.0f} {added:9.0f} {added / floor if mode != 'untraced' else 0:8.2f}")
+        rss = best[mode]["rss_kib"]
+        print(f"{mode:16} {ns:9.0f} {added:9.0f} {added / floor if mode != 'untraced' else 0:8.2f}"
+              f" {f'{rss / 1024:.1f} MB' if rss else '':>8}")
     watch_added = best["watch"]["ns_per_call"] - base
+    nocallers_added = best["watch-nocallers"]["ns_per_call"] - base
     bare_added = best["watch-bare"]["ns_per_call"] - base
     print(f"\nwatch probe class on c_to_c: {best['watch']['probe']}")
     print(f"watch without exception checks (pairing + latency) over the floor: "
           f"{bare_added - floor:.0f} ns; goal <= 1.1 x floor: "
           f"{'met' if bare_added <= 1.1 * floor else 'NOT met'} ({bare_added / floor:.2f})")
-    print(f"exception checks (bad returns) add: {watch_added - bare_added:.0f} ns per call")
+    print(f"exception checks (bad returns) add: {nocallers_added - bare_added:.0f} ns per call")
+    print(f"Python callers (walker, 1 frame) add: {watch_added - nocallers_added:.0f} ns per call")
     if "bpftrace" in best:
         bt = best["bpftrace"]["ns_per_call"] - base
         print(f"watch / bpftrace uprobe+uretprobe+hist: {watch_added / bt:.2f}")
+    numpy_scale()
 
 
 if __name__ == "__main__":

@@ -24,11 +24,79 @@
 #include "lib/ctl.bpf.h"
 #include "lib/hist.bpf.h"
 
+#define EEXIST 17 /* errno values are not in vmlinux.h */
+
 const volatile struct pyx_centry_cfg pyx_cfg SEC(".rodata.cfg");
 
-#define PYX_WALK_LAYOUT (&pyx_cfg.layout)
+#define PYX_WALK_LAYOUT	   (&pyx_cfg.layout)
 #define PYX_WALK_SLEEPABLE 0
 #include "lib/pywalk.bpf.h"
+#include "lib/capture.bpf.h"
+
+/* Reported calls (--slow, --errors, --args); user space sizes it (small when unused). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} events SEC(".maps");
+
+/*
+ * New callers: their code objects must be read while the target lives, so
+ * user space handles these before (and between) the long records above.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} urgent SEC(".maps");
+
+/*
+ * Calls per (entry point, innermost Python frames): no BTF key type, so
+ * user space can shrink the key to the frames asked for (--callers N).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(key_size, sizeof(struct pyx_centry_caller_key));
+	__uint(value_size, sizeof(__u64));
+} callers SEC(".maps");
+
+/*
+ * Per-CPU scratch (the walker's frames, the caller key) is shared by every
+ * run of these programs on a CPU, and a uprobe program can be preempted by
+ * another thread of the target hitting a probe on the same CPU: the second
+ * one finds it busy and counts a drop instead of corrupting the first.
+ */
+struct centry_scratch {
+	__u32 busy;
+	__u32 __pad;
+	struct pyx_centry_caller_key key;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct centry_scratch);
+} scratch SEC(".maps");
+
+static __always_inline struct centry_scratch *scratch_claim(void)
+{
+	__u32 zero = 0;
+	struct centry_scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!sc)
+		return NULL;
+	if (sc->busy) {
+		pyx_count_drop(PYX_DROP_BUSY);
+		return NULL;
+	}
+	sc->busy = 1;
+	return sc;
+}
+
+static __always_inline void scratch_release(struct centry_scratch *sc)
+{
+	sc->busy = 0;
+}
 
 /*
  * Signature class of each entry point, filled by user space before ready;
@@ -75,6 +143,7 @@ struct pending {
 	__u64 start_ns;
 	__u32 index;
 	__u32 __pad;
+	__u64 args[PYX_CENTRY_ARGS]; /* --args only */
 };
 
 struct shadow {
@@ -108,6 +177,79 @@ static __always_inline bool ours(void)
 	return pyx_ready() && (bpf_get_current_pid_tgid() >> 32) == pyx_cfg.tgid;
 }
 
+/*
+ * Count this call under its innermost cfg.callers Python frames (C shim
+ * frames skipped): the Python code that called the entry point, directly or
+ * through C code of its own. No Python frame (a thread without a thread
+ * state, or one that never ran Python) is a key with no frames.
+ */
+static __always_inline void count_caller(__u32 index)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct centry_scratch *sc = scratch_claim();
+	struct pywalk_frames *walk = pywalk_scratch_get();
+	__u32 want = pyx_cfg.callers, nr = 0, kept = 0, source, i;
+	__u64 tstate = 0, interp = 0, one = 1, *count;
+	long err;
+
+	if (!sc)
+		return;
+	if (!walk || want > PYX_CENTRY_CALLERS_MAX)
+		goto out_release;
+	if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp, &source) ==
+	    PYX_WALK_OK)
+		/* Room for a C shim frame between each two Python frames. */
+		pywalk_frames_upto(task, tstate, walk, 2 * want + 2, &nr);
+	for (i = 0; i < 2 * PYX_CENTRY_CALLERS_MAX + 2 && i < nr; i++) {
+		struct pyx_pyframe *f = &walk->frames[i & (PYX_MAX_FRAMES - 1)];
+
+		if (kept >= want || kept >= PYX_CENTRY_CALLERS_MAX)
+			break;
+		if (f->flags & PYX_FRAME_C_SHIM)
+			continue;
+		sc->key.frames[kept & (PYX_CENTRY_CALLERS_MAX - 1)].code = f->code;
+		sc->key.frames[kept & (PYX_CENTRY_CALLERS_MAX - 1)].instr = f->instr;
+		kept++;
+	}
+	sc->key.index = index;
+	sc->key.nr_frames = kept;
+	/* Frames past those found are hashed too (when asked for): zero them. */
+	for (i = 0; i < PYX_CENTRY_CALLERS_MAX; i++) {
+		if (i < kept)
+			continue;
+		sc->key.frames[i].code = 0;
+		sc->key.frames[i].instr = 0;
+	}
+	count = bpf_map_lookup_elem(&callers, &sc->key);
+	if (count) {
+		__sync_fetch_and_add(count, 1);
+		goto out_release;
+	}
+	err = bpf_map_update_elem(&callers, &sc->key, &one, BPF_NOEXIST);
+	if (!err) {
+		struct pyx_rec_centry_caller *rec = bpf_ringbuf_reserve(&urgent, sizeof(*rec), 0);
+
+		/* Without it the caller is named at the next read, if its code is still there. */
+		if (!rec) {
+			pyx_count_drop(PYX_DROP_RINGBUF);
+			goto out_release;
+		}
+		rec->hdr.type = PYX_REC_CENTRY_CALLER;
+		rec->hdr.size = sizeof(*rec);
+		rec->key = sc->key;
+		bpf_ringbuf_submit(rec, 0);
+	} else if (err == -EEXIST) {
+		/* Another CPU inserted it just now. */
+		count = bpf_map_lookup_elem(&callers, &sc->key);
+		if (count)
+			__sync_fetch_and_add(count, 1);
+	} else if (err) {
+		pyx_count_drop(PYX_DROP_MAP_FULL);
+	}
+out_release:
+	scratch_release(sc);
+}
+
 SEC("uprobe.multi")
 int centry_enter(struct pt_regs *ctx)
 {
@@ -121,6 +263,8 @@ int centry_enter(struct pt_regs *ctx)
 	if (!ours() || !st)
 		return 0;
 	st->calls++;
+	if (pyx_cfg.callers)
+		count_caller(index);
 	if (!sig || (*sig & PYX_CENTRY_NO_RETURN))
 		return 0;
 	sh = bpf_map_lookup_elem(&shadows, &tid);
@@ -150,6 +294,12 @@ int centry_enter(struct pt_regs *ctx)
 	sh->calls[d].sp = PT_REGS_SP(ctx);
 	sh->calls[d].start_ns = bpf_ktime_get_ns();
 	sh->calls[d].index = index;
+	if (pyx_cfg.report & PYX_CENTRY_REPORT_ARGS) {
+		sh->calls[d].args[0] = PT_REGS_PARM1(ctx);
+		sh->calls[d].args[1] = PT_REGS_PARM2(ctx);
+		sh->calls[d].args[2] = PT_REGS_PARM3(ctx);
+		sh->calls[d].args[3] = PT_REGS_PARM4(ctx);
+	}
 	sh->depth = d + 1;
 	return 0;
 }
@@ -166,38 +316,121 @@ static __always_inline bool exception_set(void)
 	return exc != 0;
 }
 
-static __always_inline void classify(struct pyx_centry_stats *st, __u32 index, __u64 ret)
+/* Count the return's class; returns its PYX_CENTRY_WHY_* error bits. */
+static __always_inline __u32 classify(struct pyx_centry_stats *st, __u32 index, __u64 ret)
 {
 	__u32 *sig = bpf_map_lookup_elem(&signatures, &index);
 
 	if (!sig)
-		return;
+		return 0;
 	switch (*sig & ~PYX_CENTRY_NO_RETURN) {
 	case PYX_CENTRY_SIG_OBJECT:
 		/* Without exception checks a NULL is taken for an error, and bad returns go unseen. */
 		if (!pyx_cfg.check_exceptions) {
-			if (!ret)
-				st->errors++;
+			if (ret)
+				return 0;
 		} else if (!ret) {
-			if (exception_set())
-				st->errors++;
-			else
+			if (!exception_set()) {
 				st->null_no_exception++;
-		} else if (exception_set()) {
+				return PYX_CENTRY_WHY_NULL_NO_EXCEPTION;
+			}
+		} else {
+			if (!exception_set())
+				return 0;
 			st->value_with_exception++;
+			return PYX_CENTRY_WHY_VALUE_WITH_EXCEPTION;
 		}
 		break;
 	case PYX_CENTRY_SIG_INT:
-		if ((__s32)ret == -1)
-			st->errors++;
+		if ((__s32)ret != -1)
+			return 0;
 		break;
 	case PYX_CENTRY_SIG_SSIZE:
-		if ((__s64)ret == -1)
-			st->errors++;
+		if ((__s64)ret != -1)
+			return 0;
 		break;
 	default:
-		break;
+		return 0;
 	}
+	st->errors++;
+	return PYX_CENTRY_WHY_ERROR;
+}
+
+/*
+ * Send one call to user space: with the thread's stacks when it is slow or
+ * failed (the return probe's registers are the caller's, the entry point
+ * having returned), else only its arguments and return value.
+ */
+static __always_inline void report(struct pt_regs *ctx, __u32 tid, __u32 index, __u32 why,
+				   const struct pending *p, __u64 now, __u64 ns)
+{
+	struct pyx_rec_centry_stack *big = NULL;
+	struct pyx_rec_centry_call *small = NULL;
+	struct centry_scratch *sc;
+	struct pyx_centry_call *call;
+	struct pt_regs regs = {};
+
+	if (why & ~PYX_CENTRY_WHY_ARGS) {
+		big = bpf_ringbuf_reserve(&events, sizeof(*big), 0);
+		if (!big)
+			goto out_drop;
+		big->hdr.type = PYX_REC_CENTRY_STACK;
+		big->hdr.size = sizeof(*big);
+		call = &big->call;
+	} else {
+		small = bpf_ringbuf_reserve(&events, sizeof(*small), 0);
+		if (!small)
+			goto out_drop;
+		small->hdr.type = PYX_REC_CENTRY_CALL;
+		small->hdr.size = sizeof(*small);
+		call = &small->call;
+	}
+	call->tid = tid;
+	call->index = index;
+	call->why = why;
+	call->timed = p != NULL;
+	call->time_ns = now;
+	call->duration_ns = ns;
+	call->ret = PT_REGS_RC(ctx);
+	for (int i = 0; i < PYX_CENTRY_ARGS; i++)
+		call->args[i] = p ? p->args[i] : 0;
+	if (small) {
+		bpf_ringbuf_submit(small, 0);
+		return;
+	}
+	sc = scratch_claim();
+	if (sc) {
+		capture_pystack(bpf_get_current_task_btf(), tid, &big->py);
+		scratch_release(sc);
+	} else {
+		big->py.hdr.type = PYX_REC_PYSTACK;
+		big->py.hdr.size = sizeof(big->py);
+		big->py.tid = tid;
+		big->py.status = PYX_WALK_TORN;
+		big->py.nr_frames = 0;
+	}
+	regs.r15 = ctx->r15;
+	regs.r14 = ctx->r14;
+	regs.r13 = ctx->r13;
+	regs.r12 = ctx->r12;
+	regs.bp = ctx->bp;
+	regs.bx = ctx->bx;
+	regs.r11 = ctx->r11;
+	regs.r10 = ctx->r10;
+	regs.r9 = ctx->r9;
+	regs.r8 = ctx->r8;
+	regs.ax = ctx->ax;
+	regs.cx = ctx->cx;
+	regs.dx = ctx->dx;
+	regs.si = ctx->si;
+	regs.di = ctx->di;
+	regs.ip = ctx->ip;
+	regs.sp = ctx->sp;
+	capture_native(&regs, tid, pyx_cfg.stack_bytes, &big->native);
+	bpf_ringbuf_submit(big, 0);
+	return;
+out_drop:
+	pyx_count_drop(PYX_DROP_RINGBUF);
 }
 
 struct pop_ctx {
@@ -241,29 +474,41 @@ int centry_return(struct pt_regs *ctx)
 {
 	__u32 index = (__u32)bpf_get_attach_cookie(ctx), tid = (__u32)bpf_get_current_pid_tgid();
 	struct pyx_centry_stats *st = stats_of(index);
-	struct pop_ctx c = { .sp = PT_REGS_SP(ctx), .index = index, .found = -1 };
-	struct pending *p;
-	__u64 ns;
+	struct pop_ctx c = {.sp = PT_REGS_SP(ctx), .index = index, .found = -1};
+	struct pending *p = NULL;
+	__u64 ns = 0, now;
+	__u32 why;
 
 	if (!ours() || !st)
 		return 0;
+	now = bpf_ktime_get_ns();
 	st->returns++;
-	classify(st, index, PT_REGS_RC(ctx));
+	why = classify(st, index, PT_REGS_RC(ctx));
 	c.sh = bpf_map_lookup_elem(&shadows, &tid);
-	if (!c.sh)
+	if (c.sh)
+		bpf_loop(PYX_CENTRY_DEPTH, pop_lost, &c, 0);
+	if (c.sh && c.found >= 0) {
+		p = &c.sh->calls[c.found & (PYX_CENTRY_DEPTH - 1)];
+		ns = now - p->start_ns;
+		c.sh->depth = (__u32)c.found;
+		st->total_ns += ns;
+		if (!st->min_ns || ns < st->min_ns)
+			st->min_ns = ns;
+		if (ns > st->max_ns)
+			st->max_ns = ns;
+		record_latency(index, ns);
+	}
+	if (!pyx_cfg.report)
 		return 0;
-	bpf_loop(PYX_CENTRY_DEPTH, pop_lost, &c, 0);
-	if (c.found < 0)
-		return 0;
-	p = &c.sh->calls[c.found & (PYX_CENTRY_DEPTH - 1)];
-	ns = bpf_ktime_get_ns() - p->start_ns;
-	c.sh->depth = (__u32)c.found;
-	st->total_ns += ns;
-	if (!st->min_ns || ns < st->min_ns)
-		st->min_ns = ns;
-	if (ns > st->max_ns)
-		st->max_ns = ns;
-	record_latency(index, ns);
+	if (!(pyx_cfg.report & PYX_CENTRY_REPORT_ERRORS))
+		why = 0;
+	if ((pyx_cfg.report & PYX_CENTRY_REPORT_SLOW) && p && ns >= pyx_cfg.slow_ns)
+		why |= PYX_CENTRY_WHY_SLOW;
+	if (pyx_cfg.report & PYX_CENTRY_REPORT_ARGS)
+		why |= PYX_CENTRY_WHY_ARGS;
+	/* The popped entry stays intact below the new depth until the next entry reuses it. */
+	if (why)
+		report(ctx, tid, index, why, p, now, ns);
 	return 0;
 }
 

@@ -15,9 +15,10 @@
 
 const volatile struct pyx_sample_cfg pyx_cfg SEC(".rodata.cfg");
 
-#define PYX_WALK_LAYOUT (&pyx_cfg.layout)
+#define PYX_WALK_LAYOUT	   (&pyx_cfg.layout)
 #define PYX_WALK_SLEEPABLE 0
 #include "lib/pywalk.bpf.h"
+#include "lib/capture.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -34,88 +35,25 @@ struct {
 
 static __always_inline void send_pystack(struct task_struct *task, __u32 tid)
 {
-	struct pyx_rec_pystack *rec;
-	struct pywalk_frames *walk;
-	__u64 tstate = 0, interp = 0;
-	__u32 nr = 0;
+	struct pyx_rec_pystack *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 
-	walk = pywalk_scratch_get();
-	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 	if (!rec) {
 		pyx_count_drop(PYX_DROP_RINGBUF);
 		return;
 	}
-	rec->hdr.type = PYX_REC_PYSTACK;
-	rec->hdr.size = sizeof(*rec);
-	rec->tid = tid;
-	rec->__pad = 0;
-	rec->tstate = 0;
-	rec->interp_id = 0;
-	rec->thread_id = pywalk_thread_pointer(task);
-	rec->holds_gil = 2;
-	rec->nr_frames = 0;
-	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
-	rec->status = pywalk_find_tstate(task, rec->thread_id, &tstate, &interp,
-					 &rec->tstate_source);
-	if (rec->status == PYX_WALK_OK && walk) {
-		rec->tstate = tstate;
-		if (pywalk_read_u64(task, interp + pyx_cfg.layout.interp_id, &rec->interp_id))
-			rec->interp_id = 0;
-		rec->holds_gil = pywalk_holds_gil(task, tstate, interp);
-		rec->status = pywalk_frames(task, tstate, walk, &nr);
-		rec->nr_frames = nr;
-		bpf_probe_read_kernel(rec->frames, sizeof(rec->frames), walk->frames);
-	}
+	capture_pystack(task, tid, rec);
 	bpf_ringbuf_submit(rec, 0);
 }
 
 static __always_inline void send_native(struct pt_regs *regs, __u32 tid)
 {
-	struct pyx_rec_native *rec;
-	__u32 len = pyx_cfg.stack_bytes;
-	int i;
+	struct pyx_rec_native *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 
-	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 	if (!rec) {
 		pyx_count_drop(PYX_DROP_RINGBUF);
 		return;
 	}
-	rec->hdr.type = PYX_REC_NATIVE;
-	rec->hdr.size = sizeof(*rec);
-	rec->tid = tid;
-	rec->flags = 0;
-	rec->__pad = 0;
-	rec->regs[0] = regs->r15;
-	rec->regs[1] = regs->r14;
-	rec->regs[2] = regs->r13;
-	rec->regs[3] = regs->r12;
-	rec->regs[4] = regs->bp;
-	rec->regs[5] = regs->bx;
-	rec->regs[6] = regs->r11;
-	rec->regs[7] = regs->r10;
-	rec->regs[8] = regs->r9;
-	rec->regs[9] = regs->r8;
-	rec->regs[10] = regs->ax;
-	rec->regs[11] = regs->cx;
-	rec->regs[12] = regs->dx;
-	rec->regs[13] = regs->si;
-	rec->regs[14] = regs->di;
-	rec->regs[15] = regs->ip;
-	rec->regs[16] = regs->sp;
-	rec->stack_start = regs->sp;
-	rec->stack_len = 0;
-	if (len > PYX_NATIVE_STACK_MAX)
-		len = PYX_NATIVE_STACK_MAX;
-	/* As in stack.bpf.c: halve when the copy runs past the end of the stack mapping. */
-	for (i = 0; i < 8 && len >= 256; i++) {
-		if (!bpf_probe_read_user(rec->stack, len, (void *)rec->stack_start)) {
-			rec->stack_len = len;
-			break;
-		}
-		len /= 2;
-	}
-	if (!rec->stack_len)
-		rec->flags |= PYX_NATIVE_NO_STACK;
+	capture_native(regs, tid, pyx_cfg.stack_bytes, rec);
 	bpf_ringbuf_submit(rec, 0);
 }
 

@@ -18,6 +18,12 @@
 #define CTL_SECTION ".data.ctl"
 #define CFG_SECTION ".rodata.cfg"
 #define RINGBUF_NAME "events"
+/*
+ * An optional second ring for short records that must be handled while the
+ * target is still alive (e.g. code objects to name): consumed first, and on
+ * demand between long records of the main ring (pyx_session__drain_urgent).
+ */
+#define URGENT_RINGBUF_NAME "urgent"
 
 struct pyx_session {
 	const struct pyx_skel_ops *ops;
@@ -28,6 +34,7 @@ struct pyx_session {
 	struct bpf_link **links;
 	size_t nr_links;
 	struct ring_buffer *ringbuf;
+	bool has_urgent; /* ring 0 of ringbuf is the urgent one */
 	int epoll_fd;
 	int signal_fd;
 	int pid_fd;
@@ -44,6 +51,8 @@ static const char *const drop_names[PYX_DROP__MAX] = {
 	[PYX_DROP_OVERFLOW] = "overflow",
 	[PYX_DROP_READ] = "read",
 	[PYX_DROP_RETURN_DEPTH] = "uretprobe_depth",
+	[PYX_DROP_MAP_FULL] = "map_full",
+	[PYX_DROP_BUSY] = "busy",
 };
 
 const char *pyx_drop_reason_name(enum pyx_drop_reason reason)
@@ -143,17 +152,38 @@ static int handle_record(void *cookie, void *data, size_t size)
 static int setup_ringbuf(struct pyx_session *s)
 {
 	struct bpf_map *map = bpf_object__find_map_by_name(s->obj, RINGBUF_NAME);
+	struct bpf_map *urgent = bpf_object__find_map_by_name(s->obj, URGENT_RINGBUF_NAME);
 	int err;
 
+	if (urgent && bpf_map__type(urgent) != BPF_MAP_TYPE_RINGBUF)
+		urgent = NULL;
 	if (!map || bpf_map__type(map) != BPF_MAP_TYPE_RINGBUF)
+		map = NULL;
+	if (!map && !urgent)
 		return 0;
-	s->ringbuf = ring_buffer__new(bpf_map__fd(map), handle_record, s, NULL);
-	if (!s->ringbuf) {
-		err = -errno;
-		pyx_error(s->opts.ctx, "cannot create the ring buffer consumer: %s", strerror(-err));
-		return err;
-	}
+	/* Rings are consumed in the order they were added: the urgent one first. */
+	s->ringbuf = ring_buffer__new(bpf_map__fd(urgent ? urgent : map), handle_record, s, NULL);
+	if (!s->ringbuf)
+		goto out_error;
+	s->has_urgent = urgent != NULL;
+	if (urgent && map && ring_buffer__add(s->ringbuf, bpf_map__fd(map), handle_record, s))
+		goto out_error;
 	return 0;
+out_error:
+	err = -errno;
+	pyx_error(s->opts.ctx, "cannot create the ring buffer consumer: %s", strerror(-err));
+	return err;
+}
+
+void pyx_session__drain_urgent(struct pyx_session *s)
+{
+	struct ring *ring;
+
+	if (!s->ringbuf || !s->has_urgent)
+		return;
+	ring = ring_buffer__ring(s->ringbuf, 0);
+	if (ring)
+		ring__consume(ring);
 }
 
 static int epoll_add(struct pyx_session *s, int fd)

@@ -98,6 +98,12 @@ int pyx_session__start(struct pyx_session **out, const struct pyx_skel_ops *ops,
 /* Poll until a stop condition; returns 0 or -errno. */
 int pyx_session__run(struct pyx_session *session);
 
+/*
+ * Handle the records waiting in the object's "urgent" ring buffer now, from
+ * inside a callback about to spend long on a record of the main "events"
+ * ring (urgent records name things that vanish with the target).
+ */
+void pyx_session__drain_urgent(struct pyx_session *session);
 /* Ask the poll loop to end after the current callback. */
 void pyx_session__request_stop(struct pyx_session *session);
 

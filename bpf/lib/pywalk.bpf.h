@@ -290,11 +290,13 @@ static long pywalk_frame_step(__u64 index, void *data)
 }
 
 /*
- * Walk the frames of @tstate into @out->frames (innermost first). Returns
- * the status; *nr is the number of frames filled.
+ * Walk at most @limit frames of @tstate into @out->frames (innermost
+ * first): callers that need only the innermost few stop early. Returns the
+ * status (PYX_WALK_OK also when stopped by @limit); *nr is the number of
+ * frames filled.
  */
-static __always_inline __u32 pywalk_frames(struct task_struct *task, __u64 tstate,
-					   struct pywalk_frames *out, __u32 *nr)
+static __always_inline __u32 pywalk_frames_upto(struct task_struct *task, __u64 tstate,
+						struct pywalk_frames *out, __u32 limit, __u32 *nr)
 {
 	const volatile struct pyx_py_layout *L = PYX_WALK_LAYOUT;
 	struct pywalk_state s = { .task = task, .out = out, .status = PYX_WALK_OK };
@@ -307,10 +309,17 @@ static __always_inline __u32 pywalk_frames(struct task_struct *task, __u64 tstat
 		return PYX_WALK_TORN;
 	if (L->ts_base_frame != PYX_OFF_NONE && pywalk_read_u64(task, tstate + L->ts_base_frame, &s.base))
 		return PYX_WALK_TORN;
-	/* One iteration more than frames, so a deeper stack is seen as truncated. */
-	bpf_loop(PYX_MAX_FRAMES + 1, pywalk_frame_step, &s, 0);
+	bpf_loop(limit, pywalk_frame_step, &s, 0);
 	*nr = s.n;
 	return s.status;
+}
+
+/* Walk every frame of @tstate, as pywalk_frames_upto(). */
+static __always_inline __u32 pywalk_frames(struct task_struct *task, __u64 tstate,
+					   struct pywalk_frames *out, __u32 *nr)
+{
+	/* One iteration more than frames, so a deeper stack is seen as truncated. */
+	return pywalk_frames_upto(task, tstate, out, PYX_MAX_FRAMES + 1, nr);
 }
 
 #endif /* __PYX_PYWALK_BPF_H */

@@ -16,6 +16,9 @@ enum pyx_rec_type {
 	PYX_REC_INFO_HIT = 1,
 	PYX_REC_PYSTACK = 2, /* struct pyx_rec_pystack (pywalk.h) */
 	PYX_REC_NATIVE = 3,  /* struct pyx_rec_native (stack.h) */
+	PYX_REC_CENTRY_CALL = 4,  /* struct pyx_rec_centry_call (centry.h) */
+	PYX_REC_CENTRY_STACK = 5, /* struct pyx_rec_centry_stack (centry.h) */
+	PYX_REC_CENTRY_CALLER = 6, /* struct pyx_rec_centry_caller (centry.h) */
 };
 
 struct pyx_rec_hdr {
@@ -32,6 +35,8 @@ enum pyx_drop_reason {
 	PYX_DROP_OVERFLOW,    /* a bounded per-thread structure was full */
 	PYX_DROP_READ,	      /* a read of target memory failed mid-record */
 	PYX_DROP_RETURN_DEPTH, /* a call deeper than the 64 pending returns the kernel keeps per task */
+	PYX_DROP_MAP_FULL,     /* an aggregation map was full: a new key was not counted */
+	PYX_DROP_BUSY,	       /* per-CPU scratch in use by a preempted program: not recorded */
 	PYX_DROP__MAX = 8,
 };
 

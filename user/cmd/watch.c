@@ -8,35 +8,66 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <linux/types.h>
 #include <pyxtrace/centry.h>
 
 #include "centry.skel.h"
 #include "cmd/cmd.h"
+#include "output/callers.h"
 #include "output/hist.h"
 #include "output/json.h"
 #include "output/objects.h"
+#include "output/stackview.h"
 #include "probes/centry.h"
 #include "python/detect.h"
 #include "python/entrypoints.h"
+#include "python/code.h"
 #include "python/layout.h"
 #include "elf/x86.h"
 #include "session.h"
+#include "target/process.h"
+#include "unwind/unwind.h"
 #include "util/log.h"
 #include "util/parse.h"
 
 PYX_SKEL_OPS(centry_bpf);
+
+enum watch_sort {
+	SORT_CALLS = 0,
+	SORT_TOTAL,
+	SORT_AVG,
+	SORT_P99,
+	SORT_MAX,
+	SORT_ERRORS,
+};
+
+static const char *const sort_names[] = {
+	[SORT_CALLS] = "calls", [SORT_TOTAL] = "total", [SORT_AVG] = "avg",
+	[SORT_P99] = "p99",	[SORT_MAX] = "max",	[SORT_ERRORS] = "errors",
+};
+
+#define WATCH_DEFAULT_STACK_BYTES (16 * 1024)
+#define WATCH_MAX_CALLERS_SHOWN	  3 /* per entry point in the text table */
 
 struct watch_opts {
 	const char *module;
 	bool all_symbols;
 	bool no_exception_checks;
 	uint64_t interval_ns; /* 0: only the final table */
+	unsigned int callers; /* Python frames per caller; 0: callers not counted */
+	uint64_t slow_ns;     /* --slow; 0: off */
+	bool errors;	      /* --errors */
+	bool args;	      /* --args */
+	enum watch_sort sort;
+	size_t top; /* rows in the text table; 0: every entry point called */
 };
 
 struct watch_run {
 	struct pyx_ctx *ctx;
+	const struct watch_opts *opts;
 	struct pyx_process *proc;
 	struct pyx_python *py;
 	struct pyx_python_layout layout;
@@ -50,34 +81,54 @@ struct watch_run {
 	size_t without_return;
 	size_t single_stepped; /* entry points whose probe the kernel single-steps (~12 µs a hit) */
 	bool exception_checks;
+	bool live;		      /* a TTY: each interval's table replaces the last one */
+	struct pyx_code_cache *cache; /* code objects of callers and reported stacks */
+	struct pyx_callers *callers;  /* NULL with --callers 0 */
+	struct pyx_unwinder *unwinder;
+	struct pyx_stackview *view; /* reported calls' stacks */
+	struct pyx_session *session;
+	int64_t realtime_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC, for event times */
+	uint64_t reported;	    /* calls printed one by one */
 };
 
 static void watch_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
-		"Usage: %s watch --module NAME (-p PID [--container ID] | -- CMD [ARGS...]) [-d TIME]\n"
-		"       [--json] [-o FILE]\n"
+		"Usage: %s watch --module NAME (-p PID [--container ID] | -- CMD [ARGS...])\n"
+		"       [--callers N] [--slow TIME] [--errors] [--args] [-i TIME] [--sort KEY]\n"
+		"       [--top N] [-d TIME] [--json] [-o FILE]\n"
 		"\n"
 		"Every Python-visible C entry point of one extension module (found without\n"
 		"symbols), probed with two uprobe_multi links: calls, errors (NULL with an\n"
 		"exception set, -1), bad returns (NULL without an exception, a value with one),\n"
-		"lost returns and latency, per entry point, aggregated in the kernel. The\n"
-		"final table is printed when the duration ends, on Ctrl-C, or when the\n"
-		"target exits; with -i, the totals so far every interval too.\n"
+		"lost returns, latency and the Python code calling each, aggregated in the\n"
+		"kernel. The final table is printed when the duration ends, on Ctrl-C, or\n"
+		"when the target exits; on a terminal it is refreshed every interval.\n"
 		"\n"
 		"  --module NAME          import name (\"_imaging\", \"PIL._imaging\") or path\n"
+		"  --callers N            count callers by their innermost N Python frames\n"
+		"                         (default 1, at most %d; 0: do not count callers)\n"
+		"  --slow TIME            print each call that takes TIME or longer, with the\n"
+		"                         thread's Python and native stack (e.g. 5ms)\n"
+		"  --errors               print each error and bad return, with the stack\n"
+		"  --args                 print every call: its first %d integer/pointer\n"
+		"                         arguments, return value and duration\n"
 		"  --all-symbols          every function symbol of the module too (C->C calls)\n"
-		"  -i, --interval TIME    also print the totals so far every TIME (e.g. 1s);\n"
-		"                         with --json one document per interval, \"final\": false\n"
+		"  -i, --interval TIME    print the table every TIME (default 1s on a terminal,\n"
+		"                         else only at the end); with --json one document per\n"
+		"                         interval, \"final\": false\n"
+		"  --sort KEY             calls (default), total, avg, p99, max, errors\n"
+		"  --top N                only the first N rows of the table\n"
 		"  --no-exception-checks  do not read the thread's exception at returns: cheaper;\n"
 		"                         a NULL return counts as an error, bad returns go unseen\n",
-		prog);
+		prog, PYX_CENTRY_CALLERS_MAX, PYX_CENTRY_ARGS);
 	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
 	fprintf(out,
 		"\nExamples:\n"
 		"  %s watch --module _imaging -p 1234 -d 10s\n"
+		"  %s watch --module _imaging -p 1234 --slow 2ms --errors\n"
 		"  %s watch --module _json --json -- python3 app.py\n",
-		prog, prog);
+		prog, prog, prog);
 }
 
 static __u32 bpf_signature(enum pyx_signature sig)
@@ -94,13 +145,26 @@ static __u32 bpf_signature(enum pyx_signature sig)
 	}
 }
 
-/* One histogram per entry point, not PYX_CENTRY_MAX: they are ~1 KiB each per CPU. */
 static int watch_prepare(void *cookie, void *skel_ptr)
 {
 	struct watch_run *run = cookie;
 	struct centry_bpf *skel = skel_ptr;
+	const struct watch_opts *opts = run->opts;
+	int err;
 
-	return bpf_map__set_max_entries(skel->maps.hists, (__u32)run->mod->nr_entries);
+	/* One histogram per entry point, not PYX_CENTRY_MAX: they are ~1 KiB each per CPU. */
+	err = bpf_map__set_max_entries(skel->maps.hists, (__u32)run->mod->nr_entries);
+	/* The kernel hashes only the frames asked for. */
+	if (!err)
+		err = bpf_map__set_key_size(
+			skel->maps.callers,
+			(__u32)pyx_callers_key_size(opts->callers ? opts->callers : 1));
+	if (!err && !opts->callers)
+		err = bpf_map__set_max_entries(skel->maps.callers, 1);
+	/* Reported calls carry ~30 KiB of stack each. */
+	if (!err && !opts->slow_ns && !opts->errors && !opts->args)
+		err = bpf_map__set_max_entries(skel->maps.events, 4096);
+	return err;
 }
 
 static int watch_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
@@ -111,6 +175,7 @@ static int watch_attach(void *cookie, struct pyx_session *session, void *skel_pt
 	__u32 i;
 	int err;
 
+	run->session = session;
 	for (i = 0; i < run->mod->nr_entries; i++) {
 		__u32 sig = bpf_signature(run->mod->entries[i].signature);
 
@@ -209,8 +274,11 @@ static void print_text(struct watch_run *run);
 static int watch_on_interval(void *cookie, struct pyx_session *session, bool final)
 {
 	struct watch_run *run = cookie;
+	struct centry_bpf *skel = pyx_session__skel(session);
 
-	read_stats(run, pyx_session__skel(session));
+	read_stats(run, skel);
+	if (run->callers && pyx_callers__read(run->callers, bpf_map__fd(skel->maps.callers)))
+		pyx_warn(run->ctx, "cannot read the callers map: %s", strerror(errno));
 	pyx_session__drops(session, run->drops);
 	run->duration_ns = pyx_session__elapsed_ns(session);
 	run->final = final;
@@ -220,10 +288,180 @@ static int watch_on_interval(void *cookie, struct pyx_session *session, bool fin
 	if (run->ctx->json) {
 		print_json(run);
 	} else {
+		/* Live on a terminal: the new table replaces the last one. */
+		if (run->live)
+			fputs("\033[H\033[J", run->ctx->out);
 		print_text(run);
-		fputc('\n', run->ctx->out);
+		if (!run->live)
+			fputc('\n', run->ctx->out);
 	}
 	fflush(run->ctx->out);
+	return 0;
+}
+
+static const char *const why_names[] = {
+	"slow", "error", "null_without_exception", "value_with_exception", "call",
+};
+
+/* The return value as its signature class reads it. */
+static void print_return_text(FILE *out, enum pyx_signature sig, __u64 ret)
+{
+	if (sig == PYX_SIG_VOID)
+		return;
+	if (sig == PYX_SIG_INT)
+		fprintf(out, " = %d", (int)(__s32)ret);
+	else if (sig == PYX_SIG_SSIZE)
+		fprintf(out, " = %lld", (long long)(__s64)ret);
+	else if (sig == PYX_SIG_OBJECT && !ret)
+		fputs(" = NULL", out);
+	else
+		fprintf(out, " = 0x%llx", (unsigned long long)ret);
+}
+
+static void print_return_json(struct pyx_json *json, enum pyx_signature sig, __u64 ret)
+{
+	if (sig == PYX_SIG_VOID)
+		pyx_json_kv_null(json, "return");
+	else if (sig == PYX_SIG_INT)
+		pyx_json_kv_i64(json, "return", (__s32)ret);
+	else if (sig == PYX_SIG_SSIZE)
+		pyx_json_kv_i64(json, "return", (__s64)ret);
+	else
+		pyx_json_kv_hex(json, "return", ret);
+}
+
+static void format_time(int64_t realtime_ns, char *buf, size_t size)
+{
+	time_t sec = (time_t)(realtime_ns / 1000000000);
+	struct tm tm;
+
+	localtime_r(&sec, &tm);
+	snprintf(buf, size, "%02d:%02d:%02d.%06lld", tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (long long)(realtime_ns % 1000000000) / 1000);
+}
+
+/* One reported call (--slow, --errors, --args), with its stack when it has one. */
+static void print_call(struct watch_run *run, const struct pyx_centry_call *call,
+		       const struct pyx_rec_centry_stack *with_stack)
+{
+	const struct pyx_entry_point *e = &run->mod->entries[call->index];
+	int64_t when = (int64_t)call->time_ns + run->realtime_offset_ns;
+	pid_t ns_tid = pyx_ns_pid_of(run->proc->pid, (pid_t)call->tid);
+	FILE *out = run->ctx->out;
+	char time[32], dur[32];
+	size_t i, frames = 0;
+
+	if (with_stack) {
+		/* Unwinding takes a while (the first one loads DWARF): name new callers first. */
+		pyx_session__drain_urgent(run->session);
+		frames = pyx_stackview__build(run->view, &with_stack->py, &with_stack->native,
+					      false);
+	}
+	if (run->ctx->json) {
+		struct pyx_json json;
+
+		pyx_json_init(&json, out);
+		pyx_json_object_begin(&json);
+		pyx_json_kv_string(&json, "event", "call");
+		pyx_json_key(&json, "reasons");
+		pyx_json_array_begin(&json);
+		for (i = 0; i < PYX_ARRAY_SIZE(why_names); i++)
+			if (call->why & (1u << i))
+				pyx_json_string(&json, why_names[i]);
+		pyx_json_array_end(&json);
+		pyx_json_kv_i64(&json, "time_ns", when);
+		pyx_json_kv_i64(&json, "pid", run->proc->pid);
+		pyx_json_kv_u64(&json, "tid", call->tid);
+		pyx_json_kv_i64(&json, "ns_tid", ns_tid ? ns_tid : (pid_t)call->tid);
+		if (with_stack) {
+			pyx_json_key(&json, "thread");
+			pyx_json_string_len(
+				&json, with_stack->py.comm,
+				strnlen(with_stack->py.comm, sizeof(with_stack->py.comm)));
+		}
+		pyx_json_kv_string(&json, "function", e->name);
+		pyx_json_kv_string(&json, "symbol", e->symbol[0] ? e->symbol : NULL);
+		if (call->timed)
+			pyx_json_kv_u64(&json, "duration_ns", call->duration_ns);
+		else
+			pyx_json_kv_null(&json, "duration_ns");
+		if (call->why & PYX_CENTRY_WHY_ARGS) {
+			pyx_json_key(&json, "args");
+			if (call->timed) {
+				pyx_json_array_begin(&json);
+				for (i = 0; i < PYX_CENTRY_ARGS; i++)
+					pyx_json_hex(&json, call->args[i]);
+				pyx_json_array_end(&json);
+			} else {
+				pyx_json_null(&json);
+			}
+		}
+		print_return_json(&json, e->signature, call->ret);
+		if (with_stack) {
+			pyx_json_key(&json, "stack");
+			pyx_stackview__print_json(run->view, &json);
+		}
+		pyx_json_object_end(&json);
+		pyx_json_document_end(&json);
+		run->reported++;
+		return;
+	}
+	format_time(when, time, sizeof(time));
+	fprintf(out, "%s ", time);
+	for (i = 0; i < PYX_ARRAY_SIZE(why_names); i++)
+		if (call->why & (1u << i))
+			fprintf(out, "%s ", why_names[i]);
+	fprintf(out, "%s", e->name);
+	if (call->why & PYX_CENTRY_WHY_ARGS) {
+		fputc('(', out);
+		for (i = 0; i < PYX_CENTRY_ARGS; i++)
+			if (call->timed)
+				fprintf(out, "%s0x%llx", i ? ", " : "",
+					(unsigned long long)call->args[i]);
+		fputs(call->timed ? ")" : "?)", out);
+	}
+	print_return_text(out, e->signature, call->ret);
+	fprintf(out, "  %s  thread %u",
+		call->timed ? pyx_format_duration(call->duration_ns, dur, sizeof(dur)) : "?",
+		call->tid);
+	if (ns_tid && ns_tid != (pid_t)call->tid)
+		fprintf(out, " (tid %d in container)", ns_tid);
+	fputc('\n', out);
+	if (with_stack) {
+		pyx_stackview__print_text(run->view, out, "    ");
+		if (frames || with_stack->native.stack_len)
+			fprintf(out, "    -> %s returned here\n", e->name);
+	}
+	run->reported++;
+}
+
+static int watch_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t size)
+{
+	struct watch_run *run = cookie;
+
+	switch (hdr->type) {
+	case PYX_REC_CENTRY_CALLER:
+		if (size >= sizeof(struct pyx_rec_centry_caller) && run->callers)
+			pyx_callers__learn(run->callers,
+					   &((const struct pyx_rec_centry_caller *)hdr)->key);
+		break;
+	case PYX_REC_CENTRY_CALL: {
+		const struct pyx_rec_centry_call *rec = (const void *)hdr;
+
+		if (size >= sizeof(*rec) && rec->call.index < run->mod->nr_entries)
+			print_call(run, &rec->call, NULL);
+		break;
+	}
+	case PYX_REC_CENTRY_STACK: {
+		const struct pyx_rec_centry_stack *rec = (const void *)hdr;
+
+		if (size >= sizeof(*rec) && rec->call.index < run->mod->nr_entries)
+			print_call(run, &rec->call, rec);
+		break;
+	}
+	default:
+		break;
+	}
 	return 0;
 }
 
@@ -253,6 +491,12 @@ static void print_json(struct watch_run *run)
 	pyx_json_kv_u64(&json, "duration_ns", run->duration_ns);
 	pyx_json_kv_u64(&json, "single_stepped", run->single_stepped);
 	pyx_json_kv_bool(&json, "exception_checks", run->exception_checks);
+	if (run->callers)
+		pyx_json_kv_u64(&json, "callers_depth", run->opts->callers);
+	else
+		pyx_json_kv_null(&json, "callers_depth");
+	if (run->opts->slow_ns || run->opts->errors || run->opts->args)
+		pyx_json_kv_u64(&json, "reported", run->reported);
 	pyx_json_kv_string(&json, "stopped_by", run->stop_reason);
 	pyx_json_key(&json, "functions");
 	pyx_json_array_begin(&json);
@@ -289,6 +533,13 @@ static void print_json(struct watch_run *run)
 		pyx_json_kv_u64(&json, "p99_ns",
 				pyx_hist_percentile(run->hists[i].slots, PYX_HIST_SLOTS, 0.99));
 		pyx_json_hist(&json, "hist", run->hists[i].slots, PYX_HIST_SLOTS);
+		if (run->callers) {
+			const struct pyx_caller_row *rows;
+			size_t n = pyx_callers__of(run->callers, (uint32_t)i, &rows);
+
+			pyx_json_key(&json, "callers");
+			pyx_callers_print_json(&json, rows, n);
+		}
 		pyx_json_object_end(&json);
 	}
 	pyx_json_array_end(&json);
@@ -303,12 +554,59 @@ static void print_json(struct watch_run *run)
 	pyx_json_document_end(&json);
 }
 
-static int by_calls(const void *a, const void *b, void *stats)
+/* The value a row is sorted by (descending). */
+static uint64_t sort_key(const struct watch_run *run, size_t i)
 {
-	const struct pyx_centry_stats *st = stats;
-	size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
+	const struct pyx_centry_stats *st = &run->stats[i];
+	uint64_t timed = timed_calls(st);
 
-	return st[ia].calls < st[ib].calls ? 1 : st[ia].calls > st[ib].calls ? -1 : 0;
+	switch (run->opts->sort) {
+	case SORT_TOTAL:
+		return st->total_ns;
+	case SORT_AVG:
+		return timed ? st->total_ns / timed : 0;
+	case SORT_P99:
+		return pyx_hist_percentile(run->hists[i].slots, PYX_HIST_SLOTS, 0.99);
+	case SORT_MAX:
+		return st->max_ns;
+	case SORT_ERRORS:
+		return st->errors + st->null_no_exception + st->value_with_exception;
+	case SORT_CALLS:
+	default:
+		return st->calls;
+	}
+}
+
+static int by_sort_key(const void *a, const void *b, void *cookie)
+{
+	const struct watch_run *run = cookie;
+	size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
+	uint64_t ka = sort_key(run, ia), kb = sort_key(run, ib);
+
+	if (ka != kb)
+		return ka < kb ? 1 : -1;
+	/* Ties: the busier one first, then table order, so the output is stable. */
+	if (run->stats[ia].calls != run->stats[ib].calls)
+		return run->stats[ia].calls < run->stats[ib].calls ? 1 : -1;
+	return ia < ib ? -1 : ia > ib;
+}
+
+static void print_callers_text(struct watch_run *run, size_t index)
+{
+	const struct pyx_caller_row *rows;
+	size_t n, i;
+
+	if (!run->callers)
+		return;
+	n = pyx_callers__of(run->callers, (uint32_t)index, &rows);
+	for (i = 0; i < n && i < WATCH_MAX_CALLERS_SHOWN; i++) {
+		fprintf(run->ctx->out, "  %10llu  from ", (unsigned long long)rows[i].count);
+		pyx_callers_print_text(run->ctx->out, &rows[i]);
+		fputc('\n', run->ctx->out);
+	}
+	if (n > WATCH_MAX_CALLERS_SHOWN)
+		fprintf(run->ctx->out, "  %10s  (%zu more callers)\n", "",
+			n - WATCH_MAX_CALLERS_SHOWN);
 }
 
 static void print_text(struct watch_run *run)
@@ -316,7 +614,7 @@ static void print_text(struct watch_run *run)
 	FILE *out = run->ctx->out;
 	char label[160], avg[32], p99[32], max[32], dur[32];
 	uint64_t p99_ns;
-	size_t *order, i, shown = 0;
+	size_t *order, i, called = 0, shown = 0;
 
 	fprintf(out, "%s: module %s, %zu entry points, %s (%s)\n",
 		pyx_process_label(run->proc, label, sizeof(label)), run->mod->name,
@@ -327,7 +625,7 @@ static void print_text(struct watch_run *run)
 		return;
 	for (i = 0; i < run->mod->nr_entries; i++)
 		order[i] = i;
-	qsort_r(order, run->mod->nr_entries, sizeof(*order), by_calls, run->stats);
+	qsort_r(order, run->mod->nr_entries, sizeof(*order), by_sort_key, run);
 	fprintf(out, "%-40s %10s %8s %8s %8s %10s %10s %10s\n", "FUNCTION", "CALLS", "ERRORS",
 		"BAD", "LOST", "AVG", "P99", "MAX");
 	for (i = 0; i < run->mod->nr_entries; i++) {
@@ -335,6 +633,9 @@ static void print_text(struct watch_run *run)
 		uint64_t timed = timed_calls(st);
 
 		if (!st->calls)
+			continue;
+		called++;
+		if (run->opts->top && shown >= run->opts->top)
 			continue;
 		shown++;
 		p99_ns = pyx_hist_percentile(run->hists[order[i]].slots, PYX_HIST_SLOTS, 0.99);
@@ -347,21 +648,45 @@ static void print_text(struct watch_run *run)
 			timed ? pyx_format_duration(st->total_ns / timed, avg, sizeof(avg)) : "-",
 			p99_ns ? pyx_format_duration(p99_ns, p99, sizeof(p99)) : "-",
 			st->max_ns ? pyx_format_duration(st->max_ns, max, sizeof(max)) : "-");
+		print_callers_text(run, order[i]);
 	}
-	if (!shown)
+	if (!called)
 		fputs("(no calls)\n", out);
+	else if (shown < called)
+		fprintf(out, "(%zu more entry points called; --top)\n", called - shown);
 	fprintf(out,
 		"%zu of %zu entry points probed on a single-stepped instruction (~12 µs a hit)\n",
 		run->single_stepped, run->mod->nr_entries);
+	for (i = 0; i < PYX_DROP__MAX; i++)
+		if (run->drops[i] && pyx_drop_reason_name(i) && i != PYX_DROP_RETURN_DEPTH)
+			fprintf(out, "dropped: %llu (%s)\n", (unsigned long long)run->drops[i],
+				pyx_drop_reason_name(i));
 	free(order);
+}
+
+static int mem_read(void *proc, uint64_t addr, void *buf, size_t len)
+{
+	return pyx_process__read(proc, addr, buf, len);
+}
+
+static int64_t realtime_offset_ns(void)
+{
+	struct timespec mono, real;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &real);
+	return ((int64_t)real.tv_sec - mono.tv_sec) * 1000000000ll +
+	       ((int64_t)real.tv_nsec - mono.tv_nsec);
 }
 
 static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
 	const struct watch_opts *opts = cookie;
-	struct watch_run run = {.ctx = ctx};
+	struct watch_run run = {.ctx = ctx, .opts = opts};
 	struct pyx_centry_cfg cfg = {};
 	struct pyx_session *session = NULL;
+	bool reporting = opts->slow_ns || opts->errors || opts->args;
+	uint64_t interval_ns = opts->interval_ns;
 	int err, ret = PYX_EXIT_FAILURE;
 	char why[1024];
 
@@ -385,12 +710,48 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	run.single_stepped = pyx_centry_plan(run.mod);
 	run.stats = calloc(run.mod->nr_entries, sizeof(*run.stats));
 	run.hists = calloc(run.mod->nr_entries, sizeof(*run.hists));
-	if (!run.stats || !run.hists)
-		goto out_free;
+	run.cache = pyx_code_cache__new(&run.layout.code,
+					(struct pyx_mem){.read = mem_read, .ctx = run.proc});
+	if (!run.stats || !run.hists || !run.cache)
+		goto out_nomem;
+	if (opts->callers) {
+		run.callers = pyx_callers__new(run.cache, opts->callers);
+		if (!run.callers)
+			goto out_nomem;
+	}
+	if (opts->slow_ns || opts->errors) {
+		/* Symbolization data is read now, while every object is mapped. */
+		run.unwinder = pyx_unwinder__new(run.proc);
+		if (!run.unwinder)
+			pyx_warn(ctx, "native unwinding unavailable: %s (Python frames only)",
+				 strerror(errno));
+		/* Not when the first slow call happens: new callers would wait behind it. */
+		pyx_unwinder__preload(run.unwinder);
+		run.view = pyx_stackview__new(ctx, run.proc, run.py, &run.layout, run.cache,
+					      run.unwinder);
+		if (!run.view)
+			goto out_nomem;
+	}
+	/* Live on a terminal, unless calls are printed one by one (they would be wiped). */
+	run.live = !ctx->json && isatty(fileno(ctx->out)) && !reporting;
+	if (run.live && !interval_ns)
+		interval_ns = 1000000000ull;
+	run.realtime_offset_ns = realtime_offset_ns();
 	cfg.tgid = (__u32)run.proc->pid;
 	cfg.check_exceptions = !opts->no_exception_checks && run.layout.walk.tstate_fast;
 	run.exception_checks = cfg.check_exceptions;
+	cfg.callers = opts->callers;
+	cfg.report = (opts->slow_ns ? PYX_CENTRY_REPORT_SLOW : 0) |
+		     (opts->errors ? PYX_CENTRY_REPORT_ERRORS : 0) |
+		     (opts->args ? PYX_CENTRY_REPORT_ARGS : 0);
+	cfg.slow_ns = opts->slow_ns;
+	cfg.stack_bytes = WATCH_DEFAULT_STACK_BYTES;
 	cfg.layout = run.layout.walk;
+	if (opts->errors && !cfg.check_exceptions)
+		pyx_warn(ctx, "--errors: %s; bad returns cannot be told from errors",
+			 opts->no_exception_checks
+				 ? "--no-exception-checks given"
+				 : "this interpreter has no per-thread fast path");
 	struct pyx_session_opts sopts = {
 		.ctx = ctx,
 		.cfg = &cfg,
@@ -398,10 +759,11 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		.target_pid = run.proc->pid,
 		.resume_pid = common->resume_pid,
 		.duration_ns = common->duration_ns,
-		.interval_ns = opts->interval_ns,
+		.interval_ns = interval_ns,
 		.cookie = &run,
 		.prepare = watch_prepare,
 		.attach = watch_attach,
+		.on_record = watch_on_record,
 		.on_interval = watch_on_interval,
 	};
 	err = pyx_session__start(&session, &centry_bpf_ops, &sopts);
@@ -411,12 +773,24 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	pyx_session__destroy(session);
 	if (err)
 		goto out_free;
-	if (ctx->json)
+	if (ctx->json) {
 		print_json(&run);
-	else
+	} else {
+		if (run.live)
+			fputs("\033[H\033[J", ctx->out);
+		else if (run.reported)
+			fputc('\n', ctx->out);
 		print_text(&run);
+	}
 	ret = PYX_EXIT_OK;
+	goto out_free;
+out_nomem:
+	pyx_error(ctx, "out of memory");
 out_free:
+	pyx_stackview__free(run.view);
+	pyx_unwinder__free(run.unwinder);
+	pyx_callers__free(run.callers);
+	pyx_code_cache__free(run.cache);
 	free(run.hists);
 	free(run.stats);
 	pyx_module__free(run.mod);
@@ -425,41 +799,107 @@ out_free:
 	return ret;
 }
 
-enum { OPT_MODULE = 0x4000, OPT_ALL_SYMBOLS, OPT_NO_EXCEPTION_CHECKS, OPT_INTERVAL = 'i' };
+enum {
+	OPT_MODULE = 0x4000,
+	OPT_ALL_SYMBOLS,
+	OPT_NO_EXCEPTION_CHECKS,
+	OPT_CALLERS,
+	OPT_SLOW,
+	OPT_ERRORS,
+	OPT_ARGS,
+	OPT_SORT,
+	OPT_TOP,
+	OPT_INTERVAL = 'i',
+};
 
 static const struct option watch_options[] = {
 	{"module", required_argument, NULL, OPT_MODULE},
 	{"all-symbols", no_argument, NULL, OPT_ALL_SYMBOLS},
 	{"no-exception-checks", no_argument, NULL, OPT_NO_EXCEPTION_CHECKS},
 	{"interval", required_argument, NULL, OPT_INTERVAL},
+	{"callers", required_argument, NULL, OPT_CALLERS},
+	{"slow", required_argument, NULL, OPT_SLOW},
+	{"errors", no_argument, NULL, OPT_ERRORS},
+	{"args", no_argument, NULL, OPT_ARGS},
+	{"sort", required_argument, NULL, OPT_SORT},
+	{"top", required_argument, NULL, OPT_TOP},
 	{},
 };
 
-static int watch_option(void *cookie, int val, const char *arg)
+/* A decimal count in [min, max]; -EINVAL otherwise. */
+static int parse_count(const char *arg, unsigned long min, unsigned long max, unsigned long *out)
 {
-	struct watch_opts *opts = cookie;
+	char *end;
 
-	if (val == OPT_MODULE)
-		opts->module = arg;
-	else if (val == OPT_ALL_SYMBOLS)
-		opts->all_symbols = true;
-	else if (val == OPT_NO_EXCEPTION_CHECKS)
-		opts->no_exception_checks = true;
-	else if (val == OPT_INTERVAL) {
-		if (pyx_parse_duration(arg, &opts->interval_ns) || !opts->interval_ns) {
-			fprintf(stderr,
-				"pyxtrace watch: invalid interval '%s': use e.g. 500ms, 1s (see 'pyxtrace watch --help')\n",
-				arg);
-			return -EINVAL;
-		}
-	} else
+	errno = 0;
+	*out = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || *out < min || *out > max)
 		return -EINVAL;
 	return 0;
 }
 
+static int option_error(const char *what, const char *arg, const char *hint)
+{
+	fprintf(stderr, "pyxtrace watch: invalid %s '%s': %s (see 'pyxtrace watch --help')\n", what,
+		arg, hint);
+	return -EINVAL;
+}
+
+static int watch_option(void *cookie, int val, const char *arg)
+{
+	struct watch_opts *opts = cookie;
+	unsigned long n;
+	size_t i;
+
+	switch (val) {
+	case OPT_MODULE:
+		opts->module = arg;
+		return 0;
+	case OPT_ALL_SYMBOLS:
+		opts->all_symbols = true;
+		return 0;
+	case OPT_NO_EXCEPTION_CHECKS:
+		opts->no_exception_checks = true;
+		return 0;
+	case OPT_INTERVAL:
+		if (pyx_parse_duration(arg, &opts->interval_ns) || !opts->interval_ns)
+			return option_error("interval", arg, "use e.g. 500ms, 1s");
+		return 0;
+	case OPT_CALLERS:
+		if (parse_count(arg, 0, PYX_CENTRY_CALLERS_MAX, &n))
+			return option_error("--callers", arg, "use 0 to 8 frames");
+		opts->callers = (unsigned int)n;
+		return 0;
+	case OPT_SLOW:
+		if (pyx_parse_duration(arg, &opts->slow_ns) || !opts->slow_ns)
+			return option_error("--slow", arg, "use e.g. 100us, 5ms");
+		return 0;
+	case OPT_ERRORS:
+		opts->errors = true;
+		return 0;
+	case OPT_ARGS:
+		opts->args = true;
+		return 0;
+	case OPT_SORT:
+		for (i = 0; i < PYX_ARRAY_SIZE(sort_names); i++)
+			if (!strcmp(arg, sort_names[i])) {
+				opts->sort = (enum watch_sort)i;
+				return 0;
+			}
+		return option_error("--sort", arg, "use calls, total, avg, p99, max or errors");
+	case OPT_TOP:
+		if (parse_count(arg, 1, 1000000, &n))
+			return option_error("--top", arg, "use a number of rows >= 1");
+		opts->top = n;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
 static int watch_run(struct pyx_ctx *ctx, int argc, char **argv)
 {
-	struct watch_opts opts = {};
+	struct watch_opts opts = {.callers = 1};
 	struct pyx_common_opts common;
 	int err;
 

@@ -1262,6 +1262,30 @@ static Elf *x86_64_elf(struct pyx_unwinder *u)
 	return NULL;
 }
 
+void pyx_unwinder__preload(struct pyx_unwinder *u)
+{
+	Dwarf_Addr bias;
+	size_t i;
+
+	/*
+	 * What the first symbolization of each object would load: its symbol
+	 * table, its debug file and address ranges (tens of milliseconds for an
+	 * interpreter with full DWARF).
+	 */
+	for (i = 0; u && i < u->nr_mods; i++) {
+		Dwarf *dw;
+
+		dwfl_module_getsymtab(u->mods[i].mod);
+		dw = dwfl_module_getdwarf(u->mods[i].mod, &bias);
+		if (dw) {
+			Dwarf_Aranges *aranges;
+			size_t n;
+
+			dwarf_getaranges(dw, &aranges, &n);
+		}
+	}
+}
+
 struct pyx_unwinder *pyx_unwinder__new(struct pyx_process *proc)
 {
 	struct pyx_unwinder *u;

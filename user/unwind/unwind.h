@@ -52,6 +52,12 @@ struct pyx_unwinder *pyx_unwinder__new(struct pyx_process *proc);
 void pyx_unwinder__free(struct pyx_unwinder *u);
 
 /*
+ * Load now what the first unwind would load lazily (symbol tables, debug
+ * files), for callers that must unwind promptly once tracing runs.
+ */
+void pyx_unwinder__preload(struct pyx_unwinder *u);
+
+/*
  * Unwind thread @tid from @regs and @stack. Memory outside @stack is read
  * from the live process (read-only) unless @stack_only is set (a process
  * that may be gone: crash). Fills up to @max frames, innermost first,

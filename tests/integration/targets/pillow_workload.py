@@ -1,7 +1,7 @@
 """Pillow workload: after $PYX_OUT/go appears, new, resize, filter, getpixel
 and save, under sys.setprofile counting the C functions called from Python
-(c_call events): the ground truth for `watch --module _imaging` counts of
-entry points called from bytecode."""
+(c_call events) and their calling frames: the ground truth for `watch
+--module _imaging` counts and callers of entry points called from bytecode."""
 import io
 import json
 import os
@@ -12,6 +12,7 @@ from PIL import Image, ImageFilter
 
 OUT = os.environ.get("PYX_OUT") or "/pyx/out"
 calls = {}
+callers = {}  # key -> {"file:function:line": count}
 
 
 def profiler(frame, event, arg):
@@ -25,6 +26,10 @@ def profiler(frame, event, arg):
     else:
         return
     calls[key] = calls.get(key, 0) + 1
+    site = "%s:%s:%d" % (os.path.basename(frame.f_code.co_filename), frame.f_code.co_name,
+                         frame.f_lineno)
+    callers.setdefault(key, {})
+    callers[key][site] = callers[key].get(site, 0) + 1
 
 
 def work():
@@ -48,7 +53,7 @@ def main():
     work()
     sys.setprofile(None)
     with open(os.path.join(OUT, "result.json.tmp"), "w") as f:
-        json.dump(calls, f)
+        json.dump({"calls": calls, "callers": callers}, f)
     os.rename(os.path.join(OUT, "result.json.tmp"), os.path.join(OUT, "result.json"))
 
 

@@ -1,7 +1,9 @@
 """Watch workload: after $PYX_OUT/go appears, calls the fixture's entry
 points a known number of times, with known errors and bad returns, and a
-200-deep C<->Python recursion and sleeps of known length; writes the fixture's own counters and what it
-caused (errors, bad returns) to result.json, then exits."""
+200-deep C<->Python recursion and sleeps of known length; writes the
+fixture's own counters, what it caused (errors, bad returns), the Python
+callers of each fixture function as sys.setprofile saw them (c_call events:
+function, line) and the ids of burn()'s arguments to result.json, then exits."""
 import json
 import os
 import sys
@@ -14,8 +16,31 @@ ROUNDS = 20
 DEPTH = 200
 
 
+callers = {}
+
+
+def profiler(frame, event, arg):
+    """c_call of a fixture function: count it under its calling frame."""
+    if event == "c_call" and getattr(arg, "__self__", None) is pyxfixture:
+        count_site("pyxfixture." + arg.__name__, site(frame))
+
+
+def site(frame):
+    return "%s:%s:%d" % (os.path.basename(frame.f_code.co_filename), frame.f_code.co_name,
+                         frame.f_lineno)
+
+
+def count_site(key, where):
+    callers.setdefault(key, {})
+    callers[key][where] = callers[key].get(where, 0) + 1
+
+
 def deep(depth):
-    return pyxfixture.recurse(depth, deep) if depth else 0
+    # The recursion runs unprofiled (a profiler's frames exhaust 3.13d's C stack limit):
+    # each level records its own calling line.
+    if depth:
+        count_site("pyxfixture.recurse", site(sys._getframe())); return pyxfixture.recurse(depth, deep)  # noqa: E702
+    return 0
 
 
 def main():
@@ -31,6 +56,7 @@ def main():
     faulty = [pyxfixture.raise_error]
     if not debug:
         faulty += [pyxfixture.null_without_error, pyxfixture.value_with_error]
+    sys.setprofile(profiler)
     for i in range(ROUNDS):
         pyxfixture.burn(100)
         for fn in faulty:
@@ -44,7 +70,8 @@ def main():
         except TypeError:
             caught["TypeError"] += 1
         del t
-    pyxfixture.recurse(DEPTH, deep)
+    sys.setprofile(None)
+    count_site("pyxfixture.recurse", site(sys._getframe())); pyxfixture.recurse(DEPTH, deep)  # noqa: E702
     # Known latencies for the histogram: 18 short sleeps, 2 long ones, each timed from here.
     slept = []
     for usec in [200] * 18 + [20000] * 2:
@@ -53,7 +80,8 @@ def main():
         slept.append(time.perf_counter_ns() - start)
     with open(os.path.join(OUT, "result.json.tmp"), "w") as f:
         json.dump({"counts": pyxfixture.counts(), "caught": caught, "depth": DEPTH,
-                   "debug": debug, "slept_ns": slept}, f)
+                   "debug": debug, "slept_ns": slept, "callers": callers,
+                   "ids": {"module": id(pyxfixture), "usec": id(100), "none": id(None)}}, f)
     os.rename(os.path.join(OUT, "result.json.tmp"), os.path.join(OUT, "result.json"))
 
 
