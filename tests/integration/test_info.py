@@ -89,7 +89,8 @@ def check_info_against_facts(doc, facts, interp, target):
     assert probe["attached"] and probe["function"] == "_PyEval_EvalFrameDefault"
     # facts.py calls sorted(key=lambda) from C about every millisecond.
     assert probe["hits"] > 0 and probe["threads"] >= 1
-    assert set(doc["drops"]) == {"ringbuf", "overflow", "read", "uretprobe_depth"}
+    assert set(doc["drops"]) == {"ringbuf", "overflow", "read", "uretprobe_depth", "map_full",
+                                 "busy"}
 
 
 @pytest.mark.interps(**SUPPORTED)
