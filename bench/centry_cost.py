@@ -42,12 +42,24 @@ def wait_line(stream, needle):
 
 
 def run_once(mode):
+    """One run; the target is killed if the tracer fails (it would wait for go forever)."""
+    procs = []
+    try:
+        return run_once_in(mode, procs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+
+def run_once_in(mode, procs):
     tmp = tempfile.mkdtemp(prefix="pyx-bench-")
     go, ready = os.path.join(tmp, "go"), os.path.join(tmp, "ready")
     env = dict(os.environ, PYTHONPATH=FIXTURE_DIR)
     target = subprocess.Popen([PYTHON, os.path.join(ROOT, "bench", "workloads", "depth_calls.py"),
                                "0", str(CALLS), go, ready], stdout=subprocess.PIPE, text=True,
                               env=env)
+    procs.append(target)
     while not os.path.exists(ready):
         time.sleep(0.005)
     tracer = None

@@ -143,6 +143,7 @@ struct pending {
 	__u64 start_ns;
 	__u32 index;
 	__u32 __pad;
+	__u64 tstate;		     /* the thread state found at the entry (callers), 0 if none */
 	__u64 args[PYX_CENTRY_ARGS]; /* --args only */
 };
 
@@ -183,7 +184,7 @@ static __always_inline bool ours(void)
  * through C code of its own. No Python frame (a thread without a thread
  * state, or one that never ran Python) is a key with no frames.
  */
-static __always_inline void count_caller(__u32 index)
+static __always_inline __u64 count_caller(__u32 index)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct centry_scratch *sc = scratch_claim();
@@ -193,13 +194,15 @@ static __always_inline void count_caller(__u32 index)
 	long err;
 
 	if (!sc)
-		return;
+		return 0;
 	if (!walk || want > PYX_CENTRY_CALLERS_MAX)
 		goto out_release;
-	if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp, &source) ==
+	if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp, &source) !=
 	    PYX_WALK_OK)
+		tstate = 0;
+	else
 		/* Room for a C shim frame between each two Python frames. */
-		pywalk_frames_upto(task, tstate, walk, 2 * want + 2, &nr);
+		pywalk_frames_upto(task, tstate, walk, 2 * want + 2, want, &nr);
 	for (i = 0; i < 2 * PYX_CENTRY_CALLERS_MAX + 2 && i < nr; i++) {
 		struct pyx_pyframe *f = &walk->frames[i & (PYX_MAX_FRAMES - 1)];
 
@@ -248,6 +251,7 @@ static __always_inline void count_caller(__u32 index)
 	}
 out_release:
 	scratch_release(sc);
+	return tstate;
 }
 
 SEC("uprobe.multi")
@@ -255,16 +259,16 @@ int centry_enter(struct pt_regs *ctx)
 {
 	__u32 index = (__u32)bpf_get_attach_cookie(ctx), tid = (__u32)bpf_get_current_pid_tgid();
 	struct pyx_centry_stats *st = stats_of(index);
+	__u32 *sig = bpf_map_lookup_elem(&signatures, &index);
+	__u64 tstate = 0;
 	struct shadow *sh;
 	__u32 zero = 0, d;
-
-	__u32 *sig = bpf_map_lookup_elem(&signatures, &index);
 
 	if (!ours() || !st)
 		return 0;
 	st->calls++;
 	if (pyx_cfg.callers)
-		count_caller(index);
+		tstate = count_caller(index);
 	if (!sig || (*sig & PYX_CENTRY_NO_RETURN))
 		return 0;
 	sh = bpf_map_lookup_elem(&shadows, &tid);
@@ -294,6 +298,7 @@ int centry_enter(struct pt_regs *ctx)
 	sh->calls[d].sp = PT_REGS_SP(ctx);
 	sh->calls[d].start_ns = bpf_ktime_get_ns();
 	sh->calls[d].index = index;
+	sh->calls[d].tstate = tstate;
 	if (pyx_cfg.report & PYX_CENTRY_REPORT_ARGS) {
 		sh->calls[d].args[0] = PT_REGS_PARM1(ctx);
 		sh->calls[d].args[1] = PT_REGS_PARM2(ctx);
@@ -304,20 +309,27 @@ int centry_enter(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Whether the calling thread has an exception set right now. */
-static __always_inline bool exception_set(void)
+/*
+ * Whether the calling thread has an exception set right now. @tstate: its
+ * thread state found at the call's entry, saving the lookup (a C function
+ * switching thread states before returning, as a sub-interpreter bridge
+ * might, would be misread); 0: look it up through the gilstate slot.
+ */
+static __always_inline bool exception_set(__u64 tstate)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 tstate, interp, exc = 0;
+	__u64 interp, exc = 0;
 
-	tstate = pywalk_fast_tstate(task, pywalk_thread_pointer(task), &interp);
+	if (!tstate)
+		tstate = pywalk_fast_tstate(task, pywalk_thread_pointer(task), &interp);
 	if (!tstate || pywalk_read_u64(task, tstate + pyx_cfg.layout.ts_exception, &exc))
 		return false;
 	return exc != 0;
 }
 
 /* Count the return's class; returns its PYX_CENTRY_WHY_* error bits. */
-static __always_inline __u32 classify(struct pyx_centry_stats *st, __u32 index, __u64 ret)
+static __always_inline __u32 classify(struct pyx_centry_stats *st, __u32 index, __u64 ret,
+				      __u64 tstate)
 {
 	__u32 *sig = bpf_map_lookup_elem(&signatures, &index);
 
@@ -330,12 +342,12 @@ static __always_inline __u32 classify(struct pyx_centry_stats *st, __u32 index, 
 			if (ret)
 				return 0;
 		} else if (!ret) {
-			if (!exception_set()) {
+			if (!exception_set(tstate)) {
 				st->null_no_exception++;
 				return PYX_CENTRY_WHY_NULL_NO_EXCEPTION;
 			}
 		} else {
-			if (!exception_set())
+			if (!exception_set(tstate))
 				return 0;
 			st->value_with_exception++;
 			return PYX_CENTRY_WHY_VALUE_WITH_EXCEPTION;
@@ -475,15 +487,16 @@ int centry_return(struct pt_regs *ctx)
 	__u32 index = (__u32)bpf_get_attach_cookie(ctx), tid = (__u32)bpf_get_current_pid_tgid();
 	struct pyx_centry_stats *st = stats_of(index);
 	struct pop_ctx c = {.sp = PT_REGS_SP(ctx), .index = index, .found = -1};
+	__u64 ret = PT_REGS_RC(ctx), ns = 0, now;
 	struct pending *p = NULL;
-	__u64 ns = 0, now;
 	__u32 why;
 
+	/* The verifier wants context loads at fixed offsets: load ret before clang moves it. */
+	barrier_var(ret);
 	if (!ours() || !st)
 		return 0;
 	now = bpf_ktime_get_ns();
 	st->returns++;
-	why = classify(st, index, PT_REGS_RC(ctx));
 	c.sh = bpf_map_lookup_elem(&shadows, &tid);
 	if (c.sh)
 		bpf_loop(PYX_CENTRY_DEPTH, pop_lost, &c, 0);
@@ -498,6 +511,8 @@ int centry_return(struct pt_regs *ctx)
 			st->max_ns = ns;
 		record_latency(index, ns);
 	}
+	/* The popped entry stays intact below the new depth until the next entry reuses it. */
+	why = classify(st, index, ret, p ? p->tstate : 0);
 	if (!pyx_cfg.report)
 		return 0;
 	if (!(pyx_cfg.report & PYX_CENTRY_REPORT_ERRORS))
@@ -506,7 +521,6 @@ int centry_return(struct pt_regs *ctx)
 		why |= PYX_CENTRY_WHY_SLOW;
 	if (pyx_cfg.report & PYX_CENTRY_REPORT_ARGS)
 		why |= PYX_CENTRY_WHY_ARGS;
-	/* The popped entry stays intact below the new depth until the next entry reuses it. */
 	if (why)
 		report(ctx, tid, index, why, p, now, ns);
 	return 0;

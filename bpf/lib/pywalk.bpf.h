@@ -224,6 +224,8 @@ struct pywalk_state {
 	__u64 base;  /* 3.15: the sentinel that ends the chain */
 	__u32 n;
 	__u32 status;
+	__u32 python_left; /* stop after this many Python frames (C shims not counted); 0: all */
+	__u32 __pad;
 };
 
 static long pywalk_frame_step(__u64 index, void *data)
@@ -270,7 +272,8 @@ static long pywalk_frame_step(__u64 index, void *data)
 		if (L->instr_model == PYX_INSTR_POINTER)
 			f->instr = frame_field_u64(buf, L->frame_instr - base_off);
 		else
-			f->instr = (__u64)(__s64)(__s32)frame_field_u32(buf, L->frame_instr - base_off);
+			f->instr = (__u64)(__s64)(__s32)frame_field_u32(buf,
+									L->frame_instr - base_off);
 		if (L->walk_flags & PYX_WALK_READ_GUARD) {
 			if (pywalk_read(s->task, &f->guard, sizeof(f->guard),
 					code + L->code_firstlineno)) {
@@ -281,6 +284,8 @@ static long pywalk_frame_step(__u64 index, void *data)
 		}
 	}
 	s->n++;
+	if (s->python_left && !(flags & PYX_FRAME_C_SHIM) && !--s->python_left)
+		return 1;
 	if (previous == s->frame) {
 		s->status = PYX_WALK_TORN;
 		return 1;
@@ -290,16 +295,18 @@ static long pywalk_frame_step(__u64 index, void *data)
 }
 
 /*
- * Walk at most @limit frames of @tstate into @out->frames (innermost
- * first): callers that need only the innermost few stop early. Returns the
- * status (PYX_WALK_OK also when stopped by @limit); *nr is the number of
- * frames filled.
+ * Walk the frames of @tstate into @out->frames (innermost first), at most
+ * @limit of them, stopping after @python Python frames (0: no such stop):
+ * callers that need only the innermost few read no more. Returns the status
+ * (PYX_WALK_OK also when stopped early); *nr is the number of frames filled.
  */
 static __always_inline __u32 pywalk_frames_upto(struct task_struct *task, __u64 tstate,
-						struct pywalk_frames *out, __u32 limit, __u32 *nr)
+						struct pywalk_frames *out, __u32 limit,
+						__u32 python, __u32 *nr)
 {
 	const volatile struct pyx_py_layout *L = PYX_WALK_LAYOUT;
-	struct pywalk_state s = { .task = task, .out = out, .status = PYX_WALK_OK };
+	struct pywalk_state s = {
+		.task = task, .out = out, .status = PYX_WALK_OK, .python_left = python};
 
 	*nr = 0;
 	if (pywalk_read_u64(task, tstate + L->ts_frame, &s.frame))
@@ -307,7 +314,8 @@ static __always_inline __u32 pywalk_frames_upto(struct task_struct *task, __u64 
 	if (L->cframe_current_frame != PYX_OFF_NONE && s.frame &&
 	    pywalk_read_u64(task, s.frame + L->cframe_current_frame, &s.frame))
 		return PYX_WALK_TORN;
-	if (L->ts_base_frame != PYX_OFF_NONE && pywalk_read_u64(task, tstate + L->ts_base_frame, &s.base))
+	if (L->ts_base_frame != PYX_OFF_NONE &&
+	    pywalk_read_u64(task, tstate + L->ts_base_frame, &s.base))
 		return PYX_WALK_TORN;
 	bpf_loop(limit, pywalk_frame_step, &s, 0);
 	*nr = s.n;
@@ -319,7 +327,7 @@ static __always_inline __u32 pywalk_frames(struct task_struct *task, __u64 tstat
 					   struct pywalk_frames *out, __u32 *nr)
 {
 	/* One iteration more than frames, so a deeper stack is seen as truncated. */
-	return pywalk_frames_upto(task, tstate, out, PYX_MAX_FRAMES + 1, nr);
+	return pywalk_frames_upto(task, tstate, out, PYX_MAX_FRAMES + 1, 0, nr);
 }
 
 #endif /* __PYX_PYWALK_BPF_H */
