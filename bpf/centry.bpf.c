@@ -421,23 +421,7 @@ static __always_inline void report(struct pt_regs *ctx, __u32 tid, __u32 index, 
 		big->py.status = PYX_WALK_TORN;
 		big->py.nr_frames = 0;
 	}
-	regs.r15 = ctx->r15;
-	regs.r14 = ctx->r14;
-	regs.r13 = ctx->r13;
-	regs.r12 = ctx->r12;
-	regs.bp = ctx->bp;
-	regs.bx = ctx->bx;
-	regs.r11 = ctx->r11;
-	regs.r10 = ctx->r10;
-	regs.r9 = ctx->r9;
-	regs.r8 = ctx->r8;
-	regs.ax = ctx->ax;
-	regs.cx = ctx->cx;
-	regs.dx = ctx->dx;
-	regs.si = ctx->si;
-	regs.di = ctx->di;
-	regs.ip = ctx->ip;
-	regs.sp = ctx->sp;
+	capture_ctx_regs(ctx, &regs);
 	capture_native(&regs, tid, pyx_cfg.stack_bytes, &big->native);
 	bpf_ringbuf_submit(big, 0);
 	return;

@@ -80,23 +80,7 @@ int sample_thread(struct bpf_perf_event_data *ctx)
 	 * word it starts.
 	 */
 	cs = *(__u64 *)((void *)&ctx->regs + __builtin_offsetof(struct pt_regs, cs));
-	copy.r15 = ctx->regs.r15;
-	copy.r14 = ctx->regs.r14;
-	copy.r13 = ctx->regs.r13;
-	copy.r12 = ctx->regs.r12;
-	copy.bp = ctx->regs.bp;
-	copy.bx = ctx->regs.bx;
-	copy.r11 = ctx->regs.r11;
-	copy.r10 = ctx->regs.r10;
-	copy.r9 = ctx->regs.r9;
-	copy.r8 = ctx->regs.r8;
-	copy.ax = ctx->regs.ax;
-	copy.cx = ctx->regs.cx;
-	copy.dx = ctx->regs.dx;
-	copy.si = ctx->regs.si;
-	copy.di = ctx->regs.di;
-	copy.ip = ctx->regs.ip;
-	copy.sp = ctx->regs.sp;
+	capture_ctx_regs(&ctx->regs, &copy);
 	/* Interrupted in the kernel: its user registers are not in ctx; wait for the next tick. */
 	if ((cs & 3) != 3) {
 		__sync_fetch_and_add(&in_kernel, 1);

@@ -18,6 +18,7 @@
 static const struct pyx_cmd *const commands[] = {
 	&pyx_cmd_info,
 	&pyx_cmd_stack,
+	&pyx_cmd_crash,
 	&pyx_cmd_watch,
 };
 

@@ -478,3 +478,16 @@ void pyx_session__destroy(struct pyx_session *s)
 		sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
 	free(s);
 }
+
+int pyx_session__trace(const struct pyx_skel_ops *ops, const struct pyx_session_opts *opts)
+{
+	struct pyx_session *session = NULL;
+	int err;
+
+	err = pyx_session__start(&session, ops, opts);
+	if (err)
+		return err;
+	err = pyx_session__run(session);
+	pyx_session__destroy(session);
+	return err;
+}

@@ -97,6 +97,8 @@ int pyx_session__start(struct pyx_session **out, const struct pyx_skel_ops *ops,
 
 /* Poll until a stop condition; returns 0 or -errno. */
 int pyx_session__run(struct pyx_session *session);
+/* The whole lifecycle at once: start, run until a stop condition, destroy. 0 or -errno. */
+int pyx_session__trace(const struct pyx_skel_ops *ops, const struct pyx_session_opts *opts);
 
 /*
  * Handle the records waiting in the object's "urgent" ring buffer now, from

@@ -11,7 +11,11 @@
 
 #include <pyxtrace/stack.h>
 
-/* The current thread's Python frames, innermost first. */
+/*
+ * @task's Python frames, innermost first: the current thread, or another
+ * thread of the current process (its memory is read through the current
+ * mm).
+ */
 static __always_inline void capture_pystack(struct task_struct *task, __u32 tid,
 					    struct pyx_rec_pystack *rec)
 {
@@ -28,7 +32,7 @@ static __always_inline void capture_pystack(struct task_struct *task, __u32 tid,
 	rec->thread_id = pywalk_thread_pointer(task);
 	rec->holds_gil = 2;
 	rec->nr_frames = 0;
-	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
+	bpf_probe_read_kernel_str(rec->comm, sizeof(rec->comm), task->comm);
 	rec->status =
 		pywalk_find_tstate(task, rec->thread_id, &tstate, &interp, &rec->tstate_source);
 	if (rec->status != PYX_WALK_OK || !walk)
@@ -40,6 +44,32 @@ static __always_inline void capture_pystack(struct task_struct *task, __u32 tid,
 	rec->status = pywalk_frames(task, tstate, walk, &nr);
 	rec->nr_frames = nr;
 	bpf_probe_read_kernel(rec->frames, sizeof(rec->frames), walk->frames);
+}
+
+/*
+ * Copy a program context's user registers (a uprobe's pt_regs, a perf
+ * event's regs) to the BPF stack, field by field: contexts only allow
+ * whole-word loads at fixed offsets.
+ */
+static __always_inline void capture_ctx_regs(const struct pt_regs *ctx, struct pt_regs *regs)
+{
+	regs->r15 = ctx->r15;
+	regs->r14 = ctx->r14;
+	regs->r13 = ctx->r13;
+	regs->r12 = ctx->r12;
+	regs->bp = ctx->bp;
+	regs->bx = ctx->bx;
+	regs->r11 = ctx->r11;
+	regs->r10 = ctx->r10;
+	regs->r9 = ctx->r9;
+	regs->r8 = ctx->r8;
+	regs->ax = ctx->ax;
+	regs->cx = ctx->cx;
+	regs->dx = ctx->dx;
+	regs->si = ctx->si;
+	regs->di = ctx->di;
+	regs->ip = ctx->ip;
+	regs->sp = ctx->sp;
 }
 
 /*

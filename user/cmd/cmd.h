@@ -101,6 +101,7 @@ int pyx_cmd_run_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common
 
 extern const struct pyx_cmd pyx_cmd_info;
 extern const struct pyx_cmd pyx_cmd_stack;
+extern const struct pyx_cmd pyx_cmd_crash;
 extern const struct pyx_cmd pyx_cmd_watch;
 
 #endif /* PYX_CMD_CMD_H */

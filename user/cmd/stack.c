@@ -192,11 +192,6 @@ static int read_iterator(struct stack_run *run)
 	return 0;
 }
 
-static int mem_read(void *ctx, uint64_t addr, void *buf, size_t len)
-{
-	return pyx_process__read(ctx, addr, buf, len);
-}
-
 static const char *walk_status_name(__u32 status)
 {
 	switch (status) {
@@ -548,7 +543,7 @@ static int take_snapshot(struct stack_run *run, bool final)
 	 */
 	if (run->snapshots) {
 		fresh = pyx_code_cache__new(&run->layout.code,
-					    (struct pyx_mem){.read = mem_read, .ctx = run->proc});
+					    (struct pyx_mem){.read = pyx_process__read_cb, .ctx = run->proc});
 		if (!fresh)
 			return -ENOMEM;
 		pyx_code_cache__free(run->cache);
@@ -640,7 +635,7 @@ static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	if (err)
 		goto out_free;
 	run.cache = pyx_code_cache__new(&run.layout.code,
-					(struct pyx_mem){.read = mem_read, .ctx = run.proc});
+					(struct pyx_mem){.read = pyx_process__read_cb, .ctx = run.proc});
 	if (run.cache)
 		run.view = pyx_stackview__new(ctx, run.proc, run.py, &run.layout, run.cache,
 					      run.unwinder);

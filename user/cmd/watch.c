@@ -330,16 +330,6 @@ static void print_return_json(struct pyx_json *json, enum pyx_signature sig, __u
 		pyx_json_kv_hex(json, "return", ret);
 }
 
-static void format_time(int64_t realtime_ns, char *buf, size_t size)
-{
-	time_t sec = (time_t)(realtime_ns / 1000000000);
-	struct tm tm;
-
-	localtime_r(&sec, &tm);
-	snprintf(buf, size, "%02d:%02d:%02d.%06lld", tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (long long)(realtime_ns % 1000000000) / 1000);
-}
-
 /* One reported call (--slow, --errors, --args), with its stack when it has one. */
 static void print_call(struct watch_run *run, const struct pyx_centry_call *call,
 		       const struct pyx_rec_centry_stack *with_stack)
@@ -406,8 +396,7 @@ static void print_call(struct watch_run *run, const struct pyx_centry_call *call
 		run->reported++;
 		return;
 	}
-	format_time(when, time, sizeof(time));
-	fprintf(out, "%s ", time);
+	fprintf(out, "%s ", pyx_format_clock(when, time, sizeof(time)));
 	for (i = 0; i < PYX_ARRAY_SIZE(why_names); i++)
 		if (call->why & (1u << i))
 			fprintf(out, "%s ", why_names[i]);
@@ -664,27 +653,11 @@ static void print_text(struct watch_run *run)
 	free(order);
 }
 
-static int mem_read(void *proc, uint64_t addr, void *buf, size_t len)
-{
-	return pyx_process__read(proc, addr, buf, len);
-}
-
-static int64_t realtime_offset_ns(void)
-{
-	struct timespec mono, real;
-
-	clock_gettime(CLOCK_MONOTONIC, &mono);
-	clock_gettime(CLOCK_REALTIME, &real);
-	return ((int64_t)real.tv_sec - mono.tv_sec) * 1000000000ll +
-	       ((int64_t)real.tv_nsec - mono.tv_nsec);
-}
-
 static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
 	const struct watch_opts *opts = cookie;
 	struct watch_run run = {.ctx = ctx, .opts = opts};
 	struct pyx_centry_cfg cfg = {};
-	struct pyx_session *session = NULL;
 	bool reporting = opts->slow_ns || opts->errors || opts->args;
 	uint64_t interval_ns = opts->interval_ns;
 	int err, ret = PYX_EXIT_FAILURE;
@@ -710,8 +683,8 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	run.single_stepped = pyx_centry_plan(run.mod);
 	run.stats = calloc(run.mod->nr_entries, sizeof(*run.stats));
 	run.hists = calloc(run.mod->nr_entries, sizeof(*run.hists));
-	run.cache = pyx_code_cache__new(&run.layout.code,
-					(struct pyx_mem){.read = mem_read, .ctx = run.proc});
+	run.cache = pyx_code_cache__new(
+		&run.layout.code, (struct pyx_mem){.read = pyx_process__read_cb, .ctx = run.proc});
 	if (!run.stats || !run.hists || !run.cache)
 		goto out_nomem;
 	if (opts->callers) {
@@ -736,7 +709,7 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	run.live = !ctx->json && isatty(fileno(ctx->out)) && !reporting;
 	if (run.live && !interval_ns)
 		interval_ns = 1000000000ull;
-	run.realtime_offset_ns = realtime_offset_ns();
+	run.realtime_offset_ns = pyx_realtime_offset_ns();
 	cfg.tgid = (__u32)run.proc->pid;
 	cfg.check_exceptions = !opts->no_exception_checks && run.layout.walk.tstate_fast;
 	run.exception_checks = cfg.check_exceptions;
@@ -766,11 +739,7 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		.on_record = watch_on_record,
 		.on_interval = watch_on_interval,
 	};
-	err = pyx_session__start(&session, &centry_bpf_ops, &sopts);
-	if (err)
-		goto out_free;
-	err = pyx_session__run(session);
-	pyx_session__destroy(session);
+	err = pyx_session__trace(&centry_bpf_ops, &sopts);
 	if (err)
 		goto out_free;
 	if (ctx->json) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <stdio.h>
+#include <time.h>
 
 #include "output/objects.h"
 #include "python/detect.h"
@@ -55,5 +56,26 @@ const char *pyx_process_label(const struct pyx_process *proc, char *buf, size_t 
 			 proc->container.id, proc->ns_pid);
 	else
 		snprintf(buf, size, "%d (%s)", proc->pid, proc->comm);
+	return buf;
+}
+
+int64_t pyx_realtime_offset_ns(void)
+{
+	struct timespec mono, real;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &real);
+	return ((int64_t)real.tv_sec - mono.tv_sec) * 1000000000ll +
+	       ((int64_t)real.tv_nsec - mono.tv_nsec);
+}
+
+const char *pyx_format_clock(int64_t realtime_ns, char *buf, size_t size)
+{
+	time_t sec = (time_t)(realtime_ns / 1000000000);
+	struct tm tm;
+
+	localtime_r(&sec, &tm);
+	snprintf(buf, size, "%02d:%02d:%02d.%06lld", tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (long long)(realtime_ns % 1000000000) / 1000);
 	return buf;
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The shared JSON objects of docs/schema.md, written one way for every
- * command: process, container, python.
+ * command: process, container, python; and event times.
  */
 #ifndef PYX_OUTPUT_OBJECTS_H
 #define PYX_OUTPUT_OBJECTS_H
+
+#include <stdint.h>
 
 #include "output/json.h"
 
@@ -19,5 +21,11 @@ void pyx_out_python(struct pyx_json *json, const char *key, const struct pyx_pyt
 
 /* One human line: "12345 (python3.11)" plus ", container 3f2a9c1b7d0e pid 7" when inside one. */
 const char *pyx_process_label(const struct pyx_process *proc, char *buf, size_t size);
+
+/* CLOCK_REALTIME - CLOCK_MONOTONIC now: turns BPF timestamps (bpf_ktime_get_ns) into wall time. */
+int64_t pyx_realtime_offset_ns(void);
+
+/* "HH:MM:SS.uuuuuu" in local time, for event lines. */
+const char *pyx_format_clock(int64_t realtime_ns, char *buf, size_t size);
 
 #endif /* PYX_OUTPUT_OBJECTS_H */

@@ -468,11 +468,23 @@ static uint32_t max_u32(uint32_t a, uint32_t b)
 	return a > b ? a : b;
 }
 
+uint32_t pyx_code_header_len(const struct pyx_code_layout *l)
+{
+	uint32_t hdr;
+
+	hdr = max_u32(l->co_name + 8, l->co_filename + 8);
+	hdr = max_u32(hdr, l->co_firstlineno + 4);
+	hdr = max_u32(hdr, l->co_linetable + 8);
+	if (l->co_qualname != PYX_OFF_NONE)
+		hdr = max_u32(hdr, l->co_qualname + 8);
+	if (l->instr_model == PYX_INSTR_POINTER)
+		hdr = max_u32(hdr, l->co_firsttraceable + 4);
+	return hdr;
+}
+
 struct pyx_code_cache *pyx_code_cache__new(const struct pyx_code_layout *layout, struct pyx_mem mem)
 {
-	const struct pyx_code_layout *l = layout;
 	struct pyx_code_cache *cache;
-	uint32_t hdr;
 
 	if (!layout || !mem.read || !layout_ok(layout)) {
 		errno = EINVAL;
@@ -485,14 +497,7 @@ struct pyx_code_cache *pyx_code_cache__new(const struct pyx_code_layout *layout,
 	}
 	cache->layout = *layout;
 	cache->mem = mem;
-	hdr = max_u32(l->co_name + 8, l->co_filename + 8);
-	hdr = max_u32(hdr, l->co_firstlineno + 4);
-	hdr = max_u32(hdr, l->co_linetable + 8);
-	if (l->co_qualname != PYX_OFF_NONE)
-		hdr = max_u32(hdr, l->co_qualname + 8);
-	if (l->instr_model == PYX_INSTR_POINTER)
-		hdr = max_u32(hdr, l->co_firsttraceable + 4);
-	cache->hdr_len = hdr;
+	cache->hdr_len = pyx_code_header_len(layout);
 	return cache;
 }
 

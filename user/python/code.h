@@ -27,9 +27,9 @@ enum pyx_linetable_format {
 /* Everything code.c needs to know about one interpreter build (filled by layout.c). */
 struct pyx_code_layout {
 	enum pyx_linetable_format lines;
-	unsigned int instr_model;   /* enum pyx_instr_model (include/pyxtrace/pywalk.h) */
+	unsigned int instr_model; /* enum pyx_instr_model (include/pyxtrace/pywalk.h) */
 	uint32_t co_name;
-	uint32_t co_qualname;	    /* PYX_OFF_NONE before 3.11 */
+	uint32_t co_qualname; /* PYX_OFF_NONE before 3.11 */
 	uint32_t co_filename;
 	uint32_t co_firstlineno;
 	uint32_t co_linetable;	    /* co_lnotab (≤3.9) or co_linetable: a bytes object */
@@ -38,9 +38,11 @@ struct pyx_code_layout {
 	uint32_t bytes_size;	    /* PyBytesObject ob_size */
 	uint32_t bytes_data;	    /* PyBytesObject ob_sval */
 	uint32_t str_length;	    /* PyASCIIObject length */
-	uint32_t str_state;	    /* PyASCIIObject state (bit fields, same positions 3.8-3.15 GIL builds) */
-	uint32_t str_ascii_size;    /* sizeof(PyASCIIObject): data of compact ASCII strings */
-	uint32_t str_compact_size;  /* sizeof(PyCompactUnicodeObject): data of other compact strings */
+	uint32_t
+		str_state; /* PyASCIIObject state (bit fields, same positions 3.8-3.15 GIL builds) */
+	uint32_t str_ascii_size; /* sizeof(PyASCIIObject): data of compact ASCII strings */
+	uint32_t
+		str_compact_size; /* sizeof(PyCompactUnicodeObject): data of other compact strings */
 };
 
 /*
@@ -81,12 +83,18 @@ struct pyx_frame_info {
 	const char *qualname; /* co_qualname on 3.11+, else co_name */
 	const char *file;     /* co_filename */
 	int firstlineno;
-	int line;	      /* of the instruction being executed; 0 when unknown */
-	bool incomplete;      /* 3.11+: a frame that has not started running (skipped by tracebacks) */
-	bool shim;	      /* 3.12's C-entry shim code ("<interpreter trampoline>" in "<shim>") */
+	int line;	 /* of the instruction being executed; 0 when unknown */
+	bool incomplete; /* 3.11+: a frame that has not started running (skipped by tracebacks) */
+	bool shim;	 /* 3.12's C-entry shim code ("<interpreter trampoline>" in "<shim>") */
 };
 
 struct pyx_code_cache;
+
+/*
+ * Bytes at the start of a code object that resolving it reads (every field
+ * above lies below): for copying code objects elsewhere, e.g. in BPF.
+ */
+uint32_t pyx_code_header_len(const struct pyx_code_layout *layout);
 
 struct pyx_code_cache *pyx_code_cache__new(const struct pyx_code_layout *layout,
 					   struct pyx_mem mem);

@@ -55,7 +55,8 @@ pid_t pyx_ns_pid_of(pid_t pid, pid_t tid)
 		if (strncmp(line, "NSpid:", 6))
 			continue;
 		/* One PID per nesting level, outermost first: the last is the innermost. */
-		for (tok = strtok_r(line + 6, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save))
+		for (tok = strtok_r(line + 6, " \t\n", &save); tok;
+		     tok = strtok_r(NULL, " \t\n", &save))
 			ns_pid = (pid_t)atoi(tok);
 		break;
 	}
@@ -371,12 +372,17 @@ struct pyx_object *pyx_process__object_at(struct pyx_process *proc, uint64_t add
 
 int pyx_process__read(const struct pyx_process *proc, uint64_t addr, void *buf, size_t len)
 {
-	struct iovec local = { .iov_base = buf, .iov_len = len };
-	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr, .iov_len = len };
+	struct iovec local = {.iov_base = buf, .iov_len = len};
+	struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
 	ssize_t n;
 
 	n = process_vm_readv(proc->pid, &local, 1, &remote, 1, 0);
 	if (n < 0)
 		return errno == ESRCH ? -ESRCH : -EFAULT;
 	return (size_t)n == len ? 0 : -EFAULT;
+}
+
+int pyx_process__read_cb(void *proc, uint64_t addr, void *buf, size_t len)
+{
+	return pyx_process__read(proc, addr, buf, len);
 }

@@ -84,6 +84,9 @@ struct pyx_object *pyx_process__object_at(struct pyx_process *proc, uint64_t add
 /* Read target memory. Returns 0, -EFAULT when unmapped/short, -ESRCH when gone. */
 int pyx_process__read(const struct pyx_process *proc, uint64_t addr, void *buf, size_t len);
 
+/* pyx_process__read() with the process as an untyped context: a memory reader callback. */
+int pyx_process__read_cb(void *proc, uint64_t addr, void *buf, size_t len);
+
 /*
  * The innermost NSpid of a process (@tid 0) or of one of its threads: its
  * PID/TID as seen inside its own PID namespace. 0 when it cannot be read.

@@ -1,0 +1,102 @@
+"""`pyxtrace crash -p PID`: a target that crashes in the fixture's C code
+while traced. Ground truth: the target's own exit status (what it does
+without pyxtrace), the fixture's source (address, message, assertion) and
+the site the workload recorded just before the call."""
+import signal
+
+import pytest
+
+import pyx
+
+KINDS = ["segfault", "abort", "fatal", "assert_fail"]
+
+
+def crash(pyxtrace_bin, target, container=False):
+    args = ["crash", "-v", "--json"]
+    args += ["--container", target.container_id, "-p", target.ns_pid] if container \
+        else ["-p", target.pid]
+    proc = pyx.start_attached(pyxtrace_bin, *args)
+    open(target.path("go"), "w").close()
+    status = target.wait(timeout=60)
+    docs = pyx.finish(proc).json_lines()
+    return status, [d for d in docs if d["event"] != "summary"], docs[-1]
+
+
+def native_functions(event):
+    """Native function names, innermost first; a compiler's split-off part ("f.cold") as f."""
+    return [f["function"] and f["function"].split(".")[0] for f in event["stack"]
+            if f["kind"] == "native"]
+
+
+@pytest.mark.interps(supported=True)
+@pytest.mark.parametrize("where", ["host", "container"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_crash_events(interp, kind, where, start_target, pyxtrace_bin):
+    container = where == "container"
+    interp.require(container=container, fixture=True)
+    target = start_target(interp, "crash_workload.py", [kind], container=container)
+    target.wait_for("ready")
+    status, events, summary = crash(pyxtrace_bin, target, container=container)
+    fixture_fn = "pyxfixture_" + kind
+    # As a container's init (PID 1 of its namespace) the target ignores SIGABRT, so glibc's
+    # abort() raises it twice in vain, then ends on its last resort, a privileged
+    # instruction: SIGSEGV from the kernel. Everywhere else abort() ends in SIGABRT.
+    init_abort = container and kind != "segfault"
+    expect_signal = signal.SIGSEGV if kind == "segfault" or init_abort else signal.SIGABRT
+    # The target ends as its exit status says (the rig's own wait): killed by the fault or by
+    # abort(); pyxtrace reports the same.
+    assert status == -expect_signal
+    assert summary["exit"]["signal"] == expect_signal.name and \
+        summary["exit"]["signo"] == expect_signal
+    assert summary["stopped_by"] == "target-exit" and summary["not_probed"] == []
+    kinds = [e["event"] for e in events]
+    expected = {"segfault": ["signal"], "abort": ["abort", "signal"],
+                "fatal": ["fatal_error", "abort", "signal"],
+                "assert_fail": ["assert", "abort", "signal"]}[kind]
+    if init_abort:
+        # (whether the kernel calls the ignored ones delivered depends on glibc's sequence)
+        expected += ["signal", "signal"]
+        assert [e["signal"] for e in events[-3:]] == ["SIGABRT", "SIGABRT", "SIGSEGV"]
+        assert events[-1]["code_name"] == "SI_KERNEL" and events[-1]["delivered"]
+    assert kinds == expected, kinds
+    # One thread within a second: one incident.
+    assert {e["incident"] for e in events} == {1} and summary["incidents"] == 1
+    for e in events:
+        assert e["thread"]["tid"] == target.pid and e["process"]["pid"] == target.pid
+        if container:
+            assert e["thread"]["ns_tid"] == int(target.ns_pid) != target.pid
+    sig = events[-1]
+    assert sig["signal"] == expect_signal.name
+    if init_abort:
+        pass
+    elif kind == "segfault":
+        # SEGFAULT_ADDRESS in the fixture, a kernel-generated fault, at the faulting store.
+        assert sig["code_name"] == "SEGV_MAPERR" and sig["addr"] == "0x10"
+        assert native_functions(sig)[0] == fixture_fn, sig["stack"]
+    else:
+        assert sig["code_name"] == "SI_TKILL" and sig["sender_tid"] == target.pid
+    first = events[0]
+    # The C function that crashed is on the stack of the first event, under libc/CPython's.
+    assert fixture_fn in native_functions(first), first["stack"]
+    # Every event's innermost Python frame is where the workload said it called the fixture,
+    # named from the code objects copied with the event (the process is gone when it is read).
+    site = target.read_json("site.json")
+    for e in events:
+        top = next(f for f in e["stack"] if f["kind"] == "python")
+        assert (top["function"], top["line"]) == (site["function"], site["line"]), e["stack"]
+        assert top["file"].endswith("crash_workload.py")
+    if kind == "fatal":
+        assert "crash_workload says goodbye" in first["message"]
+        if interp.minor != "3.8":
+            assert first["function"] == fixture_fn  # _Py_FatalErrorFunc(__func__, msg)
+    if kind == "assert_fail":
+        assert first["message"] == "pyxfixture_expected_state == 1"
+        assert first["file"].endswith("pyxfixture.c") and first["line"] > 0
+        assert first["function"].startswith(fixture_fn)
+
+
+def test_crash_usage(pyxtrace_bin):
+    res = pyx.run(pyxtrace_bin, "crash")
+    assert res.rc == 2 and "a target is required" in res.stderr
+    res = pyx.run(pyxtrace_bin, "crash", "-p", "3999999")
+    assert res.rc == 1 and res.stderr.count("\n") == 1, res

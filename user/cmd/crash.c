@@ -1,0 +1,612 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * pyxtrace crash: the last moments of a Python process, recorded from
+ * outside as they happen (bpf/crash.bpf.c): fatal signals with the fault
+ * address, Py_FatalError, abort(), failed C assertions, each with the
+ * thread's mixed Python + native stack at that moment, and how the process
+ * ended. Events of one thread within a second form one incident (a
+ * Py_FatalError is followed by abort() and SIGABRT).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <linux/types.h>
+#include <pyxtrace/crash.h>
+
+#include "crash.skel.h"
+#include "cmd/cmd.h"
+#include "elf/elf.h"
+#include "output/json.h"
+#include "output/objects.h"
+#include "output/stackview.h"
+#include "python/code.h"
+#include "python/detect.h"
+#include "python/layout.h"
+#include "session.h"
+#include "target/process.h"
+#include "unwind/unwind.h"
+#include "util/log.h"
+
+PYX_SKEL_OPS(crash_bpf);
+
+#define CRASH_STACK_BYTES (16 * 1024)
+#define CRASH_INCIDENT_NS 1000000000ull /* events of one thread this close: one incident */
+#define CRASH_MAX_THREADS 64		/* threads remembered for incident grouping */
+
+static const char *const kind_names[] = {
+	[PYX_CRASH_SIGNAL] = "signal", [PYX_CRASH_FATAL_ERROR] = "fatal_error",
+	[PYX_CRASH_ABORT] = "abort",   [PYX_CRASH_ASSERT] = "assert",
+	[PYX_CRASH_EXIT] = "exit",
+};
+
+struct crash_run {
+	struct pyx_ctx *ctx;
+	struct pyx_process *proc;
+	struct pyx_python *py;
+	struct pyx_python_layout layout;
+	struct pyx_code_cache *cache;
+	struct pyx_unwinder *unwinder;
+	struct pyx_stackview *view;
+	int64_t realtime_offset_ns;
+	uint64_t counts[PYX_ARRAY_SIZE(kind_names)];
+	unsigned int incidents;
+	struct {
+		__u32 tid;
+		unsigned int incident;
+		uint64_t last_ns;
+	} threads[CRASH_MAX_THREADS];
+	size_t nr_threads;
+	bool exited;
+	__u32 exit_status; /* wait status */
+	const char *probes_missing[4];
+	size_t nr_missing;
+};
+
+static void crash_usage(FILE *out, const char *prog)
+{
+	fprintf(out,
+		"Usage: %s crash (-p PID [--container ID] | -- CMD [ARGS...]) [-d TIME] [--json]\n"
+		"       [-o FILE]\n"
+		"\n"
+		"Records the last moments of a Python process as they happen, from outside,\n"
+		"nothing set up in advance: fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL,\n"
+		"SIGABRT, SIGTRAP) with the fault address, Py_FatalError, abort() and failed\n"
+		"C assertions, each with the thread's Python and native stack at that\n"
+		"moment; then how the process ended. Runs until the process exits, the\n"
+		"duration ends, or Ctrl-C.\n",
+		prog);
+	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
+	fprintf(out,
+		"\nExamples:\n"
+		"  %s crash -p 1234\n"
+		"  %s crash --json -- python3 app.py\n",
+		prog, prog);
+}
+
+/* Attach @prog at @symbol of @obj in the target, through map_files (the very inode it maps). */
+static int attach_symbol(struct crash_run *run, struct pyx_session *session,
+			 struct bpf_program *prog, struct pyx_object *obj, const char *symbol,
+			 uint64_t vaddr, __u64 cookie)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie);
+	struct pyx_elf *elf = pyx_process__object_elf(run->proc, obj);
+	struct pyx_elf_sym sym;
+	struct bpf_link *link;
+	uint64_t offset;
+	char path[96];
+
+	if (!elf)
+		return -ENOENT;
+	if (!vaddr) {
+		if (pyx_elf__find_symbol(elf, symbol, &sym))
+			return -ENOENT;
+		vaddr = sym.value;
+	}
+	if (pyx_elf__vaddr_to_offset(elf, vaddr, &offset))
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, run->proc->pid,
+		 obj->map_start, obj->map_end);
+	link = bpf_program__attach_uprobe_opts(prog, run->proc->pid, path, (size_t)offset, &opts);
+	if (!link)
+		return -errno;
+	pyx_debug(run->ctx, "probe on %s in %s", symbol, pyx_basename(obj->path));
+	return pyx_session__add_link(session, link);
+}
+
+/* The C library the target maps (glibc's libc.so.6, or an older libc-2.x.so). */
+static struct pyx_object *find_libc(struct pyx_process *proc)
+{
+	size_t i;
+
+	for (i = 0; i < proc->nr_objects; i++) {
+		const char *base = pyx_basename(proc->objects[i].path);
+
+		if (proc->objects[i].executable &&
+		    (!strcmp(base, "libc.so.6") || !strncmp(base, "libc-", 5)))
+			return &proc->objects[i];
+	}
+	return NULL;
+}
+
+static void note_missing(struct crash_run *run, const char *what)
+{
+	if (run->nr_missing < PYX_ARRAY_SIZE(run->probes_missing))
+		run->probes_missing[run->nr_missing++] = what;
+	pyx_warn(run->ctx, "%s will not be seen: no probe could be attached", what);
+}
+
+static int crash_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
+{
+	struct crash_run *run = cookie;
+	struct crash_bpf *skel = skel_ptr;
+	const struct pyx_python_symbol_info *fatal = &run->py->symbols[PYX_SYM_FATAL_ERROR];
+	const struct pyx_python_symbol_info *fatal_func =
+		&run->py->symbols[PYX_SYM_FATAL_ERROR_FUNC];
+	struct pyx_object *libc = find_libc(run->proc);
+	struct bpf_link *link;
+	bool any_fatal = false;
+	int err;
+
+	/* Signals and the exit are the kernel's: these must work. */
+	link = bpf_program__attach(skel->progs.on_signal);
+	err = link ? pyx_session__add_link(session, link) : -errno;
+	if (!err) {
+		link = bpf_program__attach(skel->progs.on_exit);
+		err = link ? pyx_session__add_link(session, link) : -errno;
+	}
+	if (err) {
+		pyx_error(run->ctx,
+			  "cannot attach to the signal_generate/sched_process_exit tracepoints: %s",
+			  strerror(-err));
+		return err;
+	}
+	if (fatal->origin && !attach_symbol(run, session, skel->progs.on_call, run->py->interp,
+					    fatal->name, fatal->vaddr, PYX_CRASH_FATAL_ERROR))
+		any_fatal = true;
+	if (fatal_func->origin &&
+	    !attach_symbol(run, session, skel->progs.on_call, run->py->interp, fatal_func->name,
+			   fatal_func->vaddr, PYX_CRASH_FATAL_ERROR | PYX_CRASH_COOKIE_FATAL_FUNC))
+		any_fatal = true;
+	if (!any_fatal)
+		note_missing(run, "Py_FatalError");
+	if (!libc ||
+	    attach_symbol(run, session, skel->progs.on_call, libc, "abort", 0, PYX_CRASH_ABORT))
+		note_missing(run, "abort()");
+	if (!libc || attach_symbol(run, session, skel->progs.on_call, libc, "__assert_fail", 0,
+				   PYX_CRASH_ASSERT))
+		note_missing(run, "__assert_fail()");
+	return 0;
+}
+
+static const char *signal_name(unsigned int sig)
+{
+	static const char *const names[] = {
+		[SIGILL] = "SIGILL",   [SIGTRAP] = "SIGTRAP", [SIGABRT] = "SIGABRT",
+		[SIGBUS] = "SIGBUS",   [SIGFPE] = "SIGFPE",   [SIGSEGV] = "SIGSEGV",
+		[SIGKILL] = "SIGKILL", [SIGTERM] = "SIGTERM", [SIGINT] = "SIGINT",
+	};
+
+	return sig < PYX_ARRAY_SIZE(names) && names[sig] ? names[sig] : NULL;
+}
+
+/* si_code's name (siginfo.h), NULL when unknown. */
+static const char *code_name(unsigned int sig, int code)
+{
+	static const char *const segv[] = {NULL, "SEGV_MAPERR", "SEGV_ACCERR", "SEGV_BNDERR",
+					   "SEGV_PKUERR"};
+	static const char *const bus[] = {NULL, "BUS_ADRALN", "BUS_ADRERR", "BUS_OBJERR"};
+	static const char *const fpe[] = {NULL,		"FPE_INTDIV", "FPE_INTOVF",
+					  "FPE_FLTDIV", "FPE_FLTOVF", "FPE_FLTUND",
+					  "FPE_FLTRES", "FPE_FLTINV", "FPE_FLTSUB"};
+	static const char *const ill[] = {NULL,		"ILL_ILLOPC", "ILL_ILLOPN",
+					  "ILL_ILLADR", "ILL_ILLTRP", "ILL_PRVOPC",
+					  "ILL_PRVREG", "ILL_COPROC", "ILL_BADSTK"};
+
+	switch (code) {
+	case 0:
+		return "SI_USER";
+	case 0x80:
+		return "SI_KERNEL";
+	case -1:
+		return "SI_QUEUE";
+	case -6:
+		return "SI_TKILL";
+	default:
+		break;
+	}
+	if (code < 0)
+		return NULL;
+#define PICK(table) ((size_t)code < PYX_ARRAY_SIZE(table) ? table[code] : NULL)
+	switch (sig) {
+	case SIGSEGV:
+		return PICK(segv);
+	case SIGBUS:
+		return PICK(bus);
+	case SIGFPE:
+		return PICK(fpe);
+	case SIGILL:
+		return PICK(ill);
+	default:
+		return NULL;
+	}
+#undef PICK
+}
+
+/* The incident of an event: the thread's last one if within a second, else a new one. */
+static unsigned int incident_of(struct crash_run *run, __u32 tid, uint64_t ns)
+{
+	size_t i, slot = run->nr_threads;
+
+	for (i = 0; i < run->nr_threads; i++)
+		if (run->threads[i].tid == tid)
+			break;
+	if (i < run->nr_threads && ns - run->threads[i].last_ns <= CRASH_INCIDENT_NS) {
+		run->threads[i].last_ns = ns;
+		return run->threads[i].incident;
+	}
+	if (i < run->nr_threads)
+		slot = i;
+	else if (run->nr_threads < CRASH_MAX_THREADS)
+		run->nr_threads++;
+	else
+		slot = (size_t)run->incidents % CRASH_MAX_THREADS; /* forget an old thread */
+	run->threads[slot].tid = tid;
+	run->threads[slot].incident = ++run->incidents;
+	run->threads[slot].last_ns = ns;
+	return run->incidents;
+}
+
+static void print_event_json(struct crash_run *run, const struct pyx_rec_crash *rec,
+			     unsigned int incident, pid_t ns_tid, bool stack)
+{
+	struct pyx_json json;
+
+	pyx_json_init(&json, run->ctx->out);
+	pyx_json_object_begin(&json);
+	pyx_json_kv_string(&json, "event", kind_names[rec->kind]);
+	pyx_json_kv_i64(&json, "time_ns", (int64_t)rec->time_ns + run->realtime_offset_ns);
+	pyx_out_process(&json, "process", run->proc);
+	pyx_json_key(&json, "thread");
+	pyx_json_object_begin(&json);
+	pyx_json_kv_u64(&json, "tid", rec->tid);
+	pyx_json_kv_i64(&json, "ns_tid", ns_tid);
+	pyx_json_key(&json, "name");
+	if (rec->flags & PYX_CRASH_HAS_STACK)
+		pyx_json_string_len(&json, rec->py.comm,
+				    strnlen(rec->py.comm, sizeof(rec->py.comm)));
+	else
+		pyx_json_null(&json);
+	pyx_json_object_end(&json);
+	pyx_json_kv_u64(&json, "incident", incident);
+	if (rec->kind == PYX_CRASH_SIGNAL) {
+		pyx_json_kv_string(&json, "signal", signal_name(rec->signal));
+		pyx_json_kv_u64(&json, "signo", rec->signal);
+		pyx_json_kv_i64(&json, "code", rec->code);
+		pyx_json_kv_string(&json, "code_name", code_name(rec->signal, rec->code));
+		pyx_json_kv_hex(&json, "addr", rec->addr);
+		pyx_json_kv_u64(&json, "sender_tid", rec->sender);
+		pyx_json_kv_bool(&json, "delivered", rec->result == 0);
+	}
+	pyx_json_kv_string(&json, "message", rec->message[0] ? rec->message : NULL);
+	if (rec->kind == PYX_CRASH_ASSERT) {
+		pyx_json_kv_string(&json, "file", rec->file);
+		pyx_json_kv_u64(&json, "line", rec->line);
+	}
+	pyx_json_kv_string(&json, "function", rec->function[0] ? rec->function : NULL);
+	pyx_json_key(&json, "stack");
+	if (stack)
+		pyx_stackview__print_json(run->view, &json);
+	else
+		pyx_json_null(&json);
+	pyx_json_object_end(&json);
+	pyx_json_document_end(&json);
+}
+
+static void print_event_text(struct crash_run *run, const struct pyx_rec_crash *rec,
+			     unsigned int incident, pid_t ns_tid, bool stack)
+{
+	FILE *out = run->ctx->out;
+	const char *code = code_name(rec->signal, rec->code);
+	char time[32];
+
+	pyx_format_clock((int64_t)rec->time_ns + run->realtime_offset_ns, time, sizeof(time));
+	fprintf(out, "[incident %u] %s ", incident, time);
+	switch (rec->kind) {
+	case PYX_CRASH_SIGNAL:
+		fprintf(out, "%s", signal_name(rec->signal) ? signal_name(rec->signal) : "signal");
+		if (code)
+			fprintf(out, " (%s", code);
+		else
+			fprintf(out, " (code %d", rec->code);
+		if (rec->addr)
+			fprintf(out, ", address 0x%llx", (unsigned long long)rec->addr);
+		fputc(')', out);
+		if (rec->sender != rec->tid)
+			fprintf(out, " sent by thread %u", rec->sender);
+		break;
+	case PYX_CRASH_FATAL_ERROR:
+		fprintf(out, "Py_FatalError%s%s: %s", rec->function[0] ? " in " : "", rec->function,
+			rec->message);
+		break;
+	case PYX_CRASH_ABORT:
+		fputs("abort()", out);
+		break;
+	case PYX_CRASH_ASSERT:
+		fprintf(out, "assertion failed: %s (%s:%u, in %s)", rec->message, rec->file,
+			rec->line, rec->function);
+		break;
+	default:
+		break;
+	}
+	fprintf(out, ", thread %u", rec->tid);
+	if (ns_tid != (pid_t)rec->tid)
+		fprintf(out, " (tid %d in container)", ns_tid);
+	if (rec->flags & PYX_CRASH_HAS_STACK)
+		fprintf(out, " \"%.*s\"", PYX_COMM_LEN, rec->py.comm);
+	fputc('\n', out);
+	if (stack)
+		pyx_stackview__print_text(run->view, out, "    ");
+	else if (rec->kind == PYX_CRASH_SIGNAL)
+		fputs("    (sent by another process: its target's stack cannot be read from there)\n",
+		      out);
+	fflush(out);
+}
+
+/* Reads served from the code objects copied with one event, else from the live process. */
+struct snap_mem {
+	const struct pyx_rec_crash *rec;
+	struct pyx_process *proc;
+};
+
+static bool copy_from(uint64_t start, const void *data, uint32_t len, uint64_t addr, void *buf,
+		      size_t want)
+{
+	if (!start || addr < start || addr + want > start + len || addr + want < addr)
+		return false;
+	memcpy(buf, (const uint8_t *)data + (addr - start), want);
+	return true;
+}
+
+static int snap_read(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+	const struct snap_mem *m = ctx;
+	size_t i, part;
+
+	for (i = 0; i < PYX_CRASH_CODES && m->rec->codes[i].code; i++) {
+		const struct pyx_code_snap *c = &m->rec->codes[i];
+
+		if (copy_from(c->code, c->hdr, c->hdr_len, addr, buf, len))
+			return 0;
+		for (part = 0; part < PYX_SNAP__PARTS; part++) {
+			const void *data = part == PYX_SNAP_LINETABLE ? c->table : c->str[part];
+
+			if (copy_from(c->addr[part], data, c->len[part], addr, buf, len))
+				return 0;
+		}
+	}
+	/* Not copied (a longer table, a deeper frame): the process may still be there. */
+	return pyx_process__read(m->proc, addr, buf, len);
+}
+
+static int crash_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t size)
+{
+	struct crash_run *run = cookie;
+	const struct pyx_rec_crash *rec = (const void *)hdr;
+	struct pyx_code_cache *cache = NULL;
+	struct snap_mem mem;
+	unsigned int incident;
+	bool stack;
+	pid_t ns_tid;
+
+	if (hdr->type != PYX_REC_CRASH || size < sizeof(*rec) || !rec->kind ||
+	    rec->kind >= PYX_ARRAY_SIZE(kind_names))
+		return 0;
+	run->counts[rec->kind]++;
+	if (rec->kind == PYX_CRASH_EXIT) {
+		run->exited = true;
+		run->exit_status = rec->exit_code;
+		return 0;
+	}
+	incident = incident_of(run, rec->tid, rec->time_ns);
+	ns_tid = rec->ns_tid ? (pid_t)rec->ns_tid : (pid_t)rec->tid;
+	stack = rec->flags & PYX_CRASH_HAS_STACK;
+	/*
+	 * The process is usually gone by now: Python frames are named from the
+	 * code objects copied with the event (a cache of this event only: the
+	 * names live in it until printed), native frames unwound from the
+	 * stack copy alone.
+	 */
+	if (stack) {
+		mem.rec = rec;
+		mem.proc = run->proc;
+		cache = pyx_code_cache__new(&run->layout.code,
+					    (struct pyx_mem){.read = snap_read, .ctx = &mem});
+		pyx_stackview__set_cache(run->view, cache ? cache : run->cache);
+		pyx_stackview__build(run->view, &rec->py, &rec->native, true);
+	}
+	if (run->ctx->json)
+		print_event_json(run, rec, incident, ns_tid, stack);
+	else
+		print_event_text(run, rec, incident, ns_tid, stack);
+	pyx_stackview__set_cache(run->view, run->cache);
+	pyx_code_cache__free(cache);
+	return 0;
+}
+
+static void print_summary(struct crash_run *run, const char *stopped_by, const uint64_t *drops)
+{
+	unsigned int status = run->exit_status, sig = status & 0x7f;
+	FILE *out = run->ctx->out;
+	char label[160];
+	size_t i;
+
+	if (run->ctx->json) {
+		struct pyx_json json;
+
+		pyx_json_init(&json, out);
+		pyx_json_object_begin(&json);
+		pyx_json_kv_string(&json, "event", "summary");
+		pyx_out_process(&json, "process", run->proc);
+		pyx_out_python(&json, "python", run->py);
+		pyx_json_key(&json, "events");
+		pyx_json_object_begin(&json);
+		for (i = 1; i < PYX_ARRAY_SIZE(kind_names); i++)
+			if (i != PYX_CRASH_EXIT)
+				pyx_json_kv_u64(&json, kind_names[i], run->counts[i]);
+		pyx_json_object_end(&json);
+		pyx_json_kv_u64(&json, "incidents", run->incidents);
+		pyx_json_key(&json, "exit");
+		if (run->exited) {
+			pyx_json_object_begin(&json);
+			if (sig) {
+				pyx_json_kv_null(&json, "status");
+				pyx_json_kv_string(&json, "signal", signal_name(sig));
+				pyx_json_kv_u64(&json, "signo", sig);
+				pyx_json_kv_bool(&json, "core_dumped", status & 0x80);
+			} else {
+				pyx_json_kv_u64(&json, "status", (status >> 8) & 0xff);
+				pyx_json_kv_null(&json, "signal");
+				pyx_json_kv_null(&json, "signo");
+				pyx_json_kv_bool(&json, "core_dumped", false);
+			}
+			pyx_json_object_end(&json);
+		} else {
+			pyx_json_null(&json);
+		}
+		pyx_json_key(&json, "not_probed");
+		pyx_json_array_begin(&json);
+		for (i = 0; i < run->nr_missing; i++)
+			pyx_json_string(&json, run->probes_missing[i]);
+		pyx_json_array_end(&json);
+		pyx_json_kv_string(&json, "stopped_by", stopped_by);
+		pyx_json_key(&json, "drops");
+		pyx_json_object_begin(&json);
+		for (i = 0; i < PYX_DROP__MAX; i++)
+			if (pyx_drop_reason_name(i))
+				pyx_json_kv_u64(&json, pyx_drop_reason_name(i), drops[i]);
+		pyx_json_object_end(&json);
+		pyx_json_object_end(&json);
+		pyx_json_document_end(&json);
+		return;
+	}
+	fprintf(out, "\n%s: %u incident%s", pyx_process_label(run->proc, label, sizeof(label)),
+		run->incidents, run->incidents == 1 ? "" : "s");
+	for (i = 1; i < PYX_ARRAY_SIZE(kind_names); i++)
+		if (i != PYX_CRASH_EXIT && run->counts[i])
+			fprintf(out, ", %s %llu", kind_names[i],
+				(unsigned long long)run->counts[i]);
+	if (!run->exited)
+		fprintf(out, "; still running (%s)\n", stopped_by);
+	else if (sig)
+		fprintf(out, "; killed by %s%s\n", signal_name(sig) ? signal_name(sig) : "a signal",
+			(status & 0x80) ? " (core dumped)" : "");
+	else
+		fprintf(out, "; exited with status %u\n", (status >> 8) & 0xff);
+	for (i = 0; i < PYX_DROP__MAX; i++)
+		if (drops[i] && pyx_drop_reason_name(i))
+			fprintf(out, "dropped: %llu (%s)\n", (unsigned long long)drops[i],
+				pyx_drop_reason_name(i));
+}
+
+static int crash_on_interval(void *cookie, struct pyx_session *session, bool final)
+{
+	struct crash_run *run = cookie;
+	uint64_t drops[PYX_DROP__MAX];
+
+	if (!final)
+		return 0;
+	pyx_session__drops(session, drops);
+	print_summary(run, pyx_stop_reason_name(pyx_session__stop_reason(session)), drops);
+	return 0;
+}
+
+static int crash_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
+{
+	struct crash_run run = {.ctx = ctx};
+	struct pyx_crash_cfg cfg = {};
+	int err, ret = PYX_EXIT_FAILURE;
+
+	(void)cookie;
+	err = pyx_cmd_open_python(ctx, common, &run.proc, &run.py, &run.layout);
+	if (err)
+		return err;
+	run.cache = pyx_code_cache__new(
+		&run.layout.code, (struct pyx_mem){.read = pyx_process__read_cb, .ctx = run.proc});
+	/* Symbolization data is read now, while every object is mapped: a crash is too late. */
+	run.unwinder = pyx_unwinder__new(run.proc);
+	if (!run.unwinder)
+		pyx_warn(ctx, "native unwinding unavailable: %s (Python frames only)",
+			 strerror(errno));
+	pyx_unwinder__preload(run.unwinder);
+	run.view = run.cache ? pyx_stackview__new(ctx, run.proc, run.py, &run.layout, run.cache,
+						  run.unwinder)
+			     : NULL;
+	if (!run.view) {
+		pyx_error(ctx, "out of memory");
+		goto out_free;
+	}
+	run.realtime_offset_ns = pyx_realtime_offset_ns();
+	cfg.tgid = (__u32)run.proc->pid;
+	cfg.stack_bytes = CRASH_STACK_BYTES;
+	cfg.layout = run.layout.walk;
+	cfg.code_hdr_len = pyx_code_header_len(&run.layout.code);
+	if (cfg.code_hdr_len > PYX_SNAP_HDR) {
+		pyx_warn(
+			ctx,
+			"code objects too large to copy (%u bytes): Python frames of a process that is gone will be unnamed",
+			cfg.code_hdr_len);
+		cfg.code_hdr_len = 0;
+	}
+	cfg.co_part[PYX_SNAP_NAME] = run.layout.code.co_name;
+	cfg.co_part[PYX_SNAP_QUALNAME] = run.layout.code.co_qualname;
+	cfg.co_part[PYX_SNAP_FILENAME] = run.layout.code.co_filename;
+	cfg.co_part[PYX_SNAP_LINETABLE] = run.layout.code.co_linetable;
+	struct pyx_session_opts sopts = {
+		.ctx = ctx,
+		.cfg = &cfg,
+		.cfg_size = sizeof(cfg),
+		.target_pid = run.proc->pid,
+		.resume_pid = common->resume_pid,
+		.duration_ns = common->duration_ns,
+		.cookie = &run,
+		.attach = crash_attach,
+		.on_record = crash_on_record,
+		.on_interval = crash_on_interval,
+	};
+	if (!pyx_session__trace(&crash_bpf_ops, &sopts))
+		ret = PYX_EXIT_OK;
+out_free:
+	pyx_stackview__free(run.view);
+	pyx_unwinder__free(run.unwinder);
+	pyx_code_cache__free(run.cache);
+	pyx_python__free(run.py);
+	pyx_process__close(run.proc);
+	return ret;
+}
+
+static int crash_run(struct pyx_ctx *ctx, int argc, char **argv)
+{
+	struct pyx_common_opts common;
+	int err;
+
+	err = pyx_cmd_parse(ctx, &pyx_cmd_crash, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
+			    argc, argv, NULL, "", NULL, NULL, &common);
+	if (err)
+		return err < 0 ? PYX_EXIT_OK : err;
+	if (!common.pid && !common.launch_argv)
+		return pyx_usage_error(
+			ctx, &pyx_cmd_crash,
+			"a target is required: -p PID, --container ID -p PID or -- CMD (--all is not available yet)");
+	return pyx_cmd_run_target(ctx, &common, crash_target, NULL);
+}
+
+const struct pyx_cmd pyx_cmd_crash = {
+	.name = "crash",
+	.summary = "the last moments of a process: fatal signals, Py_FatalError, abort, assert",
+	.usage = crash_usage,
+	.run = crash_run,
+};
