@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import peak_rss_kib, wait_line
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYXTRACE = os.path.join(ROOT, "build", "user", "pyxtrace")
 WALK_COST = os.path.join(ROOT, "build", "bench", "walk-cost")
@@ -30,15 +32,6 @@ PYTHON = "/usr/bin/python3.11"
 FIXTURE_DIR = "/var/cache/pyxtrace/fixtures/bookworm-3.11"
 CALLS = 200_000
 ROUNDS = 3
-
-
-def wait_line(stream, needle):
-    seen = ""
-    while needle not in seen:
-        line = stream.readline()
-        if not line:
-            raise RuntimeError(f"never saw {needle!r}: {seen}")
-        seen += line
 
 
 def run_once(mode):
@@ -87,10 +80,7 @@ def run_once_in(mode, procs):
     result = json.loads(target.stdout.readline())
     rss_kib = None
     if tracer is not None and mode.startswith("watch"):
-        with open(f"/proc/{tracer.pid}/status") as f:
-            # (None when it already exited: a zombie has no memory lines)
-            rss_kib = next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")),
-                           None)
+        rss_kib = peak_rss_kib(tracer.pid)
     target.wait()
     probe = None
     if tracer is not None:
@@ -148,9 +138,7 @@ def numpy_once(watch):
     open(os.path.join(tmp, "go"), "w").close()
     out.update(json.loads(target.stdout.readline()))
     if tracer is not None:
-        with open(f"/proc/{tracer.pid}/status") as f:
-            out["rss_kib"] = next((int(line.split()[1]) for line in f
-                                   if line.startswith("VmHWM:")), None)
+        out["rss_kib"] = peak_rss_kib(tracer.pid)
     target.wait()
     if tracer is not None:
         doc = json.loads(tracer.communicate(timeout=120)[0])

@@ -27,6 +27,12 @@ struct {
 	__uint(max_entries, 8 * 1024 * 1024);
 } events SEC(".maps");
 
+/* New executable mappings of the target, read first (see the session's urgent ring). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} urgent SEC(".maps");
+
 #define SIGILL	4
 #define SIGTRAP 5
 #define SIGABRT 6
@@ -293,6 +299,41 @@ int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 	if (!rec)
 		return 0;
 	rec->exit_code = (__u32)task->exit_code;
+	bpf_ringbuf_submit(rec, 0);
+	return 0;
+}
+
+/* The target's executable pages when last told: a change means code was mapped or unmapped. */
+__u64 last_exec_vm;
+
+/*
+ * The target changed its mappings (mmap, munmap, mprotect release the mmap
+ * lock taken for writing): if its executable pages changed, the dynamic
+ * loader mapped (or dropped) code, e.g. a module imported after attach.
+ * Neither kprobes nor fentry are available on every kernel we run on; this
+ * typed tracepoint is.
+ */
+SEC("tp_btf/mmap_lock_released")
+int BPF_PROG(on_mm_write, struct mm_struct *mm, bool write)
+{
+	struct pyx_rec_crash_map *rec;
+	__u64 exec_vm, last = last_exec_vm;
+
+	if (!write || !pyx_ready() || (bpf_get_current_pid_tgid() >> 32) != pyx_cfg.tgid)
+		return 0;
+	exec_vm = BPF_CORE_READ(mm, exec_vm);
+	if (exec_vm == last || __sync_val_compare_and_swap(&last_exec_vm, last, exec_vm) != last)
+		return 0;
+	rec = bpf_ringbuf_reserve(&urgent, sizeof(*rec), 0);
+	if (!rec) {
+		pyx_count_drop(PYX_DROP_RINGBUF);
+		return 0;
+	}
+	rec->hdr.type = PYX_REC_CRASH_MAP;
+	rec->hdr.size = sizeof(*rec);
+	rec->tid = (__u32)bpf_get_current_pid_tgid();
+	rec->__pad = 0;
+	rec->addr = 0;
 	bpf_ringbuf_submit(rec, 0);
 	return 0;
 }

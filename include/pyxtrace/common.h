@@ -20,6 +20,7 @@ enum pyx_rec_type {
 	PYX_REC_CENTRY_STACK = 5, /* struct pyx_rec_centry_stack (centry.h) */
 	PYX_REC_CENTRY_CALLER = 6, /* struct pyx_rec_centry_caller (centry.h) */
 	PYX_REC_CRASH = 7,	   /* struct pyx_rec_crash (crash.h) */
+	PYX_REC_CRASH_MAP = 8,	   /* struct pyx_rec_crash_map (crash.h) */
 };
 
 struct pyx_rec_hdr {

@@ -90,4 +90,16 @@ struct pyx_rec_crash {
 	struct pyx_code_snap codes[PYX_CRASH_CODES]; /* distinct code objects, innermost first */
 };
 
+/*
+ * PYX_REC_CRASH_MAP, on the "urgent" ring: the target changed its mappings
+ * (maybe a module imported after attach): user space re-reads its objects
+ * for unwinding while they can still be opened.
+ */
+struct pyx_rec_crash_map {
+	struct pyx_rec_hdr hdr;
+	__u32 tid;
+	__u32 __pad;
+	__u64 addr; /* unused (0) */
+};
+
 #endif /* __PYXTRACE_CRASH_H */

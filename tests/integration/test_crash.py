@@ -95,6 +95,20 @@ def test_crash_events(interp, kind, where, start_target, pyxtrace_bin):
         assert first["function"].startswith(fixture_fn)
 
 
+@pytest.mark.interps("bullseye-3.9,bookworm-3.11,pyenv-3.12,sid-3.15")
+def test_crash_module_loaded_after_attach(interp, start_target, pyxtrace_bin):
+    """The fixture is imported after crash attached: the new executable mapping is seen
+    (fexit/vm_mmap_pgoff) and unwinding learns the module before the crash."""
+    interp.require(fixture=True)
+    target = start_target(interp, "crash_workload.py", ["segfault", "late"])
+    target.wait_for("ready")
+    status, events, summary = crash(pyxtrace_bin, target)
+    assert status == -signal.SIGSEGV
+    (sig,) = events
+    assert sig["addr"] == "0x10" and native_functions(sig)[0] == "pyxfixture_segfault", \
+        sig["stack"]
+
+
 def test_crash_usage(pyxtrace_bin):
     res = pyx.run(pyxtrace_bin, "crash")
     assert res.rc == 2 and "a target is required" in res.stderr

@@ -36,6 +36,7 @@ PYX_SKEL_OPS(crash_bpf);
 #define CRASH_STACK_BYTES (16 * 1024)
 #define CRASH_INCIDENT_NS 1000000000ull /* events of one thread this close: one incident */
 #define CRASH_MAX_THREADS 64		/* threads remembered for incident grouping */
+#define CRASH_REFRESH_NS  100000000ull	/* re-read new objects at most this often (100 ms) */
 
 static const char *const kind_names[] = {
 	[PYX_CRASH_SIGNAL] = "signal", [PYX_CRASH_FATAL_ERROR] = "fatal_error",
@@ -51,6 +52,9 @@ struct crash_run {
 	struct pyx_code_cache *cache;
 	struct pyx_unwinder *unwinder;
 	struct pyx_stackview *view;
+	struct pyx_process *unwound; /* the unwinder's own view of the process's objects */
+	bool maps_changed;	     /* a file was mapped executable since the unwinder was built */
+	uint64_t refreshed_ns;
 	int64_t realtime_offset_ns;
 	uint64_t counts[PYX_ARRAY_SIZE(kind_names)];
 	unsigned int incidents;
@@ -158,12 +162,11 @@ static int crash_attach(void *cookie, struct pyx_session *session, void *skel_pt
 		link = bpf_program__attach(skel->progs.on_exit);
 		err = link ? pyx_session__add_link(session, link) : -errno;
 	}
-	if (err) {
-		pyx_error(run->ctx,
-			  "cannot attach to the signal_generate/sched_process_exit tracepoints: %s",
-			  strerror(-err));
-		return err;
-	}
+	/* Modules imported later: without it their frames stay unsymbolized, nothing worse. */
+	link = bpf_program__attach(skel->progs.on_mm_write);
+	if (!link || pyx_session__add_link(session, link))
+		pyx_warn(run->ctx, "objects mapped after attach will not be unwound: %s",
+			 strerror(errno));
 	if (fatal->origin && !attach_symbol(run, session, skel->progs.on_call, run->py->interp,
 					    fatal->name, fatal->vaddr, PYX_CRASH_FATAL_ERROR))
 		any_fatal = true;
@@ -392,6 +395,79 @@ static int snap_read(void *ctx, uint64_t addr, void *buf, size_t len)
 	return pyx_process__read(m->proc, addr, buf, len);
 }
 
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether @a and @b map the same executable files. */
+static bool same_code(const struct pyx_process *a, const struct pyx_process *b)
+{
+	size_t i, j, na = 0, nb = 0;
+
+	for (i = 0; i < a->nr_objects; i++) {
+		if (!a->objects[i].executable)
+			continue;
+		na++;
+		for (j = 0; j < b->nr_objects; j++)
+			if (b->objects[j].executable && b->objects[j].dev == a->objects[i].dev &&
+			    b->objects[j].inode == a->objects[i].inode)
+				break;
+		if (j == b->nr_objects)
+			return false;
+	}
+	for (j = 0; j < b->nr_objects; j++)
+		nb += b->objects[j].executable;
+	return na == nb;
+}
+
+/*
+ * Objects mapped after attach (modules imported later): unwinding needs
+ * their files, which can be opened only while the process lives, so when
+ * its executable objects changed, build a new unwinder from a fresh read of
+ * its maps now. At most once per CRASH_REFRESH_NS unless @now is set (an
+ * event needs it): an import maps several segments, numpy dozens of files.
+ */
+static void refresh_unwinder(struct crash_run *run, bool now)
+{
+	const struct pyx_process *current = run->unwound ? run->unwound : run->proc;
+	struct pyx_process *proc = NULL;
+	struct pyx_unwinder *unwinder;
+	struct pyx_stackview *view;
+	uint64_t t = monotonic_ns();
+
+	if (!run->maps_changed || (!now && t - run->refreshed_ns < CRASH_REFRESH_NS))
+		return;
+	run->maps_changed = false;
+	run->refreshed_ns = t;
+	if (pyx_process__open(run->proc->pid, &proc))
+		return; /* gone: the old unwinder is all there is */
+	if (same_code(current, proc)) {
+		pyx_process__close(proc);
+		return;
+	}
+	unwinder = pyx_unwinder__new(proc);
+	view = unwinder ? pyx_stackview__new(run->ctx, run->proc, run->py, &run->layout, run->cache,
+					     unwinder)
+			: NULL;
+	if (!view) {
+		pyx_unwinder__free(unwinder);
+		pyx_process__close(proc);
+		return;
+	}
+	pyx_unwinder__preload(unwinder);
+	pyx_stackview__free(run->view);
+	pyx_unwinder__free(run->unwinder);
+	pyx_process__close(run->unwound);
+	run->view = view;
+	run->unwinder = unwinder;
+	run->unwound = proc;
+	pyx_debug(run->ctx, "unwinder rebuilt: %zu objects mapped", proc->nr_objects);
+}
+
 static int crash_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t size)
 {
 	struct crash_run *run = cookie;
@@ -402,6 +478,13 @@ static int crash_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t s
 	bool stack;
 	pid_t ns_tid;
 
+	if (hdr->type == PYX_REC_CRASH_MAP) {
+		pyx_debug(run->ctx, "mappings changed (thread %u)",
+			  ((const struct pyx_rec_crash_map *)hdr)->tid);
+		run->maps_changed = true;
+		refresh_unwinder(run, false);
+		return 0;
+	}
 	if (hdr->type != PYX_REC_CRASH || size < sizeof(*rec) || !rec->kind ||
 	    rec->kind >= PYX_ARRAY_SIZE(kind_names))
 		return 0;
@@ -421,6 +504,7 @@ static int crash_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t s
 	 * stack copy alone.
 	 */
 	if (stack) {
+		refresh_unwinder(run, true);
 		mem.rec = rec;
 		mem.proc = run->proc;
 		cache = pyx_code_cache__new(&run->layout.code,
@@ -517,8 +601,10 @@ static int crash_on_interval(void *cookie, struct pyx_session *session, bool fin
 	struct crash_run *run = cookie;
 	uint64_t drops[PYX_DROP__MAX];
 
-	if (!final)
+	if (!final) {
+		refresh_unwinder(run, false);
 		return 0;
+	}
 	pyx_session__drops(session, drops);
 	print_summary(run, pyx_stop_reason_name(pyx_session__stop_reason(session)), drops);
 	return 0;
@@ -572,6 +658,7 @@ static int crash_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		.target_pid = run.proc->pid,
 		.resume_pid = common->resume_pid,
 		.duration_ns = common->duration_ns,
+		.interval_ns = 5 * CRASH_REFRESH_NS,
 		.cookie = &run,
 		.attach = crash_attach,
 		.on_record = crash_on_record,
@@ -582,6 +669,7 @@ static int crash_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 out_free:
 	pyx_stackview__free(run.view);
 	pyx_unwinder__free(run.unwinder);
+	pyx_process__close(run.unwound);
 	pyx_code_cache__free(run.cache);
 	pyx_python__free(run.py);
 	pyx_process__close(run.proc);
