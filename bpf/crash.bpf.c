@@ -247,7 +247,29 @@ int BPF_PROG(on_signal, int sig, struct kernel_siginfo *info, struct task_struct
 	return 0;
 }
 
-/* Py_FatalError(msg), _Py_FatalErrorFunc(func, msg), abort(), __assert_fail(expr, file, line, func). */
+/* Raised errors sent in the current one-second window, and its start. */
+__u64 raise_window_ns;
+__u64 raises_in_window;
+
+/* Whether a raise event is past this second's budget (counted as a drop then). */
+static __always_inline bool rate_limited(void)
+{
+	__u64 now = bpf_ktime_get_ns(), start = raise_window_ns;
+
+	if (now - start >= 1000000000ull &&
+	    __sync_val_compare_and_swap(&raise_window_ns, start, now) == start)
+		raises_in_window = 0;
+	if (__sync_fetch_and_add(&raises_in_window, 1) < PYX_CRASH_RAISES_PER_SEC)
+		return false;
+	pyx_count_drop(PYX_DROP_RATE_LIMITED);
+	return true;
+}
+
+/*
+ * Py_FatalError(msg), _Py_FatalErrorFunc(func, msg), abort(),
+ * __assert_fail(expr, file, line, func), _PyErr_NoMemory(tstate) or
+ * PyErr_NoMemory().
+ */
 SEC("uprobe")
 int on_call(struct pt_regs *ctx)
 {
@@ -257,6 +279,8 @@ int on_call(struct pt_regs *ctx)
 	struct pt_regs regs = {};
 
 	if (!pyx_ready() || (pid_tgid >> 32) != pyx_cfg.tgid)
+		return 0;
+	if (kind == PYX_CRASH_MEMORY_ERROR && rate_limited())
 		return 0;
 	rec = new_record(kind, tid);
 	if (!rec)

@@ -14,10 +14,10 @@
 enum pyx_rec_type {
 	PYX_REC_NONE = 0,
 	PYX_REC_INFO_HIT = 1,
-	PYX_REC_PYSTACK = 2, /* struct pyx_rec_pystack (pywalk.h) */
-	PYX_REC_NATIVE = 3,  /* struct pyx_rec_native (stack.h) */
-	PYX_REC_CENTRY_CALL = 4,  /* struct pyx_rec_centry_call (centry.h) */
-	PYX_REC_CENTRY_STACK = 5, /* struct pyx_rec_centry_stack (centry.h) */
+	PYX_REC_PYSTACK = 2,	   /* struct pyx_rec_pystack (pywalk.h) */
+	PYX_REC_NATIVE = 3,	   /* struct pyx_rec_native (stack.h) */
+	PYX_REC_CENTRY_CALL = 4,   /* struct pyx_rec_centry_call (centry.h) */
+	PYX_REC_CENTRY_STACK = 5,  /* struct pyx_rec_centry_stack (centry.h) */
 	PYX_REC_CENTRY_CALLER = 6, /* struct pyx_rec_centry_caller (centry.h) */
 	PYX_REC_CRASH = 7,	   /* struct pyx_rec_crash (crash.h) */
 	PYX_REC_CRASH_MAP = 8,	   /* struct pyx_rec_crash_map (crash.h) */
@@ -39,6 +39,7 @@ enum pyx_drop_reason {
 	PYX_DROP_RETURN_DEPTH, /* a call deeper than the 64 pending returns the kernel keeps per task */
 	PYX_DROP_MAP_FULL,     /* an aggregation map was full: a new key was not counted */
 	PYX_DROP_BUSY,	       /* per-CPU scratch in use by a preempted program: not recorded */
+	PYX_DROP_RATE_LIMITED, /* an event past its per-second budget (a caught error in a loop) */
 	PYX_DROP__MAX = 8,
 };
 
@@ -49,9 +50,9 @@ enum pyx_drop_reason {
  * bucket holds everything longer).
  */
 #define PYX_HIST_MIN_SHIFT 6  /* 64 ns */
-#define PYX_HIST_POWERS 30    /* to ~68 s */
-#define PYX_HIST_SUB 4	      /* buckets per power of two */
-#define PYX_HIST_SLOTS (PYX_HIST_POWERS * PYX_HIST_SUB + 2)
+#define PYX_HIST_POWERS	   30 /* to ~68 s */
+#define PYX_HIST_SUB	   4  /* buckets per power of two */
+#define PYX_HIST_SLOTS	   (PYX_HIST_POWERS * PYX_HIST_SUB + 2)
 
 /*
  * One per BPF object, in its own ".data.ctl" section so the session finds it

@@ -11,11 +11,12 @@
 #include "stack.h"
 
 enum pyx_crash_kind {
-	PYX_CRASH_SIGNAL = 1,	   /* a fatal signal generated for a thread of the target */
-	PYX_CRASH_FATAL_ERROR = 2, /* Py_FatalError / _Py_FatalErrorFunc called */
-	PYX_CRASH_ABORT = 3,	   /* abort() called */
-	PYX_CRASH_ASSERT = 4,	   /* __assert_fail() called: a failed C assert() */
-	PYX_CRASH_EXIT = 5,	   /* the process exited (its last thread): no stack */
+	PYX_CRASH_SIGNAL = 1,	    /* a fatal signal generated for a thread of the target */
+	PYX_CRASH_FATAL_ERROR = 2,  /* Py_FatalError / _Py_FatalErrorFunc called */
+	PYX_CRASH_ABORT = 3,	    /* abort() called */
+	PYX_CRASH_ASSERT = 4,	    /* __assert_fail() called: a failed C assert() */
+	PYX_CRASH_EXIT = 5,	    /* the process exited (its last thread): no stack */
+	PYX_CRASH_MEMORY_ERROR = 6, /* MemoryError raised (_PyErr_NoMemory / PyErr_NoMemory) */
 };
 
 /* BPF cookies of the uprobes: the kind, and for fatal errors which function. */
@@ -50,6 +51,13 @@ struct pyx_code_snap {
 	__u8 str[3][PYX_SNAP_STR];
 	__u8 table[PYX_SNAP_TABLE];
 };
+
+/*
+ * Raised exceptions (MemoryError) are events too, but a caught one in a loop
+ * must not flood: at most this many per second, the rest counted in
+ * drops.rate_limited.
+ */
+#define PYX_CRASH_RAISES_PER_SEC 10
 
 struct pyx_crash_cfg {
 	__u32 tgid;

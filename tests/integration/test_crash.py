@@ -109,6 +109,27 @@ def test_crash_module_loaded_after_attach(interp, start_target, pyxtrace_bin):
         sig["stack"]
 
 
+@pytest.mark.interps(supported=True)
+def test_crash_memory_error_rate_limited(interp, start_target, pyxtrace_bin):
+    """A MemoryError raised by the fixture (PyErr_NoMemory), caught, 30 times in a loop:
+    the first 10 are events with the raising C function and calling Python line on the
+    stack, the rest are counted as rate-limited; the process then exits normally."""
+    interp.require(fixture=True)
+    target = start_target(interp, "crash_workload.py", ["memory_error"])
+    target.wait_for("ready")
+    status, events, summary = crash(pyxtrace_bin, target)
+    site = target.read_json("site.json")
+    assert status == 0 and summary["exit"]["status"] == 0 and summary["exit"]["signal"] is None
+    assert [e["event"] for e in events] == ["memory_error"] * 10
+    assert summary["drops"]["rate_limited"] == site["raises"] - 10
+    assert summary["events"]["memory_error"] == 10 and summary["not_probed"] == []
+    for e in events:
+        # (the fixture tail-calls PyErr_NoMemory: its own frame is gone, as gdb would show)
+        assert native_functions(e)[0] in ("PyErr_NoMemory", "_PyErr_NoMemory"), e["stack"]
+        top = next(f for f in e["stack"] if f["kind"] == "python")
+        assert (top["function"], top["line"]) == (site["function"], site["line"]), e["stack"]
+
+
 def test_crash_usage(pyxtrace_bin):
     res = pyx.run(pyxtrace_bin, "crash")
     assert res.rc == 2 and "a target is required" in res.stderr

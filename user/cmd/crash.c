@@ -41,7 +41,7 @@ PYX_SKEL_OPS(crash_bpf);
 static const char *const kind_names[] = {
 	[PYX_CRASH_SIGNAL] = "signal", [PYX_CRASH_FATAL_ERROR] = "fatal_error",
 	[PYX_CRASH_ABORT] = "abort",   [PYX_CRASH_ASSERT] = "assert",
-	[PYX_CRASH_EXIT] = "exit",
+	[PYX_CRASH_EXIT] = "exit",     [PYX_CRASH_MEMORY_ERROR] = "memory_error",
 };
 
 struct crash_run {
@@ -66,7 +66,7 @@ struct crash_run {
 	size_t nr_threads;
 	bool exited;
 	__u32 exit_status; /* wait status */
-	const char *probes_missing[4];
+	const char *probes_missing[5];
 	size_t nr_missing;
 };
 
@@ -176,6 +176,12 @@ static int crash_attach(void *cookie, struct pyx_session *session, void *skel_pt
 		any_fatal = true;
 	if (!any_fatal)
 		note_missing(run, "Py_FatalError");
+	/* The internal raise every MemoryError goes through where it is a symbol; else the API. */
+	if (attach_symbol(run, session, skel->progs.on_call, run->py->interp, "_PyErr_NoMemory", 0,
+			  PYX_CRASH_MEMORY_ERROR) &&
+	    attach_symbol(run, session, skel->progs.on_call, run->py->interp, "PyErr_NoMemory", 0,
+			  PYX_CRASH_MEMORY_ERROR))
+		note_missing(run, "MemoryError");
 	if (!libc ||
 	    attach_symbol(run, session, skel->progs.on_call, libc, "abort", 0, PYX_CRASH_ABORT))
 		note_missing(run, "abort()");
@@ -341,6 +347,9 @@ static void print_event_text(struct crash_run *run, const struct pyx_rec_crash *
 	case PYX_CRASH_ASSERT:
 		fprintf(out, "assertion failed: %s (%s:%u, in %s)", rec->message, rec->file,
 			rec->line, rec->function);
+		break;
+	case PYX_CRASH_MEMORY_ERROR:
+		fputs("MemoryError raised", out);
 		break;
 	default:
 		break;

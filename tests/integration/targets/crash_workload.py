@@ -1,7 +1,8 @@
 """Crash workload: imports the fixture, writes $PYX_OUT/ready, waits for
 $PYX_OUT/go, records where it is about to call the fixture's crashing
 function (site.json: function and line, from its own frame), then calls
-it: segfault, abort, fatal (Py_FatalError) or assert_fail. With "late" as
+it: segfault, abort, fatal (Py_FatalError), assert_fail, or memory_error
+(caught, RAISES times, then a normal exit). With "late" as
 the second argument the fixture is imported only after go, just before."""
 import json
 import os
@@ -9,6 +10,7 @@ import sys
 import time
 
 OUT = os.environ.get("PYX_OUT") or "/pyx/out"
+RAISES = 30
 
 
 def trigger(what):
@@ -16,12 +18,17 @@ def trigger(what):
 
     if sys.argv[2:] == ["late"]:
         time.sleep(0.2)  # the tracer learns the new module (it would race a crash right away)
+    fn = getattr(pyxfixture, what)
+    # memory_error() raises a MemoryError, caught here, RAISES times; the others end the process.
     frame = sys._getframe()
     with open(os.path.join(OUT, "site.json"), "w") as f:
-        json.dump({"function": frame.f_code.co_name, "line": frame.f_lineno + 3,
-                   "pid": os.getpid()}, f)
-    fn = getattr(pyxfixture, what)
-    fn("crash_workload says goodbye") if what == "fatal" else fn()
+        json.dump({"function": frame.f_code.co_name, "line": frame.f_lineno + 4,
+                   "pid": os.getpid(), "raises": RAISES}, f)
+    for _ in range(RAISES if what == "memory_error" else 1):
+        try:
+            fn("crash_workload says goodbye") if what == "fatal" else fn()
+        except MemoryError:
+            pass
 
 
 def main():
