@@ -153,20 +153,17 @@ struct shadow {
 	struct pending calls[PYX_CENTRY_DEPTH];
 };
 
+/*
+ * Per thread, in the task itself (task local storage): found from the task
+ * pointer without hashing, created zeroed at the thread's first call, freed
+ * with the thread.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct shadow);
 } shadows SEC(".maps");
-
-/* A zeroed shadow stack to insert from (too big for the BPF stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct shadow);
-} empty_shadow SEC(".maps");
 
 static __always_inline struct pyx_centry_stats *stats_of(__u32 index)
 {
@@ -257,12 +254,12 @@ out_release:
 SEC("uprobe.multi")
 int centry_enter(struct pt_regs *ctx)
 {
-	__u32 index = (__u32)bpf_get_attach_cookie(ctx), tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 index = (__u32)bpf_get_attach_cookie(ctx);
 	struct pyx_centry_stats *st = stats_of(index);
 	__u32 *sig = bpf_map_lookup_elem(&signatures, &index);
 	__u64 tstate = 0;
 	struct shadow *sh;
-	__u32 zero = 0, d;
+	__u32 d;
 
 	if (!ours() || !st)
 		return 0;
@@ -271,19 +268,11 @@ int centry_enter(struct pt_regs *ctx)
 		tstate = count_caller(index);
 	if (!sig || (*sig & PYX_CENTRY_NO_RETURN))
 		return 0;
-	sh = bpf_map_lookup_elem(&shadows, &tid);
+	sh = bpf_task_storage_get(&shadows, bpf_get_current_task_btf(), NULL,
+				  BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!sh) {
-		struct shadow *empty = bpf_map_lookup_elem(&empty_shadow, &zero);
-
-		if (!empty)
-			return 0;
-		empty->depth = 0;
-		bpf_map_update_elem(&shadows, &tid, empty, BPF_NOEXIST);
-		sh = bpf_map_lookup_elem(&shadows, &tid);
-		if (!sh) {
-			pyx_count_drop(PYX_DROP_OVERFLOW);
-			return 0;
-		}
+		pyx_count_drop(PYX_DROP_OVERFLOW);
+		return 0;
 	}
 	d = sh->depth;
 	/*
@@ -481,9 +470,17 @@ int centry_return(struct pt_regs *ctx)
 		return 0;
 	now = bpf_ktime_get_ns();
 	st->returns++;
-	c.sh = bpf_map_lookup_elem(&shadows, &tid);
-	if (c.sh)
-		bpf_loop(PYX_CENTRY_DEPTH, pop_lost, &c, 0);
+	c.sh = bpf_task_storage_get(&shadows, bpf_get_current_task_btf(), NULL, 0);
+	if (c.sh) {
+		__u32 d = c.sh->depth;
+		struct pending *top = &c.sh->calls[(d - 1) & (PYX_CENTRY_DEPTH - 1)];
+
+		/* Almost always the top entry is this return's: skip the loop's call then. */
+		if (d && d <= PYX_CENTRY_DEPTH && top->sp + 8 == c.sp && top->index == index)
+			c.found = (int)(d - 1);
+		else
+			bpf_loop(PYX_CENTRY_DEPTH, pop_lost, &c, 0);
+	}
 	if (c.sh && c.found >= 0) {
 		p = &c.sh->calls[c.found & (PYX_CENTRY_DEPTH - 1)];
 		ns = now - p->start_ns;
