@@ -168,6 +168,26 @@ static void test_python_only(void)
 		      "{\"kind\":\"python\",\"function\":null,\"qualname\":null,\"file\":null,"
 		      "\"line\":null,\"code\":\"0xb0\"}]");
 
+	/* Keys, outermost first: B, the boundary, A; the outer two skipped when printing. */
+	{
+		uint64_t keys[8];
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *out = open_memstream(&buf, &len);
+
+		CHECK_EQ(pyx_stackview__keys(v, keys, 8), 3);
+		CHECK(keys[0] == 0xb0 * 31 && keys[1] == 1 && keys[2] == 0xa0 * 31);
+		CHECK_EQ(pyx_stackview__keys(v, keys, 2), 2);
+		pyx_stackview__print_text_from(v, out, "  ", 2);
+		fclose(out);
+		CHECK_STR(
+			buf,
+			"  ... (2 outer frames as above)\n"
+			"  <unreadable code object 0xa0>\n"
+			"  [the stack changed while it was read: frames above are complete, others were skipped]\n");
+		free(buf);
+	}
+
 	rec->status = PYX_WALK_TRUNCATED;
 	CHECK_EQ(pyx_stackview__build(v, rec, NULL, false), 3);
 	check_printed(v, false,

@@ -36,6 +36,7 @@ PYX_SKEL_OPS(crash_bpf);
 #define CRASH_STACK_BYTES (16 * 1024)
 #define CRASH_INCIDENT_NS 1000000000ull /* events of one thread this close: one incident */
 #define CRASH_MAX_THREADS 64		/* threads remembered for incident grouping */
+#define CRASH_MAX_FRAMES  512		/* frames compared between events of an incident */
 #define CRASH_REFRESH_NS  100000000ull	/* re-read new objects at most this often (100 ms) */
 
 static const char *const kind_names[] = {
@@ -66,6 +67,11 @@ struct crash_run {
 	size_t nr_threads;
 	bool exited;
 	__u32 exit_status; /* wait status */
+	/* The stack printed last (text): the next event of its incident shows only what differs. */
+	uint64_t last_keys[CRASH_MAX_FRAMES];
+	size_t last_nr_keys;
+	__u32 last_tid;
+	unsigned int last_incident;
 	const char *probes_missing[5];
 	size_t nr_missing;
 };
@@ -360,9 +366,21 @@ static void print_event_text(struct crash_run *run, const struct pyx_rec_crash *
 	if (rec->flags & PYX_CRASH_HAS_STACK)
 		fprintf(out, " \"%.*s\"", PYX_COMM_LEN, rec->py.comm);
 	fputc('\n', out);
-	if (stack)
-		pyx_stackview__print_text(run->view, out, "    ");
-	else if (rec->kind == PYX_CRASH_SIGNAL)
+	if (stack) {
+		uint64_t keys[CRASH_MAX_FRAMES];
+		size_t n = pyx_stackview__keys(run->view, keys, CRASH_MAX_FRAMES), same = 0;
+
+		/* Events of one incident share their outer frames: print those once. */
+		if (incident == run->last_incident && rec->tid == run->last_tid)
+			while (same < n && same < run->last_nr_keys &&
+			       keys[same] == run->last_keys[same])
+				same++;
+		pyx_stackview__print_text_from(run->view, out, "    ", same < n ? same : n - 1);
+		memcpy(run->last_keys, keys, n * sizeof(keys[0]));
+		run->last_nr_keys = n;
+		run->last_tid = rec->tid;
+		run->last_incident = incident;
+	} else if (rec->kind == PYX_CRASH_SIGNAL)
 		fputs("    (sent by another process: its target's stack cannot be read from there)\n",
 		      out);
 	fflush(out);

@@ -283,15 +283,42 @@ static void print_native_text(FILE *out, const char *indent, const struct pyx_na
 	fputc('\n', out);
 }
 
+size_t pyx_stackview__keys(const struct pyx_stackview *v, uint64_t *keys, size_t max)
+{
+	size_t i, k = 0;
+
+	for (i = v->n; i-- > 0 && k < max;) {
+		const struct disp_frame *d = &v->disp[i];
+
+		if (d->native)
+			keys[k++] = d->native->pc * 2 + d->native->inlined;
+		else if (d->py->boundary)
+			keys[k++] = 1;
+		else
+			keys[k++] = d->py->code * 31 + (uint64_t)d->py->info.line;
+	}
+	return k;
+}
+
 void pyx_stackview__print_text(const struct pyx_stackview *v, FILE *out, const char *indent)
+{
+	pyx_stackview__print_text_from(v, out, indent, 0);
+}
+
+void pyx_stackview__print_text_from(const struct pyx_stackview *v, FILE *out, const char *indent,
+				    size_t skip)
 {
 	__u32 status = v->rec ? v->rec->status : PYX_WALK_OK;
 	size_t i;
 
-	if (status == PYX_WALK_TRUNCATED)
+	if (skip > v->n)
+		skip = v->n;
+	if (status == PYX_WALK_TRUNCATED && !skip)
 		fprintf(out, "%s... more frames (only the innermost %d are shown)\n", indent,
 			PYX_MAX_FRAMES);
-	for (i = v->n; i-- > 0;) {
+	if (skip)
+		fprintf(out, "%s... (%zu outer frames as above)\n", indent, skip);
+	for (i = v->n - skip; i-- > 0;) {
 		const struct disp_frame *d = &v->disp[i];
 		const struct out_frame *f = d->py;
 

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <linux/types.h>
@@ -84,6 +85,20 @@ bool pyx_stackview__partial(const struct pyx_stackview *v);
  * truncated, torn or approximate stack, or one without Python frames.
  */
 void pyx_stackview__print_text(const struct pyx_stackview *v, FILE *out, const char *indent);
+
+/*
+ * As pyx_stackview__print_text(), the @skip outermost frames replaced by one
+ * line saying so: for a stack that shares them with the one printed before.
+ */
+void pyx_stackview__print_text_from(const struct pyx_stackview *v, FILE *out, const char *indent,
+				    size_t skip);
+
+/*
+ * A key per frame of the last build, outermost first (native: its pc;
+ * Python: code object and line): equal keys in the same position are the
+ * same frame. Returns how many were written (at most @max).
+ */
+size_t pyx_stackview__keys(const struct pyx_stackview *v, uint64_t *keys, size_t max);
 
 /* The frames of the last build as a JSON array value, innermost first (docs/schema.md frame). */
 void pyx_stackview__print_json(const struct pyx_stackview *v, struct pyx_json *json);
