@@ -15,8 +15,8 @@
 #include "session.h"
 #include "util/log.h"
 
-#define CTL_SECTION ".data.ctl"
-#define CFG_SECTION ".rodata.cfg"
+#define CTL_SECTION  ".data.ctl"
+#define CFG_SECTION  ".rodata.cfg"
 #define RINGBUF_NAME "events"
 /*
  * An optional second ring for short records that must be handled while the
@@ -189,7 +189,7 @@ void pyx_session__drain_urgent(struct pyx_session *s)
 
 static int epoll_add(struct pyx_session *s, int fd)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
 
 	return epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
@@ -300,7 +300,8 @@ int pyx_session__start(struct pyx_session **out, const struct pyx_skel_ops *ops,
 	err = setup_poll(s);
 	if (err) {
 		if (err == -ESRCH)
-			pyx_error(ctx, "process %d exited before tracing started", opts->target_pid);
+			pyx_error(ctx, "process %d exited before tracing started",
+				  opts->target_pid);
 		else
 			pyx_error(ctx, "cannot set up the event loop: %s", strerror(-err));
 		goto out_destroy;
@@ -407,6 +408,12 @@ int pyx_session__run(struct pyx_session *s)
 	return err;
 }
 
+void pyx_session__quiesce(struct pyx_session *session)
+{
+	if (session->ctl)
+		__atomic_store_n(&session->ctl->ready, 0, __ATOMIC_RELEASE);
+}
+
 void pyx_session__request_stop(struct pyx_session *session)
 {
 	if (session->stop == PYX_STOP_NONE)
@@ -444,7 +451,8 @@ void pyx_session__drops(const struct pyx_session *session, uint64_t drops[PYX_DR
 	unsigned int i;
 
 	for (i = 0; i < PYX_DROP__MAX; i++)
-		drops[i] = session->ctl ? __atomic_load_n(&session->ctl->drops[i], __ATOMIC_RELAXED) : 0;
+		drops[i] = session->ctl ? __atomic_load_n(&session->ctl->drops[i], __ATOMIC_RELAXED)
+					: 0;
 }
 
 uint64_t pyx_session__elapsed_ns(const struct pyx_session *session)

@@ -106,6 +106,12 @@ int pyx_session__trace(const struct pyx_skel_ops *ops, const struct pyx_session_
  * ring (urgent records name things that vanish with the target).
  */
 void pyx_session__drain_urgent(struct pyx_session *session);
+/*
+ * Clear the ready flag: handlers return early from now on, so the final
+ * reads of an aggregating command (several maps) are one consistent
+ * snapshot while the target keeps running until the links are destroyed.
+ */
+void pyx_session__quiesce(struct pyx_session *session);
 /* Ask the poll loop to end after the current callback. */
 void pyx_session__request_stop(struct pyx_session *session);
 

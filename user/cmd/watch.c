@@ -276,6 +276,8 @@ static int watch_on_interval(void *cookie, struct pyx_session *session, bool fin
 	struct watch_run *run = cookie;
 	struct centry_bpf *skel = pyx_session__skel(session);
 
+	if (final)
+		pyx_session__quiesce(session); /* calls and callers counted up to the same moment */
 	read_stats(run, skel);
 	if (run->callers && pyx_callers__read(run->callers, bpf_map__fd(skel->maps.callers)))
 		pyx_warn(run->ctx, "cannot read the callers map: %s", strerror(errno));
