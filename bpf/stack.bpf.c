@@ -15,10 +15,10 @@
 
 const volatile struct pyx_stack_cfg pyx_cfg SEC(".rodata.cfg");
 
-#define PYX_WALK_LAYOUT (&pyx_cfg.layout)
+#define PYX_WALK_LAYOUT	   (&pyx_cfg.layout)
 #define PYX_WALK_SLEEPABLE 1
 #include "lib/pywalk.bpf.h"
-
+#include "lib/capture.bpf.h"
 
 struct scratch {
 	struct pyx_rec_pystack rec;
@@ -121,8 +121,8 @@ int dump_thread(struct bpf_iter__task *ctx)
 	struct task_struct *task = ctx->task;
 	struct pyx_rec_pystack *rec;
 	struct scratch *scratch;
-	__u64 tstate = 0, interp = 0, size;
-	__u32 zero = 0, nr = 0;
+	__u64 size;
+	__u32 zero = 0, nr;
 
 	if (!task || !pyx_ready() || task->tgid != pyx_cfg.tgid)
 		return 0;
@@ -130,33 +130,11 @@ int dump_thread(struct bpf_iter__task *ctx)
 	if (!scratch)
 		return 0;
 	rec = &scratch->rec;
-	rec->hdr.type = PYX_REC_PYSTACK;
-	rec->tid = task->pid;
-	rec->tstate = 0;
-	rec->interp_id = 0;
-	rec->thread_id = pywalk_thread_pointer(task);
-	rec->holds_gil = 2;
-	rec->nr_frames = 0;
-	bpf_probe_read_kernel_str(rec->comm, sizeof(rec->comm), task->comm);
-
-	rec->__pad = 0;
-	rec->status = pywalk_find_tstate(task, rec->thread_id, &tstate, &interp, &rec->tstate_source);
-	if (rec->status == PYX_WALK_OK) {
-		rec->tstate = tstate;
-		if (pywalk_read_u64(task, interp + pyx_cfg.layout.interp_id, &rec->interp_id))
-			rec->interp_id = 0;
-		rec->holds_gil = pywalk_holds_gil(task, tstate, interp);
-		struct pywalk_frames *walk = pywalk_scratch_get();
-
-		if (walk) {
-			rec->status = pywalk_frames(task, tstate, walk, &nr);
-			rec->nr_frames = nr;
-			/* The walk's scratch holds the frames; the record carries them. */
-			bpf_probe_read_kernel(rec->frames, sizeof(rec->frames), walk->frames);
-		}
-	}
-	size = sizeof(*rec) - sizeof(rec->frames) + (__u64)(nr & (PYX_MAX_FRAMES * 2 - 1)) *
-							   sizeof(rec->frames[0]);
+	/* Walked through bpf_copy_from_user_task: this iterator is sleepable. */
+	capture_pystack(task, task->pid, rec);
+	nr = rec->nr_frames;
+	size = sizeof(*rec) - sizeof(rec->frames) +
+	       (__u64)(nr & (PYX_MAX_FRAMES * 2 - 1)) * sizeof(rec->frames[0]);
 	if (size > sizeof(*rec))
 		size = sizeof(*rec);
 	rec->hdr.size = (__u32)size;

@@ -12,9 +12,10 @@
 #include <pyxtrace/stack.h>
 
 /*
- * @task's Python frames, innermost first: the current thread, or another
- * thread of the current process (its memory is read through the current
- * mm).
+ * @task's Python frames, innermost first, read the way the including object
+ * configured the walker: through the current mm (the current thread, or
+ * another thread of its process), or, in a sleepable program, through
+ * bpf_copy_from_user_task (any task: stack.bpf.c's iterator).
  */
 static __always_inline void capture_pystack(struct task_struct *task, __u32 tid,
 					    struct pyx_rec_pystack *rec)
