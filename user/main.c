@@ -20,6 +20,7 @@ static const struct pyx_cmd *const commands[] = {
 	&pyx_cmd_stack,
 	&pyx_cmd_crash,
 	&pyx_cmd_watch,
+	&pyx_cmd_calls,
 };
 
 static void usage(FILE *out, const char *prog)

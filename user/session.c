@@ -54,6 +54,7 @@ static const char *const drop_names[PYX_DROP__MAX] = {
 	[PYX_DROP_MAP_FULL] = "map_full",
 	[PYX_DROP_BUSY] = "busy",
 	[PYX_DROP_RATE_LIMITED] = "rate_limited",
+	[PYX_DROP_UNPAIRED] = "unpaired",
 };
 
 const char *pyx_drop_reason_name(enum pyx_drop_reason reason)

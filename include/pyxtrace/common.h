@@ -21,6 +21,7 @@ enum pyx_rec_type {
 	PYX_REC_CENTRY_CALLER = 6, /* struct pyx_rec_centry_caller (centry.h) */
 	PYX_REC_CRASH = 7,	   /* struct pyx_rec_crash (crash.h) */
 	PYX_REC_CRASH_MAP = 8,	   /* struct pyx_rec_crash_map (crash.h) */
+	PYX_REC_CALLS_CODE = 9,	   /* struct pyx_rec_calls_code (calls.h) */
 };
 
 struct pyx_rec_hdr {
@@ -40,6 +41,7 @@ enum pyx_drop_reason {
 	PYX_DROP_MAP_FULL,     /* an aggregation map was full: a new key was not counted */
 	PYX_DROP_BUSY,	       /* per-CPU scratch in use by a preempted program: not recorded */
 	PYX_DROP_RATE_LIMITED, /* an event past its per-second budget (a caught error in a loop) */
+	PYX_DROP_UNPAIRED,     /* a call whose end was never seen: counted, not timed */
 	PYX_DROP__MAX = 8,
 };
 

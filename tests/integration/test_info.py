@@ -90,7 +90,7 @@ def check_info_against_facts(doc, facts, interp, target):
     # facts.py calls sorted(key=lambda) from C about every millisecond.
     assert probe["hits"] > 0 and probe["threads"] >= 1
     assert set(doc["drops"]) == {"ringbuf", "overflow", "read", "uretprobe_depth", "map_full",
-                                 "busy", "rate_limited"}
+                                 "busy", "rate_limited", "unpaired"}
 
 
 @pytest.mark.interps(**SUPPORTED)

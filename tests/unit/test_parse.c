@@ -10,11 +10,12 @@ static void test_durations(void)
 		const char *text;
 		uint64_t ns;
 	} good[] = {
-		{ "250ms", 250000000ull }, { "5s", 5000000000ull },  { "1.5s", 1500000000ull },
-		{ "2m", 120000000000ull }, { "1h", 3600000000000ull }, { "100us", 100000ull },
-		{ "10ns", 10ull },	   { "3", 3000000000ull },	{ "0.25", 250000000ull },
+		{"250ms", 250000000ull}, {"5s", 5000000000ull},	   {"1.5s", 1500000000ull},
+		{"2m", 120000000000ull}, {"1h", 3600000000000ull}, {"100us", 100000ull},
+		{"10ns", 10ull},	 {"3", 3000000000ull},	   {"0.25", 250000000ull},
 	};
-	static const char *const bad[] = { "", "s", "5x", "-1s", "+1s", " 5s", "5 s", "5sec", "inf", "nan", "1e30s" };
+	static const char *const bad[] = {"",	 "s",	 "5x",	"-1s", "+1s",  " 5s",
+					  "5 s", "5sec", "inf", "nan", "1e30s"};
 	uint64_t ns;
 	size_t i;
 
@@ -41,6 +42,22 @@ static void test_pids(void)
 	CHECK_EQ(pyx_parse_pid("99999999999999999999", &pid), -EINVAL);
 }
 
+static void test_counts(void)
+{
+	unsigned long n;
+
+	CHECK_EQ(pyx_parse_count("0", 0, 8, &n), 0);
+	CHECK_EQ(n, 0);
+	CHECK_EQ(pyx_parse_count("8", 0, 8, &n), 0);
+	CHECK_EQ(n, 8);
+	CHECK_EQ(pyx_parse_count("9", 0, 8, &n), -EINVAL);
+	CHECK_EQ(pyx_parse_count("0", 1, 8, &n), -EINVAL);
+	CHECK_EQ(pyx_parse_count("-1", 0, 8, &n), -EINVAL);
+	CHECK_EQ(pyx_parse_count("+1", 0, 8, &n), -EINVAL);
+	CHECK_EQ(pyx_parse_count("3x", 0, 8, &n), -EINVAL);
+	CHECK_EQ(pyx_parse_count("", 0, 8, &n), -EINVAL);
+}
+
 static void test_format_and_distance(void)
 {
 	char buf[32];
@@ -59,6 +76,7 @@ int main(void)
 {
 	test_durations();
 	test_pids();
+	test_counts();
 	test_format_and_distance();
 	return check_done();
 }

@@ -26,12 +26,12 @@ enum {
 };
 
 struct pyx_common_opts {
-	pid_t pid;		/* -p, as given (host PID, or PID in --container) */
-	const char *container;	/* --container ID */
-	char **launch_argv;	/* after "--", NULL-terminated; NULL when not launching */
-	uint64_t duration_ns;	/* -d; 0 when not given */
+	pid_t pid;	       /* -p, as given (host PID, or PID in --container) */
+	const char *container; /* --container ID */
+	char **launch_argv;    /* after "--", NULL-terminated; NULL when not launching */
+	uint64_t duration_ns;  /* -d; 0 when not given */
 	bool duration_set;
-	pid_t resume_pid;	/* launch mode: the held command, to SIGCONT once attached */
+	pid_t resume_pid; /* launch mode: the held command, to SIGCONT once attached */
 };
 
 struct pyx_cmd {
@@ -48,8 +48,8 @@ struct pyx_cmd {
  * the one-line error (with pyx_usage_error()'s form and hint). Returns 0, or PYX_EXIT_USAGE after a one-line message, or -1 when
  * --help was shown (the caller returns PYX_EXIT_OK).
  */
-int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int accepts,
-		  int argc, char **argv, const struct option *extra, const char *extra_short,
+int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int accepts, int argc,
+		  char **argv, const struct option *extra, const char *extra_short,
 		  int (*handle)(void *cookie, int val, const char *arg), void *cookie,
 		  struct pyx_common_opts *common);
 
@@ -58,6 +58,19 @@ int pyx_usage_error(const struct pyx_ctx *ctx, const struct pyx_cmd *cmd, const 
 	__attribute__((format(printf, 3, 4)));
 
 /* The common options' help text, for each command's usage(). */
+/*
+ * Print a table command's result (@print_json or @print_text on @run): on a
+ * terminal (@live) each table replaces the last one; otherwise interval
+ * tables (not @final) end with a blank line, and @gap_before separates the
+ * final one from lines printed before it.
+ */
+void pyx_cmd_print_table(struct pyx_ctx *ctx, bool live, bool final, bool gap_before,
+			 void (*print_json)(void *run), void (*print_text)(void *run), void *run);
+
+/* A command's own option with a bad value: one line with @hint, -EINVAL. */
+int pyx_option_error(const struct pyx_cmd *cmd, const char *what, const char *arg,
+		     const char *hint);
+
 void pyx_cmd_print_common_usage(FILE *out, unsigned int accepts);
 
 /*
@@ -103,5 +116,6 @@ extern const struct pyx_cmd pyx_cmd_info;
 extern const struct pyx_cmd pyx_cmd_stack;
 extern const struct pyx_cmd pyx_cmd_crash;
 extern const struct pyx_cmd pyx_cmd_watch;
+extern const struct pyx_cmd pyx_cmd_calls;
 
 #endif /* PYX_CMD_CMD_H */

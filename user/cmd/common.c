@@ -20,13 +20,13 @@ enum {
 };
 
 static const struct option common_options[] = {
-	{ "pid", required_argument, NULL, 'p' },
-	{ "container", required_argument, NULL, OPT_CONTAINER },
-	{ "duration", required_argument, NULL, 'd' },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "output", required_argument, NULL, 'o' },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
+	{"pid", required_argument, NULL, 'p'},
+	{"container", required_argument, NULL, OPT_CONTAINER},
+	{"duration", required_argument, NULL, 'd'},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"output", required_argument, NULL, 'o'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
 };
 
 int pyx_usage_error(const struct pyx_ctx *ctx, const struct pyx_cmd *cmd, const char *fmt, ...)
@@ -39,6 +39,30 @@ int pyx_usage_error(const struct pyx_ctx *ctx, const struct pyx_cmd *cmd, const 
 	va_end(ap);
 	fprintf(stderr, " (see '%s %s --help')\n", ctx->prog, cmd->name);
 	return PYX_EXIT_USAGE;
+}
+
+void pyx_cmd_print_table(struct pyx_ctx *ctx, bool live, bool final, bool gap_before,
+			 void (*print_json)(void *run), void (*print_text)(void *run), void *run)
+{
+	if (ctx->json) {
+		print_json(run);
+	} else {
+		if (live)
+			fputs("\033[H\033[J", ctx->out);
+		else if (gap_before)
+			fputc('\n', ctx->out);
+		print_text(run);
+		if (!live && !final)
+			fputc('\n', ctx->out);
+	}
+	fflush(ctx->out);
+}
+
+int pyx_option_error(const struct pyx_cmd *cmd, const char *what, const char *arg, const char *hint)
+{
+	fprintf(stderr, "pyxtrace %s: invalid %s '%s': %s (see 'pyxtrace %s --help')\n", cmd->name,
+		what, arg, hint, cmd->name);
+	return -EINVAL;
 }
 
 void pyx_cmd_print_common_usage(FILE *out, unsigned int accepts)
@@ -107,8 +131,8 @@ static const char *closest_option(const char *given, const struct option *all, s
 	return name;
 }
 
-static int handle_common(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, int val,
-			 const char *arg, struct pyx_common_opts *common)
+static int handle_common(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, int val, const char *arg,
+			 struct pyx_common_opts *common)
 {
 	int err;
 
@@ -116,8 +140,8 @@ static int handle_common(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, int val
 	case 'p':
 		err = pyx_parse_pid(arg, &common->pid);
 		if (err)
-			return pyx_usage_error(ctx, cmd, "invalid PID '%s': expected a positive number",
-					       arg);
+			return pyx_usage_error(ctx, cmd,
+					       "invalid PID '%s': expected a positive number", arg);
 		return 0;
 	case OPT_CONTAINER:
 		common->container = arg;
@@ -125,9 +149,10 @@ static int handle_common(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, int val
 	case 'd':
 		err = pyx_parse_duration(arg, &common->duration_ns);
 		if (err || common->duration_ns == 0)
-			return pyx_usage_error(ctx, cmd,
-					       "invalid duration '%s': use a number with a unit, e.g. 250ms, 5s, 2m",
-					       arg);
+			return pyx_usage_error(
+				ctx, cmd,
+				"invalid duration '%s': use a number with a unit, e.g. 250ms, 5s, 2m",
+				arg);
 		common->duration_set = true;
 		return 0;
 	case OPT_JSON:
@@ -143,8 +168,8 @@ static int handle_common(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, int val
 	return -ENOENT; /* not a common option: the command's own */
 }
 
-int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int accepts,
-		  int argc, char **argv, const struct option *extra, const char *extra_short,
+int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int accepts, int argc,
+		  char **argv, const struct option *extra, const char *extra_short,
 		  int (*handle)(void *cookie, int val, const char *arg), void *cookie,
 		  struct pyx_common_opts *common)
 {
@@ -163,9 +188,11 @@ int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int a
 	}
 	if (opt_argc < argc) {
 		if (!(accepts & PYX_OPT_TARGET))
-			return pyx_usage_error(ctx, cmd, "'--' (launch a command) is not supported here");
+			return pyx_usage_error(ctx, cmd,
+					       "'--' (launch a command) is not supported here");
 		if (opt_argc + 1 >= argc)
-			return pyx_usage_error(ctx, cmd, "'--' must be followed by a command to launch");
+			return pyx_usage_error(ctx, cmd,
+					       "'--' must be followed by a command to launch");
 		common->launch_argv = argv + opt_argc + 1;
 	}
 
@@ -187,12 +214,13 @@ int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int a
 		}
 		if (val == '?') {
 			const char *given = argv[optind - 1];
-			const char *hint = given[1] == '-' ?
-						   closest_option(given, all, n_common + n_extra) :
-						   NULL;
+			const char *hint = given[1] == '-'
+						   ? closest_option(given, all, n_common + n_extra)
+						   : NULL;
 
 			if (hint)
-				err = pyx_usage_error(ctx, cmd, "unknown option '%s'; did you mean '--%s'?",
+				err = pyx_usage_error(ctx, cmd,
+						      "unknown option '%s'; did you mean '--%s'?",
 						      given, hint);
 			else if (given[1] == '-' || !optopt)
 				err = pyx_usage_error(ctx, cmd, "unknown option '%s'", given);
@@ -201,11 +229,13 @@ int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int a
 			goto out_free;
 		}
 		if (val == ':') {
-			err = pyx_usage_error(ctx, cmd, "option '%s' needs a value", argv[optind - 1]);
+			err = pyx_usage_error(ctx, cmd, "option '%s' needs a value",
+					      argv[optind - 1]);
 			goto out_free;
 		}
 		if (!common_allowed(val, accepts)) {
-			err = pyx_usage_error(ctx, cmd, "option '%s' does not apply to this command",
+			err = pyx_usage_error(ctx, cmd,
+					      "option '%s' does not apply to this command",
 					      argv[optind - 1]);
 			goto out_free;
 		}
@@ -221,7 +251,8 @@ int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int a
 		goto out_free;
 	}
 	if (common->container && !common->pid && !common->launch_argv) {
-		err = pyx_usage_error(ctx, cmd, "--container needs -p PID (the PID inside the container)");
+		err = pyx_usage_error(ctx, cmd,
+				      "--container needs -p PID (the PID inside the container)");
 		goto out_free;
 	}
 	if (common->launch_argv && (common->pid || common->container)) {
@@ -288,8 +319,10 @@ int pyx_cmd_open_target(const struct pyx_ctx *ctx, const struct pyx_common_opts 
 				  common->container);
 			return PYX_EXIT_FAILURE;
 		case -ESRCH:
-			pyx_error(ctx, "container %s has no process with PID %d (give the PID as seen inside the container)",
-				  common->container, common->pid);
+			pyx_error(
+				ctx,
+				"container %s has no process with PID %d (give the PID as seen inside the container)",
+				common->container, common->pid);
 			return PYX_EXIT_FAILURE;
 		default:
 			pyx_error(ctx, "cannot scan processes for container '%s': %s",
@@ -305,12 +338,14 @@ int pyx_cmd_open_target(const struct pyx_ctx *ctx, const struct pyx_common_opts 
 		pyx_error(ctx, "no process with PID %d (check it with 'ps -p %d')", pid, pid);
 		break;
 	case -EOWNERDEAD:
-		pyx_error(ctx, "process %d is a zombie: it has exited and its parent has not reaped it",
+		pyx_error(ctx,
+			  "process %d is a zombie: it has exited and its parent has not reaped it",
 			  pid);
 		break;
 	case -EACCES:
 	case -EPERM:
-		pyx_error(ctx, "cannot inspect process %d: permission denied (run pyxtrace as root)",
+		pyx_error(ctx,
+			  "cannot inspect process %d: permission denied (run pyxtrace as root)",
 			  pid);
 		break;
 	default:

@@ -594,12 +594,7 @@ static void print_summary(struct crash_run *run, const char *stopped_by, const u
 			pyx_json_string(&json, run->probes_missing[i]);
 		pyx_json_array_end(&json);
 		pyx_json_kv_string(&json, "stopped_by", stopped_by);
-		pyx_json_key(&json, "drops");
-		pyx_json_object_begin(&json);
-		for (i = 0; i < PYX_DROP__MAX; i++)
-			if (pyx_drop_reason_name(i))
-				pyx_json_kv_u64(&json, pyx_drop_reason_name(i), drops[i]);
-		pyx_json_object_end(&json);
+		pyx_out_drops(&json, drops);
 		pyx_json_object_end(&json);
 		pyx_json_document_end(&json);
 		return;
@@ -617,10 +612,7 @@ static void print_summary(struct crash_run *run, const char *stopped_by, const u
 			(status & 0x80) ? " (core dumped)" : "");
 	else
 		fprintf(out, "; exited with status %u\n", (status >> 8) & 0xff);
-	for (i = 0; i < PYX_DROP__MAX; i++)
-		if (drops[i] && pyx_drop_reason_name(i))
-			fprintf(out, "dropped: %llu (%s)\n", (unsigned long long)drops[i],
-				pyx_drop_reason_name(i));
+	pyx_print_drops(out, drops, 0);
 }
 
 static int crash_on_interval(void *cookie, struct pyx_session *session, bool final)

@@ -46,11 +46,11 @@ struct info_report {
 	struct extension *extensions;
 	size_t nr_extensions;
 	struct pyx_python_layout layout;
-	char layout_error[256]; /* why the frame walker cannot handle this build */
+	char layout_error[256];	  /* why the frame walker cannot handle this build */
 	const char *module_query; /* --module */
 	bool all_symbols;	  /* --all-symbols */
 	struct pyx_module *module;
-	uint64_t *entry_calls;	  /* per entry point, during the probe check */
+	uint64_t *entry_calls;	   /* per entry point, during the probe check */
 	uint64_t module_attach_ns; /* time to attach every entry point */
 	size_t single_stepped;	   /* entry points probed on a single-stepped instruction */
 	char module_error[160];
@@ -156,9 +156,9 @@ static int report_kernel(struct pyx_ctx *ctx)
 				have ? "" : pyx_cap_needs[i].why);
 		}
 		fprintf(ctx->out, "%s\n",
-			ready ? "Ready: pyxtrace can trace Python processes on this machine." :
-				privileged ? "Not ready: see the MISSING kernel features above." :
-					     "Not ready: run pyxtrace as root (sudo).");
+			ready	     ? "Ready: pyxtrace can trace Python processes on this machine."
+			: privileged ? "Not ready: see the MISSING kernel features above."
+				     : "Not ready: run pyxtrace as root (sudo).");
 	}
 	return ready ? PYX_EXIT_OK : PYX_EXIT_FAILURE;
 }
@@ -278,8 +278,8 @@ static int info_attach(void *cookie, struct pyx_session *session, void *skel_ptr
 	}
 	err = pyx_elf__vaddr_to_offset(obj->elf, sym->vaddr, &offset);
 	if (err) {
-		snprintf(rep->probe_error, sizeof(rep->probe_error), "%s is not in a loaded segment",
-			 sym->name);
+		snprintf(rep->probe_error, sizeof(rep->probe_error),
+			 "%s is not in a loaded segment", sym->name);
 		return 0;
 	}
 	rep->probe_address = sym->address;
@@ -322,7 +322,7 @@ static int info_on_interval(void *cookie, struct pyx_session *session, bool fina
 static int run_probe_check(struct pyx_ctx *ctx, struct info_report *rep,
 			   const struct pyx_common_opts *common)
 {
-	struct pyx_info_cfg cfg = { .tgid = (__u32)rep->proc->pid };
+	struct pyx_info_cfg cfg = {.tgid = (__u32)rep->proc->pid};
 	struct pyx_session_opts opts = {
 		.ctx = ctx,
 		.cfg = &cfg,
@@ -447,7 +447,8 @@ static void print_report_json(struct pyx_ctx *ctx, const struct info_report *rep
 	pyx_json_key(&json, "offsets");
 	pyx_json_object_begin(&json);
 	pyx_json_kv_string(&json, "source", rep->layout.source);
-	pyx_json_kv_string(&json, "crosscheck", rep->layout.crosscheck[0] ? rep->layout.crosscheck : NULL);
+	pyx_json_kv_string(&json, "crosscheck",
+			   rep->layout.crosscheck[0] ? rep->layout.crosscheck : NULL);
 	pyx_json_kv_string(&json, "error", rep->layout_error[0] ? rep->layout_error : NULL);
 	pyx_json_kv_string(&json, "fast_tstate", rep->layout.fast_tstate);
 	pyx_json_object_end(&json);
@@ -474,7 +475,8 @@ static void print_report_json(struct pyx_ctx *ctx, const struct info_report *rep
 		pyx_json_kv_string(&json, "name", rep->extensions[j].name);
 		pyx_json_kv_string(&json, "path", rep->extensions[j].path);
 		pyx_json_kv_string(&json, "build_id",
-				   rep->extensions[j].build_id[0] ? rep->extensions[j].build_id : NULL);
+				   rep->extensions[j].build_id[0] ? rep->extensions[j].build_id
+								  : NULL);
 		pyx_json_object_end(&json);
 	}
 	pyx_json_array_end(&json);
@@ -493,12 +495,7 @@ static void print_report_json(struct pyx_ctx *ctx, const struct info_report *rep
 	pyx_json_kv_string(&json, "stopped_by", rep->stop_reason);
 	pyx_json_object_end(&json);
 
-	pyx_json_key(&json, "drops");
-	pyx_json_object_begin(&json);
-	for (i = 0; i < PYX_DROP__MAX; i++)
-		if (pyx_drop_reason_name(i))
-			pyx_json_kv_u64(&json, pyx_drop_reason_name(i), rep->drops[i]);
-	pyx_json_object_end(&json);
+	pyx_out_drops(&json, rep->drops);
 	pyx_json_object_end(&json);
 	pyx_json_document_end(&json);
 }
@@ -518,12 +515,13 @@ static void print_report_text(struct pyx_ctx *ctx, const struct info_report *rep
 			rep->proc->container.cgroup);
 	fprintf(out, "python      %s%s%s (from %s)\n", py->version, py->debug ? " debug" : "",
 		py->free_threaded ? " free-threaded" : "", py->version_source);
-	fprintf(out, "            %s %s\n", py->shared ? "shared libpython" : "static interpreter in",
-		py->interp->path);
+	fprintf(out, "            %s %s\n",
+		py->shared ? "shared libpython" : "static interpreter in", py->interp->path);
 	fprintf(out, "            ABI %s, build-id %s\n", py->soabi,
 		py->build_id[0] ? py->build_id : "none");
 	if (py->dwarf.source == PYX_DWARF_NONE)
-		fprintf(out, "dwarf       none (install the interpreter's -dbg package in the target's root for more)\n");
+		fprintf(out,
+			"dwarf       none (install the interpreter's -dbg package in the target's root for more)\n");
 	else
 		fprintf(out, "dwarf       %s%s%s\n", pyx_dwarf_source_name(py->dwarf.source),
 			py->dwarf.path[0] ? " " : "", py->dwarf.path);
@@ -540,16 +538,16 @@ static void print_report_text(struct pyx_ctx *ctx, const struct info_report *rep
 		fprintf(out, "offsets     none: %s\n", rep->layout_error);
 	if (rep->layout.source)
 		fprintf(out, "threads     found through %s\n",
-			rep->layout.fast_tstate ? rep->layout.fast_tstate :
-						  "the interpreters' thread lists");
+			rep->layout.fast_tstate ? rep->layout.fast_tstate
+						: "the interpreters' thread lists");
 	fprintf(out, "symbols     .symtab %s, .dynsym %s\n", py->has_symtab ? "yes" : "no",
 		py->has_dynsym ? "yes" : "no");
 	for (i = 0; i < PYX_SYM__MAX; i++) {
 		const struct pyx_python_symbol_info *sym = &py->symbols[i];
 
 		if (sym->origin)
-			fprintf(out, "            %-26s 0x%" PRIx64 " (%s)\n", sym->name, sym->address,
-				pyx_symbol_origin_name(sym->origin));
+			fprintf(out, "            %-26s 0x%" PRIx64 " (%s)\n", sym->name,
+				sym->address, pyx_symbol_origin_name(sym->origin));
 		else
 			fprintf(out, "            %-26s -\n", sym->name);
 	}
@@ -569,13 +567,16 @@ static void print_report_text(struct pyx_ctx *ctx, const struct info_report *rep
 		if (rep->module_error[0])
 			fprintf(out, "            not probed: %s\n", rep->module_error);
 		else
-			fprintf(out, "            all attached in %s with one uprobe_multi link; %zu single-stepped; calls during the check:\n",
+			fprintf(out,
+				"            all attached in %s with one uprobe_multi link; %zu single-stepped; calls during the check:\n",
 				pyx_format_duration(rep->module_attach_ns, dur, sizeof(dur)),
 				rep->single_stepped);
 		for (j = 0; j < rep->module->nr_entries; j++) {
 			const struct pyx_entry_point *e = &rep->module->entries[j];
 
-			fprintf(out, "            %-40s %-10s %-8s +0x%-8" PRIx64 " %-11s %-32s %" PRIu64 "\n",
+			fprintf(out,
+				"            %-40s %-10s %-8s +0x%-8" PRIx64 " %-11s %-32s %" PRIu64
+				"\n",
 				e->name, pyx_signature_name(e->signature), entry_kinds[e->kind],
 				e->offset,
 				e->probe_class ? pyx_probe_class_name(e->probe_class) : "unprobed",
@@ -586,7 +587,9 @@ static void print_report_text(struct pyx_ctx *ctx, const struct info_report *rep
 	for (i = 0; i < PYX_DROP__MAX; i++)
 		dropped += rep->drops[i];
 	if (rep->probe_attached)
-		fprintf(out, "probe       uprobe on %s: %" PRIu64 " hits from %" PRIu64 " thread%s in %s, %" PRIu64 " dropped\n",
+		fprintf(out,
+			"probe       uprobe on %s: %" PRIu64 " hits from %" PRIu64
+			" thread%s in %s, %" PRIu64 " dropped\n",
 			rep->probe_symbol, rep->probe_hits, rep->probe_threads,
 			rep->probe_threads == 1 ? "" : "s",
 			pyx_format_duration(rep->probe_ns, dur, sizeof(dur)), dropped);
@@ -611,7 +614,7 @@ struct info_opts {
 static int report_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
 	const struct info_opts *opts = cookie;
-	struct info_report rep = { .module_query = opts->module, .all_symbols = opts->all_symbols };
+	struct info_report rep = {.module_query = opts->module, .all_symbols = opts->all_symbols};
 	char why[512];
 	int err, ret = PYX_EXIT_FAILURE;
 
@@ -665,8 +668,8 @@ out_free:
 enum { OPT_MODULE = 0x3000, OPT_ALL_SYMBOLS };
 
 static const struct option info_options[] = {
-	{ "module", required_argument, NULL, OPT_MODULE },
-	{ "all-symbols", no_argument, NULL, OPT_ALL_SYMBOLS },
+	{"module", required_argument, NULL, OPT_MODULE},
+	{"all-symbols", no_argument, NULL, OPT_ALL_SYMBOLS},
 	{},
 };
 
@@ -694,7 +697,8 @@ static int info_run(struct pyx_ctx *ctx, int argc, char **argv)
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
 	if (opts.module && !common.pid && !common.launch_argv)
-		return pyx_usage_error(ctx, &pyx_cmd_info, "--module needs a target: -p PID or -- CMD");
+		return pyx_usage_error(ctx, &pyx_cmd_info,
+				       "--module needs a target: -p PID or -- CMD");
 	if (opts.all_symbols && !opts.module)
 		return pyx_usage_error(ctx, &pyx_cmd_info, "--all-symbols goes with --module NAME");
 	if (common.launch_argv || common.pid)

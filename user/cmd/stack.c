@@ -542,8 +542,9 @@ static int take_snapshot(struct stack_run *run, bool final)
 	 * code objects are trusted for one snapshot only: a fresh cache each time.
 	 */
 	if (run->snapshots) {
-		fresh = pyx_code_cache__new(&run->layout.code,
-					    (struct pyx_mem){.read = pyx_process__read_cb, .ctx = run->proc});
+		fresh = pyx_code_cache__new(
+			&run->layout.code,
+			(struct pyx_mem){.read = pyx_process__read_cb, .ctx = run->proc});
 		if (!fresh)
 			return -ENOMEM;
 		pyx_code_cache__free(run->cache);
@@ -634,8 +635,8 @@ static int stack_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	err = pyx_session__start(&session, &stack_bpf_ops, &opts);
 	if (err)
 		goto out_free;
-	run.cache = pyx_code_cache__new(&run.layout.code,
-					(struct pyx_mem){.read = pyx_process__read_cb, .ctx = run.proc});
+	run.cache = pyx_code_cache__new(
+		&run.layout.code, (struct pyx_mem){.read = pyx_process__read_cb, .ctx = run.proc});
 	if (run.cache)
 		run.view = pyx_stackview__new(ctx, run.proc, run.py, &run.layout, run.cache,
 					      run.unwinder);

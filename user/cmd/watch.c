@@ -267,8 +267,8 @@ static void read_stats(struct watch_run *run, struct centry_bpf *skel)
 	read_hists(run, skel, cpus);
 }
 
-static void print_json(struct watch_run *run);
-static void print_text(struct watch_run *run);
+static void print_json(void *cookie);
+static void print_text(void *cookie);
 
 /* Every interval: the totals so far; at the end: the final ones, printed by watch_target. */
 static int watch_on_interval(void *cookie, struct pyx_session *session, bool final)
@@ -287,17 +287,7 @@ static int watch_on_interval(void *cookie, struct pyx_session *session, bool fin
 	run->stop_reason = final ? pyx_stop_reason_name(pyx_session__stop_reason(session)) : NULL;
 	if (final)
 		return 0;
-	if (run->ctx->json) {
-		print_json(run);
-	} else {
-		/* Live on a terminal: the new table replaces the last one. */
-		if (run->live)
-			fputs("\033[H\033[J", run->ctx->out);
-		print_text(run);
-		if (!run->live)
-			fputc('\n', run->ctx->out);
-	}
-	fflush(run->ctx->out);
+	pyx_cmd_print_table(run->ctx, run->live, false, false, print_json, print_text, run);
 	return 0;
 }
 
@@ -464,8 +454,9 @@ static uint64_t timed_calls(const struct pyx_centry_stats *st)
 	return st->calls > untimed ? st->calls - untimed : 0;
 }
 
-static void print_json(struct watch_run *run)
+static void print_json(void *cookie)
 {
+	struct watch_run *run = cookie;
 	struct pyx_json json;
 	size_t i;
 
@@ -513,17 +504,8 @@ static void print_json(struct watch_run *run)
 		pyx_json_object_end(&json);
 		/* Returns never seen: dropped by the kernel past 64 pending, or skipped (longjmp). */
 		pyx_json_kv_u64(&json, "lost_returns", st->lost_returns + st->unpaired);
-		pyx_json_kv_u64(&json, "total_ns", st->total_ns);
-		pyx_json_kv_u64(&json, "min_ns", st->min_ns);
-		pyx_json_kv_u64(&json, "max_ns", st->max_ns);
-		pyx_json_kv_u64(&json, "avg_ns", timed ? st->total_ns / timed : 0);
-		pyx_json_kv_u64(&json, "p50_ns",
-				pyx_hist_percentile(run->hists[i].slots, PYX_HIST_SLOTS, 0.50));
-		pyx_json_kv_u64(&json, "p90_ns",
-				pyx_hist_percentile(run->hists[i].slots, PYX_HIST_SLOTS, 0.90));
-		pyx_json_kv_u64(&json, "p99_ns",
-				pyx_hist_percentile(run->hists[i].slots, PYX_HIST_SLOTS, 0.99));
-		pyx_json_hist(&json, "hist", run->hists[i].slots, PYX_HIST_SLOTS);
+		pyx_json_latency(&json, st->total_ns, timed, st->min_ns, st->max_ns,
+				 run->hists[i].slots, PYX_HIST_SLOTS);
 		if (run->callers) {
 			const struct pyx_caller_row *rows;
 			size_t n = pyx_callers__of(run->callers, (uint32_t)i, &rows);
@@ -534,12 +516,7 @@ static void print_json(struct watch_run *run)
 		pyx_json_object_end(&json);
 	}
 	pyx_json_array_end(&json);
-	pyx_json_key(&json, "drops");
-	pyx_json_object_begin(&json);
-	for (i = 0; i < PYX_DROP__MAX; i++)
-		if (pyx_drop_reason_name(i))
-			pyx_json_kv_u64(&json, pyx_drop_reason_name(i), run->drops[i]);
-	pyx_json_object_end(&json);
+	pyx_out_drops(&json, run->drops);
 	pyx_json_kv_bool(&json, "final", run->final);
 	pyx_json_object_end(&json);
 	pyx_json_document_end(&json);
@@ -600,8 +577,9 @@ static void print_callers_text(struct watch_run *run, size_t index)
 			n - WATCH_MAX_CALLERS_SHOWN);
 }
 
-static void print_text(struct watch_run *run)
+static void print_text(void *cookie)
 {
+	struct watch_run *run = cookie;
 	FILE *out = run->ctx->out;
 	char label[160], avg[32], p99[32], max[32], dur[32];
 	uint64_t p99_ns;
@@ -648,10 +626,7 @@ static void print_text(struct watch_run *run)
 	fprintf(out,
 		"%zu of %zu entry points probed on a single-stepped instruction (~12 µs a hit)\n",
 		run->single_stepped, run->mod->nr_entries);
-	for (i = 0; i < PYX_DROP__MAX; i++)
-		if (run->drops[i] && pyx_drop_reason_name(i) && i != PYX_DROP_RETURN_DEPTH)
-			fprintf(out, "dropped: %llu (%s)\n", (unsigned long long)run->drops[i],
-				pyx_drop_reason_name(i));
+	pyx_print_drops(out, run->drops, 1u << PYX_DROP_RETURN_DEPTH);
 	free(order);
 }
 
@@ -744,15 +719,7 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	err = pyx_session__trace(&centry_bpf_ops, &sopts);
 	if (err)
 		goto out_free;
-	if (ctx->json) {
-		print_json(&run);
-	} else {
-		if (run.live)
-			fputs("\033[H\033[J", ctx->out);
-		else if (run.reported)
-			fputc('\n', ctx->out);
-		print_text(&run);
-	}
+	pyx_cmd_print_table(ctx, run.live, true, run.reported != 0, print_json, print_text, &run);
 	ret = PYX_EXIT_OK;
 	goto out_free;
 out_nomem:
@@ -797,23 +764,9 @@ static const struct option watch_options[] = {
 	{},
 };
 
-/* A decimal count in [min, max]; -EINVAL otherwise. */
-static int parse_count(const char *arg, unsigned long min, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoul(arg, &end, 10);
-	if (errno || end == arg || *end || arg[0] == '-' || *out < min || *out > max)
-		return -EINVAL;
-	return 0;
-}
-
 static int option_error(const char *what, const char *arg, const char *hint)
 {
-	fprintf(stderr, "pyxtrace watch: invalid %s '%s': %s (see 'pyxtrace watch --help')\n", what,
-		arg, hint);
-	return -EINVAL;
+	return pyx_option_error(&pyx_cmd_watch, what, arg, hint);
 }
 
 static int watch_option(void *cookie, int val, const char *arg)
@@ -837,7 +790,7 @@ static int watch_option(void *cookie, int val, const char *arg)
 			return option_error("interval", arg, "use e.g. 500ms, 1s");
 		return 0;
 	case OPT_CALLERS:
-		if (parse_count(arg, 0, PYX_CENTRY_CALLERS_MAX, &n))
+		if (pyx_parse_count(arg, 0, PYX_CENTRY_CALLERS_MAX, &n))
 			return option_error("--callers", arg, "use 0 to 8 frames");
 		opts->callers = (unsigned int)n;
 		return 0;
@@ -859,7 +812,7 @@ static int watch_option(void *cookie, int val, const char *arg)
 			}
 		return option_error("--sort", arg, "use calls, total, avg, p99, max or errors");
 	case OPT_TOP:
-		if (parse_count(arg, 1, 1000000, &n))
+		if (pyx_parse_count(arg, 1, 1000000, &n))
 			return option_error("--top", arg, "use a number of rows >= 1");
 		opts->top = n;
 		return 0;

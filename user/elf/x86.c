@@ -11,6 +11,10 @@
 /* Both patterns sit in a function's first dozen instructions; never look further. */
 #define MAX_INSNS 16
 
+#define X86_MAX_INSN_LEN 15
+
+#define PYX_X86_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
 /*
  * capstone is loaded only while decoding: its tables are megabytes of
  * relocated data that would otherwise stay resident for the whole run of
@@ -66,12 +70,18 @@ static void decoder_close(struct decoder *d, cs_insn *insn, size_t count)
 	dlclose(d->lib);
 }
 
-static size_t decode(struct decoder *d, const uint8_t *code, size_t len, uint64_t addr,
-		     cs_insn **insn)
+static size_t decode_upto(struct decoder *d, const uint8_t *code, size_t len, uint64_t addr,
+			  size_t max, cs_insn **insn)
 {
 	if (decoder_open(d))
 		return 0;
-	return d->disasm(d->handle, code, len, addr, MAX_INSNS, insn);
+	return d->disasm(d->handle, code, len, addr, max, insn);
+}
+
+static size_t decode(struct decoder *d, const uint8_t *code, size_t len, uint64_t addr,
+		     cs_insn **insn)
+{
+	return decode_upto(d, code, len, addr, MAX_INSNS, insn);
 }
 
 static bool is_fs_absolute(const cs_x86_op *op)
@@ -222,15 +232,45 @@ static bool writes_sp(struct decoder *d, const cs_insn *insn)
 	       insn->id == X86_INS_ENTER;
 }
 
-int pyx_x86_plan_entry(const uint8_t *code, size_t len, uint64_t addr,
-		       struct pyx_x86_entry_plan *plan)
+/* Whether @insn writes an argument register (rdi, rsi, rdx, rcx or a part of one). */
+static bool writes_arg_reg(const cs_insn *insn)
+{
+	static const x86_reg args[] = {
+		X86_REG_RDI, X86_REG_EDI, X86_REG_DI,  X86_REG_DIL, X86_REG_RSI, X86_REG_ESI,
+		X86_REG_SI,  X86_REG_SIL, X86_REG_RDX, X86_REG_EDX, X86_REG_DX,	 X86_REG_DL,
+		X86_REG_RCX, X86_REG_ECX, X86_REG_CX,  X86_REG_CL,
+	};
+	const cs_x86 *x = &insn->detail->x86;
+	size_t i, j;
+
+	for (i = 0; i < insn->detail->regs_write_count; i++)
+		for (j = 0; j < PYX_X86_ARRAY_SIZE(args); j++)
+			if (insn->detail->regs_write[i] == args[j])
+				return true;
+	for (i = 0; i < x->op_count; i++)
+		for (j = 0; j < PYX_X86_ARRAY_SIZE(args); j++)
+			if (x->operands[i].type == X86_OP_REG && x->operands[i].reg == args[j] &&
+			    (x->operands[i].access & CS_AC_WRITE))
+				return true;
+	return false;
+}
+
+/*
+ * The first instruction the kernel optimizes or emulates, among @max from
+ * @addr, before anything that would make a probe there miss runs or see
+ * other state: any branch (an emulated one is taken itself) and, for a
+ * function entry (!@straight), a write of the stack pointer or of an
+ * argument register.
+ */
+static int plan_probe(const uint8_t *code, size_t len, uint64_t addr, bool straight,
+		      struct pyx_x86_entry_plan *plan)
 {
 	struct decoder d = {};
 	cs_insn *insn = NULL;
 	size_t count, i;
 	int err = 0;
 
-	count = decode(&d, code, len, addr, &insn);
+	count = decode_upto(&d, code, len, addr, straight ? PYX_X86_STRAIGHT_MAX : 4, &insn);
 	if (!d.lib)
 		return -ENOENT;
 	if (!count) {
@@ -239,23 +279,37 @@ int pyx_x86_plan_entry(const uint8_t *code, size_t len, uint64_t addr,
 	}
 	plan->delta = 0;
 	plan->entry_cls = plan->cls = classify_insn(&d, &insn[0]);
-	for (i = 0; i < count && i < 4; i++) {
+	for (i = 0; i < count; i++) {
 		enum pyx_probe_class cls = classify_insn(&d, &insn[i]);
 
 		if (cls == PYX_PROBE_OPTIMIZED || cls == PYX_PROBE_EMULATED ||
-		    (cls == PYX_PROBE_SINGLESTEP && plan->entry_cls == PYX_PROBE_REFUSED)) {
+		    (!straight && cls == PYX_PROBE_SINGLESTEP &&
+		     plan->entry_cls == PYX_PROBE_REFUSED)) {
 			plan->delta = (unsigned int)(insn[i].address - addr);
 			plan->cls = cls;
 			break;
 		}
-		/* Past here a moved probe would miss calls or lose the return address. */
-		if (is_branch(&d, &insn[i]) || writes_sp(&d, &insn[i]))
+		if (is_branch(&d, &insn[i]))
+			break;
+		if (!straight && (writes_sp(&d, &insn[i]) || writes_arg_reg(&insn[i])))
 			break;
 	}
 	if (plan->cls == PYX_PROBE_REFUSED)
 		err = -ENOENT;
 	decoder_close(&d, insn, count);
 	return err;
+}
+
+int pyx_x86_plan_entry(const uint8_t *code, size_t len, uint64_t addr,
+		       struct pyx_x86_entry_plan *plan)
+{
+	return plan_probe(code, len, addr, false, plan);
+}
+
+int pyx_x86_plan_straight(const uint8_t *code, size_t len, uint64_t addr,
+			  struct pyx_x86_entry_plan *plan)
+{
+	return plan_probe(code, len, addr, true, plan);
 }
 
 bool pyx_x86_branches_into(const uint8_t *code, size_t len, uint64_t addr, uint64_t lo, uint64_t hi)
@@ -277,8 +331,11 @@ bool pyx_x86_branches_into(const uint8_t *code, size_t len, uint64_t addr, uint6
 		    (uint64_t)x->operands[0].imm > lo && (uint64_t)x->operands[0].imm <= hi)
 			found = true;
 	}
-	/* Bytes that do not decode: the rest cannot be vouched for. */
-	if (left)
+	/*
+	 * Bytes that do not decode: the rest cannot be vouched for. Fewer than
+	 * one instruction's worth is only a buffer cut mid-instruction.
+	 */
+	if (left >= X86_MAX_INSN_LEN)
 		found = true;
 	if (insn)
 		d.free(insn, 1);

@@ -47,7 +47,7 @@ const char *pyx_probe_class_name(enum pyx_probe_class cls);
  * cheaply as possible: the first instruction of the straight-line prologue
  * that the kernel optimizes or emulates, provided nothing before it writes
  * the stack pointer (a return probe placed there still finds the return
- * address on top of the stack) or branches. Falls back to the entry, or
+ * address on top of the stack), an argument register or branches. Falls back to the entry, or
  * past a refused first instruction. *delta is the offset from the entry.
  */
 struct pyx_x86_entry_plan {
@@ -58,6 +58,18 @@ struct pyx_x86_entry_plan {
 
 int pyx_x86_plan_entry(const uint8_t *code, size_t len, uint64_t addr,
 		       struct pyx_x86_entry_plan *plan);
+
+/*
+ * Where to probe a block that runs straight from @addr (an eval-loop opcode
+ * handler), so that every run of it hits the probe once and cheaply: the
+ * first instruction the kernel optimizes or emulates, at or before the
+ * first branch, among the first PYX_X86_STRAIGHT_MAX. Falls back to @addr.
+ * The caller checks that nothing else jumps in between.
+ */
+#define PYX_X86_STRAIGHT_MAX 64
+
+int pyx_x86_plan_straight(const uint8_t *code, size_t len, uint64_t addr,
+			  struct pyx_x86_entry_plan *plan);
 
 /* Whether any direct branch in the code at @addr targets (@lo, @hi]. */
 bool pyx_x86_branches_into(const uint8_t *code, size_t len, uint64_t addr, uint64_t lo,

@@ -59,3 +59,16 @@ void pyx_json_hist(struct pyx_json *json, const char *key, const __u64 *slots, s
 	}
 	pyx_json_array_end(json);
 }
+
+void pyx_json_latency(struct pyx_json *json, uint64_t total_ns, uint64_t timed, uint64_t min_ns,
+		      uint64_t max_ns, const __u64 *slots, size_t n)
+{
+	pyx_json_kv_u64(json, "total_ns", total_ns);
+	pyx_json_kv_u64(json, "min_ns", min_ns);
+	pyx_json_kv_u64(json, "max_ns", max_ns);
+	pyx_json_kv_u64(json, "avg_ns", timed ? total_ns / timed : 0);
+	pyx_json_kv_u64(json, "p50_ns", pyx_hist_percentile(slots, n, 0.50));
+	pyx_json_kv_u64(json, "p90_ns", pyx_hist_percentile(slots, n, 0.90));
+	pyx_json_kv_u64(json, "p99_ns", pyx_hist_percentile(slots, n, 0.99));
+	pyx_json_hist(json, "hist", slots, n);
+}

@@ -21,4 +21,11 @@ uint64_t pyx_hist_percentile(const __u64 *slots, size_t n, double p);
 /* "hist": [{"le_ns", "count"}] for the non-empty buckets. */
 void pyx_json_hist(struct pyx_json *json, const char *key, const __u64 *slots, size_t n);
 
+/*
+ * The latency fields of one function: total_ns, min_ns, max_ns, avg_ns (over
+ * the @timed calls), p50_ns, p90_ns, p99_ns and "hist".
+ */
+void pyx_json_latency(struct pyx_json *json, uint64_t total_ns, uint64_t timed, uint64_t min_ns,
+		      uint64_t max_ns, const __u64 *slots, size_t n);
+
 #endif /* PYX_OUTPUT_HIST_H */

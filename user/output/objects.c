@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "output/objects.h"
+#include "session.h"
 #include "python/detect.h"
 #include "target/process.h"
 
@@ -78,4 +79,26 @@ const char *pyx_format_clock(int64_t realtime_ns, char *buf, size_t size)
 	snprintf(buf, size, "%02d:%02d:%02d.%06lld", tm.tm_hour, tm.tm_min, tm.tm_sec,
 		 (long long)(realtime_ns % 1000000000) / 1000);
 	return buf;
+}
+
+void pyx_out_drops(struct pyx_json *json, const uint64_t drops[PYX_DROP__MAX])
+{
+	unsigned int i;
+
+	pyx_json_key(json, "drops");
+	pyx_json_object_begin(json);
+	for (i = 0; i < PYX_DROP__MAX; i++)
+		if (pyx_drop_reason_name(i))
+			pyx_json_kv_u64(json, pyx_drop_reason_name(i), drops[i]);
+	pyx_json_object_end(json);
+}
+
+void pyx_print_drops(FILE *out, const uint64_t drops[PYX_DROP__MAX], unsigned int skip)
+{
+	unsigned int i;
+
+	for (i = 0; i < PYX_DROP__MAX; i++)
+		if (drops[i] && pyx_drop_reason_name(i) && !(skip & (1u << i)))
+			fprintf(out, "dropped: %llu (%s)\n", (unsigned long long)drops[i],
+				pyx_drop_reason_name(i));
 }

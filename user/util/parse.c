@@ -12,8 +12,7 @@ static const struct {
 	const char *suffix;
 	double ns;
 } duration_units[] = {
-	{ "ns", 1.0 }, { "us", 1e3 }, { "µs", 1e3 }, { "ms", 1e6 },
-	{ "s", 1e9 },  { "m", 60e9 }, { "h", 3600e9 },
+	{"ns", 1.0}, {"us", 1e3}, {"µs", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9},
 };
 
 int pyx_parse_duration(const char *str, uint64_t *ns)
@@ -42,6 +41,19 @@ int pyx_parse_duration(const char *str, uint64_t *ns)
 	if (value < 0 || value > 1e19)
 		return -ERANGE;
 	*ns = (uint64_t)value;
+	return 0;
+}
+
+int pyx_parse_count(const char *str, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	if (!str || !isdigit((unsigned char)*str))
+		return -EINVAL;
+	errno = 0;
+	*out = strtoul(str, &end, 10);
+	if (errno || *end || *out < min || *out > max)
+		return -EINVAL;
 	return 0;
 }
 

@@ -16,6 +16,9 @@ int pyx_parse_duration(const char *str, uint64_t *ns);
 /* A positive decimal PID. Returns 0 or -EINVAL / -ERANGE. */
 int pyx_parse_pid(const char *str, pid_t *pid);
 
+/* A decimal count in [min, max]. Returns 0 or -EINVAL. */
+int pyx_parse_count(const char *str, unsigned long min, unsigned long max, unsigned long *out);
+
 /* Format @ns for humans: "812 ns", "12.3 µs", "4.56 ms", "1.23 s". */
 const char *pyx_format_duration(uint64_t ns, char *buf, size_t size);
 

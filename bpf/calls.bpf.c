@@ -1,0 +1,538 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Exact Python calls on 3.11+, where an eval-loop activation runs many
+ * Python frames and no USDT probe fires. Three hooks, found by
+ * user/python/evalhooks.c:
+ *
+ * - resume: the handlers of RESUME and its quickened/instrumented forms,
+ *   the first instruction every Python frame executes, at its start and at
+ *   each resumption of a generator or coroutine. The frame is the thread's
+ *   current one (stored before the eval loop jumps to it).
+ * - pop: the functions that clear and pop a finished frame, whether it
+ *   returned or was left by an exception (_PyEval_FrameClearAndPop and kin):
+ *   the dying frame is an argument, so the pairing needs no guess. An
+ *   exception set in the thread state at that moment makes it an exception.
+ * - yield: the handlers of YIELD_VALUE: the frame on top of the thread's
+ *   shadow stack is suspended, not finished.
+ *
+ * Each thread keeps a shadow stack of its started frames (task local
+ * storage). A start counts a call of its code object; a pop pairs with its
+ * entry and records inclusive time (wall clock, suspensions included), self
+ * time (running in the frame itself) and the latency histogram. A suspended
+ * generator's entry waits in a hash keyed by its frame until it resumes.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <pyxtrace/calls.h>
+#include "lib/ctl.bpf.h"
+#include "lib/hist.bpf.h"
+
+const volatile struct pyx_calls_cfg pyx_cfg SEC(".rodata.cfg");
+
+#define PYX_WALK_LAYOUT	   (&pyx_cfg.layout)
+#define PYX_WALK_SLEEPABLE 0
+#include "lib/pywalk.bpf.h"
+
+/* Code objects seen for the first time: read by user space while they live. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} urgent SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PYX_CALLS_FUNCTIONS);
+	__type(key, __u64); /* PyCodeObject address */
+	__type(value, struct pyx_calls_stats);
+} stats SEC(".maps");
+
+#define ENTRY_GENERATOR (1u << 0) /* owned by a generator or coroutine */
+#define ENTRY_UNTIMED	(1u << 1) /* resumed, but its start was never seen: no record */
+
+struct entry {
+	__u64 frame;
+	__u64 previous; /* its caller's frame, when it started */
+	__u64 code;
+	__u64 start_ns;	 /* the call's start */
+	__u64 resume_ns; /* the start of the current running stretch */
+	__u64 ran_ns;	 /* running stretches before the current one (generators) */
+	__u64 child_ns;	 /* running time of its callees */
+	__u32 flags;
+	__u32 __pad;
+};
+
+struct shadow {
+	__u32 depth;
+	__u32 overflow; /* frames started past PYX_CALLS_DEPTH: counted, not timed */
+	struct entry e[PYX_CALLS_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct shadow);
+} shadows SEC(".maps");
+
+/* Suspended generators and coroutines, by frame address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, PYX_CALLS_SUSPENDED);
+	__type(key, __u64);
+	__type(value, struct entry);
+} suspended SEC(".maps");
+
+/* A zeroed value to create stats entries from (too large for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pyx_calls_stats);
+} zero_stats SEC(".maps");
+
+static __always_inline bool ours(void)
+{
+	return pyx_ready() && (bpf_get_current_pid_tgid() >> 32) == pyx_cfg.tgid;
+}
+
+static __always_inline bool in_opset(const volatile __u64 *set, __u8 op)
+{
+	return (set[(op >> 6) & 3] >> (op & 63)) & 1;
+}
+
+static __always_inline void announce_code(struct task_struct *task, __u64 code)
+{
+	struct pyx_rec_calls_code *rec = bpf_ringbuf_reserve(&urgent, sizeof(*rec), 0);
+
+	if (!rec) {
+		pyx_count_drop(PYX_DROP_RINGBUF);
+		return;
+	}
+	rec->hdr.type = PYX_REC_CALLS_CODE;
+	rec->hdr.size = sizeof(*rec);
+	rec->code = code;
+	rec->guard = 0;
+	rec->__pad = 0;
+	pywalk_read(task, &rec->guard, sizeof(rec->guard), code + pyx_cfg.layout.code_firstlineno);
+	bpf_ringbuf_submit(rec, 0);
+}
+
+static __always_inline struct pyx_calls_stats *stats_of(struct task_struct *task, __u64 code,
+							bool create)
+{
+	struct pyx_calls_stats *st = bpf_map_lookup_elem(&stats, &code);
+	__u32 zero = 0;
+	void *init;
+
+	if (st || !create)
+		return st;
+	init = bpf_map_lookup_elem(&zero_stats, &zero);
+	if (!init)
+		return NULL;
+	if (bpf_map_update_elem(&stats, &code, init, BPF_NOEXIST) == 0)
+		announce_code(task, code);
+	st = bpf_map_lookup_elem(&stats, &code);
+	if (!st)
+		pyx_count_drop(PYX_DROP_MAP_FULL);
+	return st;
+}
+
+/* The thread's current frame and its fields. */
+struct cur_frame {
+	__u64 frame;
+	__u64 previous;
+	__u64 code;
+	__u64 instr;
+	__u32 flags; /* PYX_FRAME_* */
+};
+
+static __always_inline int read_current_frame(struct task_struct *task, struct cur_frame *out,
+					      __u64 *tstate_out)
+{
+	const volatile struct pyx_py_layout *L = &pyx_cfg.layout;
+	struct pywalk_frames *walk = pywalk_scratch_get();
+	__u64 tstate = 0, interp = 0, frame = 0;
+	__u32 source, read_size = L->frame_read_size, base_off = L->frame_read_offset;
+	__u8 *buf;
+
+	if (!walk)
+		return -1;
+	if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp, &source) !=
+	    PYX_WALK_OK)
+		return -1;
+	if (pywalk_read_u64(task, tstate + L->ts_frame, &frame) || !frame)
+		return -1;
+	if (L->cframe_current_frame != PYX_OFF_NONE &&
+	    (pywalk_read_u64(task, frame + L->cframe_current_frame, &frame) || !frame))
+		return -1;
+	buf = walk->buf;
+	if (read_size > PYX_FRAME_BUF || !read_size ||
+	    pywalk_read(task, buf, read_size, frame + base_off))
+		return -1;
+	*tstate_out = tstate;
+	out->frame = frame;
+	out->previous = frame_field_u64(buf, L->frame_previous - base_off);
+	out->code = frame_field_u64(buf, L->frame_code - base_off) & L->code_tag_mask;
+	out->instr = frame_field_u64(buf, L->frame_instr - base_off);
+	out->flags = 0;
+	if (L->frame_owner != PYX_OFF_NONE) {
+		__u8 owner = frame_field_u8(buf, L->frame_owner - base_off);
+
+		if (L->owner_boundary != PYX_OFF_NONE && owner >= L->owner_boundary)
+			out->flags |= PYX_FRAME_C_SHIM;
+		else if (owner == L->owner_generator)
+			out->flags |= PYX_FRAME_GENERATOR;
+	}
+	return 0;
+}
+
+/*
+ * A generator's frame runs RESUME at its first start (oparg 0) and after
+ * each yield (oparg 1-3). The frame's instruction field holds either the
+ * RESUME itself (when the handler has already stored it) or the instruction
+ * before: a YIELD_VALUE for a resumption, the prologue for a start.
+ */
+static __always_inline bool is_resumption(struct task_struct *task, __u64 instr)
+{
+	__u8 unit[2] = {};
+
+	if (!instr || pywalk_read(task, unit, sizeof(unit), instr))
+		return false;
+	if (in_opset(pyx_cfg.yield_ops, unit[0]))
+		return true;
+	return in_opset(pyx_cfg.resume_ops, unit[0]) && (unit[1] & 3);
+}
+
+static __always_inline struct shadow *shadow_of(struct task_struct *task, bool create)
+{
+	return bpf_task_storage_get(&shadows, task, NULL,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+static __always_inline void push(struct shadow *sh, const struct entry *e)
+{
+	__u32 d = sh->depth;
+
+	if (d >= PYX_CALLS_DEPTH) {
+		sh->overflow++;
+		pyx_count_drop(PYX_DROP_OVERFLOW);
+		return;
+	}
+	sh->e[d & (PYX_CALLS_DEPTH - 1)] = *e;
+	sh->depth = d + 1;
+}
+
+/*
+ * The top entry, a generator or coroutine, stops running: keep it aside
+ * until it resumes. Its running stretch counts as its parent's callee time.
+ */
+static __always_inline void suspend_top(struct shadow *sh, __u64 now)
+{
+	__u32 d = sh->depth;
+	struct entry *e;
+
+	if (!d || d > PYX_CALLS_DEPTH)
+		return;
+	d--;
+	e = &sh->e[d & (PYX_CALLS_DEPTH - 1)];
+	e->ran_ns += now - e->resume_ns;
+	if (d) {
+		struct entry *parent = &sh->e[(d - 1) & (PYX_CALLS_DEPTH - 1)];
+
+		parent->child_ns += now - e->resume_ns;
+	}
+	if (!(e->flags & ENTRY_UNTIMED))
+		bpf_map_update_elem(&suspended, &e->frame, e, BPF_ANY);
+	sh->depth = d;
+}
+
+/* Suspensions noticed late, at the thread's next hook: at most this many at once. */
+#define SETTLE_MAX 4
+
+/*
+ * Where no yield hook runs (a handler the kernel would single-step, or a
+ * generator resumed by throw()), a suspended generator is still on top
+ * when the thread's next frame starts: if the new frame's caller is not the
+ * top entry and the top entry is a generator, that generator has yielded.
+ * The caller is the first Python frame under the new one (past a C shim).
+ */
+static __always_inline void settle(struct task_struct *task, struct shadow *sh,
+				   const struct cur_frame *cur, __u64 now)
+{
+	const volatile struct pyx_py_layout *L = &pyx_cfg.layout;
+	__u64 caller = cur->previous;
+	bool shim_checked = false;
+	__u32 i;
+
+	for (i = 0; i < SETTLE_MAX; i++) {
+		__u32 d = sh->depth;
+		struct entry *top;
+
+		if (!d || d > PYX_CALLS_DEPTH)
+			return;
+		top = &sh->e[(d - 1) & (PYX_CALLS_DEPTH - 1)];
+		if (top->frame == caller || top->frame == cur->frame ||
+		    !(top->flags & ENTRY_GENERATOR))
+			return;
+		if (!shim_checked && caller && L->owner_boundary != PYX_OFF_NONE) {
+			__u8 owner = 0;
+
+			shim_checked = true;
+			if (!pywalk_read(task, &owner, sizeof(owner), caller + L->frame_owner) &&
+			    owner >= L->owner_boundary) {
+				__u64 above = 0;
+
+				if (!pywalk_read_u64(task, caller + L->frame_previous, &above))
+					caller = above;
+				continue;
+			}
+		}
+		suspend_top(sh, now);
+	}
+}
+
+SEC("uprobe.multi")
+int BPF_UPROBE(calls_resume)
+{
+	struct task_struct *task;
+	struct pyx_calls_stats *st;
+	struct cur_frame cur;
+	struct shadow *sh;
+	struct entry e = {};
+	__u64 now, tstate;
+
+	if (!ours())
+		return 0;
+	now = bpf_ktime_get_ns();
+	task = bpf_get_current_task_btf();
+	if (read_current_frame(task, &cur, &tstate) || !cur.code ||
+	    (cur.flags & PYX_FRAME_C_SHIM)) {
+		pyx_count_drop(PYX_DROP_READ);
+		return 0;
+	}
+	sh = shadow_of(task, true);
+	if (!sh)
+		return 0;
+	settle(task, sh, &cur, now);
+	if (sh->depth && sh->depth <= PYX_CALLS_DEPTH &&
+	    sh->e[(sh->depth - 1) & (PYX_CALLS_DEPTH - 1)].frame == cur.frame)
+		return 0; /* already running: its suspension went unseen */
+	e.frame = cur.frame;
+	e.previous = cur.previous;
+	e.code = cur.code;
+	e.start_ns = now;
+	e.resume_ns = now;
+	if (cur.flags & PYX_FRAME_GENERATOR) {
+		e.flags = ENTRY_GENERATOR;
+		if (is_resumption(task, cur.instr)) {
+			struct entry *saved = bpf_map_lookup_elem(&suspended, &cur.frame);
+
+			if (saved && saved->code == cur.code) {
+				e.start_ns = saved->start_ns;
+				e.ran_ns = saved->ran_ns;
+				e.child_ns = saved->child_ns;
+				bpf_map_delete_elem(&suspended, &cur.frame);
+			} else {
+				e.flags |= ENTRY_UNTIMED; /* started before we attached */
+			}
+			push(sh, &e);
+			return 0;
+		}
+	}
+	st = stats_of(task, cur.code, true);
+	if (st)
+		st->calls++;
+	push(sh, &e);
+	return 0;
+}
+
+static __always_inline void record(struct task_struct *task, const struct entry *e, __u64 now,
+				   bool exception)
+{
+	__u64 total = now - e->start_ns;
+	__u64 ran = e->ran_ns + (now - e->resume_ns);
+	struct pyx_calls_stats *st;
+	__u32 slot;
+
+	if (e->flags & ENTRY_UNTIMED)
+		return;
+	st = stats_of(task, e->code, false);
+	if (!st)
+		return;
+	if (exception)
+		st->exceptions++;
+	st->timed++;
+	st->total_ns += total;
+	st->self_ns += ran > e->child_ns ? ran - e->child_ns : 0;
+	if (!st->min_ns || total < st->min_ns)
+		st->min_ns = total;
+	if (total > st->max_ns)
+		st->max_ns = total;
+	slot = pyx_hist_slot(total);
+	if (slot < PYX_HIST_SLOTS)
+		st->slots[slot]++;
+}
+
+/* The thread's exception, read through the thread state the pop function got. */
+static __always_inline bool exception_set(struct task_struct *task, __u64 tstate)
+{
+	__u64 exc = 0;
+
+	if (!tstate || pyx_cfg.layout.ts_exception == PYX_OFF_NONE)
+		return false;
+	pywalk_read_u64(task, tstate + pyx_cfg.layout.ts_exception, &exc);
+	return exc != 0;
+}
+
+/* The entry at index @d (the top) ended: record it and pop it. */
+static __always_inline void finish(struct task_struct *task, struct shadow *sh, __u32 d, __u64 now,
+				   bool exception)
+{
+	struct entry *e = &sh->e[d & (PYX_CALLS_DEPTH - 1)];
+
+	record(task, e, now, exception);
+	if (d) {
+		struct entry *parent = &sh->e[(d - 1) & (PYX_CALLS_DEPTH - 1)];
+
+		parent->child_ns += now - e->resume_ns;
+	}
+	sh->depth = d;
+}
+
+/* How far below the top a dying frame is looked for (entries above it were missed). */
+#define POP_SEARCH 8
+
+SEC("uprobe.multi")
+int BPF_UPROBE(calls_pop)
+{
+	struct task_struct *task;
+	struct shadow *sh;
+	__u64 frame, tstate = 0, now, arg1, arg2;
+	__u32 d, i, found = 0;
+
+	/* Both registers read up front: the verifier refuses a ctx pointer picked by a branch. */
+	arg1 = PT_REGS_PARM1(ctx);
+	arg2 = PT_REGS_PARM2(ctx);
+	barrier_var(arg1);
+	barrier_var(arg2);
+	if (!ours())
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (bpf_get_attach_cookie(ctx) == PYX_CALLS_POP_ARG2) {
+		tstate = arg1;
+		frame = arg2;
+	} else {
+		frame = arg1;
+	}
+	task = bpf_get_current_task_btf();
+	sh = shadow_of(task, false);
+	if (!sh)
+		return 0;
+	d = sh->depth;
+	if (d > PYX_CALLS_DEPTH)
+		return 0;
+	for (i = 0; i < POP_SEARCH && i < d; i++) {
+		if (sh->e[(d - 1 - i) & (PYX_CALLS_DEPTH - 1)].frame == frame) {
+			found = i + 1;
+			break;
+		}
+	}
+	if (!found) {
+		/* One of the frames started past the depth limit, or before we attached. */
+		if (sh->overflow)
+			sh->overflow--;
+		return 0;
+	}
+	/*
+	 * Entries above it: generators suspended unseen (no yield hook), or
+	 * frames whose pop went unseen (not timed).
+	 */
+	for (i = 1; i < found && i < POP_SEARCH; i++) {
+		struct entry *above = &sh->e[(sh->depth - 1) & (PYX_CALLS_DEPTH - 1)];
+
+		if (above->flags & ENTRY_GENERATOR) {
+			suspend_top(sh, now);
+		} else {
+			pyx_count_drop(PYX_DROP_UNPAIRED);
+			sh->depth--;
+		}
+	}
+	d = sh->depth - 1;
+	if (!tstate) {
+		__u64 interp;
+		__u32 source;
+
+		if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp,
+				       &source) != PYX_WALK_OK)
+			tstate = 0;
+	}
+	finish(task, sh, d, now, exception_set(task, tstate));
+	return 0;
+}
+
+/*
+ * 3.11: an entry frame (one the eval loop was called for from C) is
+ * popped by its C caller, which LTO builds may have inlined every piece of
+ * (Debian's _PyFunction_Vectorcall): when the eval loop returns, the top
+ * entry is that frame if the thread's current frame is its caller again.
+ * A generator's frame is left alone: it may only have yielded.
+ */
+/* The thread's shadow stack and its top entry, if it has one. */
+static __always_inline struct entry *top_of(struct task_struct *task, struct shadow **shp)
+{
+	struct shadow *sh = shadow_of(task, false);
+	__u32 d;
+
+	*shp = sh;
+	if (!sh)
+		return NULL;
+	d = sh->depth;
+	if (!d || d > PYX_CALLS_DEPTH)
+		return NULL;
+	return &sh->e[(d - 1) & (PYX_CALLS_DEPTH - 1)];
+}
+
+SEC("uretprobe.multi")
+int BPF_URETPROBE(calls_eval_return)
+{
+	struct task_struct *task;
+	struct cur_frame cur;
+	struct shadow *sh;
+	struct entry *top;
+	__u64 now, tstate = 0;
+
+	if (!ours())
+		return 0;
+	now = bpf_ktime_get_ns();
+	task = bpf_get_current_task_btf();
+	top = top_of(task, &sh);
+	if (!top || (top->flags & ENTRY_GENERATOR))
+		return 0;
+	if (read_current_frame(task, &cur, &tstate) || cur.frame != top->previous)
+		return 0;
+	finish(task, sh, sh->depth - 1, now, exception_set(task, tstate));
+	return 0;
+}
+
+SEC("uprobe.multi")
+int BPF_UPROBE(calls_yield)
+{
+	struct task_struct *task;
+	struct shadow *sh;
+	struct entry *top;
+	__u64 now;
+
+	if (!ours())
+		return 0;
+	now = bpf_ktime_get_ns();
+	task = bpf_get_current_task_btf();
+	top = top_of(task, &sh);
+	/* Not a generator: one resumed by throw(), whose RESUME did not run. */
+	if (top && (top->flags & ENTRY_GENERATOR))
+		suspend_top(sh, now);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

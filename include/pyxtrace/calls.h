@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * ABI of bpf/calls.bpf.c: exact Python calls on 3.11+, from the eval loop's
+ * own hooks (user/python/evalhooks.c), aggregated in the kernel per code
+ * object: calls, exceptions, inclusive and self time, latency histogram.
+ */
+#ifndef __PYXTRACE_CALLS_H
+#define __PYXTRACE_CALLS_H
+
+#include "pywalk.h"
+
+#define PYX_CALLS_DEPTH	    64	  /* pending Python frames paired per thread */
+#define PYX_CALLS_FUNCTIONS 32768 /* code objects counted */
+#define PYX_CALLS_SUSPENDED 65536 /* generators/coroutines remembered while suspended */
+
+/* Opcode sets as 256-bit maps: bit (op & 63) of word (op >> 6). */
+#define PYX_CALLS_OPSET_WORDS 4
+
+struct pyx_calls_cfg {
+	__u32 tgid;
+	__u32 __pad;
+	__u64 resume_ops[PYX_CALLS_OPSET_WORDS]; /* RESUME and its quickened/instrumented forms */
+	__u64 yield_ops[PYX_CALLS_OPSET_WORDS];	 /* YIELD_VALUE and its instrumented form */
+	struct pyx_py_layout layout;
+};
+
+/*
+ * Which argument of a frame-pop function is the dying frame: the BPF cookie
+ * of each pop probe.
+ */
+enum pyx_calls_pop_arg {
+	PYX_CALLS_POP_ARG1 = 0, /* f(frame): _PyFrame_Clear (3.11) */
+	PYX_CALLS_POP_ARG2 = 1, /* f(tstate, frame): _PyEval_FrameClearAndPop and kin */
+};
+
+/* Per code object, per CPU; user space sums the CPUs. */
+struct pyx_calls_stats {
+	__u64 calls;	  /* frames started (a resumption is not a call) */
+	__u64 exceptions; /* frames left with an exception set */
+	__u64 timed;	  /* calls whose end was paired with their start */
+	__u64 total_ns;	  /* inclusive, wall clock from start to end */
+	__u64 self_ns;	  /* running in this frame, not in its callees (nor suspended) */
+	__u64 min_ns;
+	__u64 max_ns;
+	__u64 slots[PYX_HIST_SLOTS]; /* inclusive latency */
+};
+
+/* PYX_REC_CALLS_CODE: a code object counted for the first time, named while it lives. */
+struct pyx_rec_calls_code {
+	struct pyx_rec_hdr hdr;
+	__u64 code;
+	__u32 guard; /* co_firstlineno */
+	__u32 __pad;
+};
+
+#endif /* __PYXTRACE_CALLS_H */

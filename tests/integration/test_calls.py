@@ -1,0 +1,122 @@
+"""`pyxtrace calls`: exact Python calls from the eval loop's own hooks on
+3.11+, aggregated in the kernel. Ground truth: the workload's functions
+count their own calls and raises, and sys.setprofile's 'call' events count
+the phase that runs under a profiler (3.12+: the instrumented opcodes)."""
+
+import pytest
+
+import pyx
+import rig
+
+EXACT = dict(supported=True, minor=lambda m: tuple(map(int, m.split("."))) >= (3, 11),
+             source=("debian", "pyenv"))
+
+
+def exact_interps():
+    """3.11+ with symbols for the eval loop's opcode table (pyenv's own symtab
+    or Debian's -dbg files); nodbg/stripped builds are the negative case."""
+    return [i for i in rig.interpreters(**EXACT)
+            if i.source == "pyenv" or i.has_dbg]
+
+
+def run_calls(pyxtrace_bin, target, *extra, container=False):
+    args = ["calls", "-v", "--json", *extra]
+    args += ["--container", target.container_id, "-p", target.ns_pid] if container \
+        else ["-p", target.pid]
+    proc = pyx.start_attached(pyxtrace_bin, *args)
+    open(target.path("go"), "w").close()
+    return pyx.finish(proc)
+
+
+@pytest.mark.parametrize("interp", [pytest.param(i, id=i.name) for i in exact_interps()])
+@pytest.mark.parametrize("where", ["host", "container"])
+def test_calls_exact(interp, where, start_target, pyxtrace_bin):
+    container = where == "container"
+    interp.require(container=container)
+    target = start_target(interp, "calls_workload.py", container=container)
+    target.wait_for("ready")
+    res = run_calls(pyxtrace_bin, target, container=container)
+    doc = res.json()
+    result = target.read_json("result.json")
+    assert doc["final"] is True and doc["stopped_by"] == "target-exit"
+    assert doc["exact"] is True and doc["mode"] == "eval-hooks"
+    kinds = {h["kind"] for h in doc["hooks"]}
+    assert {"resume", "pop"} <= kinds, doc["hooks"]
+    fn = {f["qualname"]: f for f in doc["functions"] if f["file"] == result["file"]}
+
+    # The profiled phase: setprofile saw what the functions counted themselves.
+    profiled, own = result["profiled"], result["profiled_counts"]
+    for name in ("middle", "leaf", "catcher", "boom"):
+        assert profiled[name] == own[name] > 0, name
+
+    plain, raised = result["counts"], result["raised"]
+    for name in set(plain) | set(own):
+        if name in ("numbers", "relay"):
+            continue
+        want = plain.get(name, 0) + profiled.get(name, 0)
+        assert fn[name]["calls"] == want, (name, fn[name], want)
+    # Each of those calls called count() once.
+    assert fn["count"]["calls"] == sum(plain.values()) + sum(own.values())
+    # A generator's call is its start; resuming it is not a call.
+    assert fn["numbers"]["calls"] == plain["numbers"] == 50 + 50
+    assert fn["relay"]["calls"] == plain["relay"] == 50
+
+    # Frames left by an exception, also when it passed through C (sorted's key).
+    assert fn["boom"]["exceptions"] == raised["boom"] + profiled["boom"]
+    assert fn["key_boom"]["exceptions"] == raised["key_boom"] == 50
+    for name in ("leaf", "middle", "fib", "catcher", "through_c", "numbers", "relay"):
+        assert fn[name]["exceptions"] == 0, name
+
+    # Timing: every call paired within the per-thread depth; deeper ones counted only.
+    for name in ("leaf", "middle", "fib", "descend", "boom", "key_boom", "numbers", "relay",
+                 "napper", "sleepy"):
+        assert fn[name]["timed"] == fn[name]["calls"], name
+    assert fn["plunge"]["timed"] < fn["plunge"]["calls"] == 151
+    assert doc["drops"]["overflow"] >= 151 - fn["plunge"]["timed"]
+    assert doc["drops"]["unpaired"] == 0
+    for f in fn.values():
+        assert f["self_ns"] <= f["total_ns"] and f["min_ns"] <= f["avg_ns"] <= f["max_ns"], f
+        assert sum(b["count"] for b in f["hist"]) == f["timed"], f
+    # napper sleeps 2 ms; sleepy calls it 3 times and does little itself.
+    assert fn["napper"]["min_ns"] >= 2_000_000
+    assert fn["sleepy"]["min_ns"] >= 6_000_000
+    assert fn["sleepy"]["self_ns"] < fn["sleepy"]["total_ns"] / 10
+    assert fn["napper"]["self_ns"] > fn["napper"]["total_ns"] * 0.9  # time.sleep is C
+    # Lines are the functions' first lines.
+    assert fn["leaf"]["line"] < fn["middle"]["line"] < fn["fib"]["line"]
+
+
+@pytest.mark.parametrize("interp", [pytest.param(i, id=i.name) for i in rig.interpreters(
+    supported=True, source="pyenv-stripped") + rig.interpreters("nodbg-*")])
+def test_calls_needs_symbols(interp, start_target, pyxtrace_bin):
+    """Without symbols for the opcode table: one line that says what to do, exit 1."""
+    target = start_target(interp, "calls_workload.py")
+    target.wait_for("ready")
+    res = pyx.run(pyxtrace_bin, "calls", "-p", target.pid, "-d", "1s")
+    minor = tuple(map(int, interp.minor.split(".")))
+    assert res.rc == 1, res
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res
+    if minor >= (3, 11):
+        assert "opcode_targets" in lines[0] and "debug symbols" in lines[0], res
+    else:
+        assert "3.11 or later" in lines[0], res
+
+
+@pytest.mark.parametrize("interp", [pytest.param(i, id=i.name) for i in rig.interpreters(
+    supported=True, source="pyenv", minor=("3.8", "3.9", "3.10"))])
+def test_calls_before_311(interp, start_target, pyxtrace_bin):
+    target = start_target(interp, "calls_workload.py")
+    target.wait_for("ready")
+    res = pyx.run(pyxtrace_bin, "calls", "-p", target.pid, "-d", "1s")
+    assert res.rc == 1 and "3.11 or later" in res.stderr and \
+        len(res.stderr.strip().splitlines()) == 1, res
+
+
+def test_calls_usage(pyxtrace_bin):
+    res = pyx.run(pyxtrace_bin, "calls")
+    assert res.rc == 2 and "a target is required" in res.stderr, res
+    res = pyx.run(pyxtrace_bin, "calls", "-p", "1", "--sort", "bogus")
+    assert res.rc == 2 and "--sort" in res.stderr, res
+    res = pyx.run(pyxtrace_bin, "calls", "-p", "1", "--match", "(")
+    assert res.rc == 2 and "--match" in res.stderr, res

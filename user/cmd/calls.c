@@ -1,0 +1,638 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * pyxtrace calls: every Python function that runs in a live process, how
+ * often and how long each call takes, exact, aggregated in the kernel
+ * (bpf/calls.bpf.c) from hooks inside the eval loop (python/evalhooks.c).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/types.h>
+#include <pyxtrace/calls.h>
+
+#include "calls.skel.h"
+#include "cmd/cmd.h"
+#include "output/hist.h"
+#include "output/json.h"
+#include "output/objects.h"
+#include "python/code.h"
+#include "python/detect.h"
+#include "python/evalhooks.h"
+#include "python/layout.h"
+#include "session.h"
+#include "target/process.h"
+#include "util/log.h"
+#include "util/parse.h"
+
+PYX_SKEL_OPS(calls_bpf);
+
+enum calls_sort {
+	SORT_TOTAL = 0,
+	SORT_SELF,
+	SORT_CALLS,
+	SORT_AVG,
+	SORT_MAX,
+};
+
+static const char *const sort_names[] = {
+	[SORT_TOTAL] = "total", [SORT_SELF] = "self", [SORT_CALLS] = "calls",
+	[SORT_AVG] = "avg",	[SORT_MAX] = "max",
+};
+
+#define CALLS_DEFAULT_TOP 30 /* rows of the text table unless --top */
+
+struct calls_opts {
+	uint64_t interval_ns;
+	enum calls_sort sort;
+	size_t top; /* 0: the default (text) or every function (JSON) */
+	const char *match;
+	regex_t match_re;
+};
+
+/* One Python function (code object) counted. */
+struct function_row {
+	__u64 code;
+	char *function;
+	char *qualname;
+	char *file;
+	int line;
+	bool named;
+	struct pyx_calls_stats st; /* summed over CPUs */
+};
+
+struct calls_run {
+	struct pyx_ctx *ctx;
+	const struct calls_opts *opts;
+	struct pyx_process *proc;
+	struct pyx_python *py;
+	struct pyx_python_layout layout;
+	struct pyx_eval_hooks hooks;
+	struct pyx_code_cache *cache;
+	struct function_row *rows;
+	size_t nr_rows, cap_rows;
+	uint64_t drops[PYX_DROP__MAX];
+	uint64_t duration_ns;
+	const char *stop_reason;
+	bool final;
+	bool live;
+};
+
+static void calls_usage(FILE *out, const char *prog)
+{
+	fprintf(out,
+		"Usage: %s calls (-p PID [--container ID] | -- CMD [ARGS...]) [-i TIME]\n"
+		"       [--sort KEY] [--top N] [--match REGEX] [-d TIME] [--json] [-o FILE]\n"
+		"\n"
+		"Every Python function the process runs: exact call counts, exceptions,\n"
+		"inclusive and self time and latency percentiles, aggregated in the kernel from\n"
+		"hooks inside the eval loop (CPython 3.11+: the RESUME and YIELD_VALUE opcode\n"
+		"handlers and the frame-pop function). A generator's or coroutine's call lasts\n"
+		"from its first start to its end; resuming it is not a call. The final table is\n"
+		"printed when the duration ends, on Ctrl-C, or when the target exits; on a\n"
+		"terminal it is refreshed every interval.\n"
+		"\n"
+		"  -i, --interval TIME    print the table every TIME (default 1s on a terminal,\n"
+		"                         else only at the end); with --json one document per\n"
+		"                         interval, \"final\": false\n"
+		"  --sort KEY             total (default), self, calls, avg, max\n"
+		"  --top N                only the first N rows (text default %d; JSON: all)\n"
+		"  --match REGEX          only functions whose qualified name or file matches\n"
+		"                         (POSIX extended regex; counting is not filtered)\n",
+		prog, CALLS_DEFAULT_TOP);
+	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
+	fprintf(out,
+		"\nExamples:\n"
+		"  %s calls -p 1234 -d 10s\n"
+		"  %s calls -p 1234 --sort self --match 'myapp/'\n"
+		"  %s calls --json -- python3 app.py\n",
+		prog, prog, prog);
+}
+
+static struct function_row *row_of(struct calls_run *run, __u64 code, bool create)
+{
+	struct function_row *row;
+	size_t i;
+
+	for (i = 0; i < run->nr_rows; i++)
+		if (run->rows[i].code == code)
+			return &run->rows[i];
+	if (!create)
+		return NULL;
+	if (run->nr_rows == run->cap_rows) {
+		size_t cap = run->cap_rows ? run->cap_rows * 2 : 256;
+		struct function_row *rows = realloc(run->rows, cap * sizeof(*rows));
+
+		if (!rows)
+			return NULL;
+		run->rows = rows;
+		run->cap_rows = cap;
+	}
+	row = &run->rows[run->nr_rows++];
+	memset(row, 0, sizeof(*row));
+	row->code = code;
+	return row;
+}
+
+/* Read a code object's names now: it may be gone by the time the table is printed. */
+static void name_row(struct calls_run *run, struct function_row *row, __u32 guard)
+{
+	struct pyx_frame_info info;
+
+	if (row->named)
+		return;
+	if (pyx_code_cache__resolve(run->cache, row->code, guard, 0, false, &info))
+		return;
+	row->function = strdup(info.function ? info.function : "?");
+	row->qualname = strdup(info.qualname ? info.qualname : row->function ? row->function : "?");
+	row->file = strdup(info.file ? info.file : "?");
+	row->line = info.firstlineno;
+	row->named = row->function && row->qualname && row->file;
+}
+
+static int calls_prepare(void *cookie, void *skel_ptr)
+{
+	(void)cookie;
+	(void)skel_ptr;
+	return 0;
+}
+
+static int attach_kind(struct calls_run *run, struct bpf_program *prog,
+		       enum pyx_eval_hook_kind kind, struct pyx_session *session)
+{
+	LIBBPF_OPTS(bpf_uprobe_multi_opts, opts, .retprobe = kind == PYX_HOOK_EVAL_RETURN);
+	const struct pyx_object *obj = run->hooks.object;
+	unsigned long offsets[PYX_EVAL_HOOKS_MAX];
+	__u64 cookies[PYX_EVAL_HOOKS_MAX];
+	struct bpf_link *link;
+	char path[96];
+	size_t i, n = 0;
+	int err;
+
+	for (i = 0; i < run->hooks.nr_hooks; i++) {
+		const struct pyx_eval_hook *h = &run->hooks.hooks[i];
+		uint64_t off;
+
+		if (h->kind != kind)
+			continue;
+		if (pyx_elf__vaddr_to_offset(obj->elf, h->vaddr + h->delta, &off))
+			continue;
+		offsets[n] = (unsigned long)off;
+		cookies[n] = h->pop_arg;
+		n++;
+	}
+	if (!n)
+		return 0;
+	opts.offsets = offsets;
+	opts.cookies = cookies;
+	opts.cnt = n;
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, run->proc->pid,
+		 obj->map_start, obj->map_end);
+	link = bpf_program__attach_uprobe_multi(prog, run->proc->pid, path, NULL, &opts);
+	if (!link) {
+		err = -errno;
+		pyx_error(run->ctx, "cannot attach the %s hooks of %s: %s",
+			  pyx_eval_hook_kind_name(kind), obj->path, strerror(-err));
+		return err;
+	}
+	return pyx_session__add_link(session, link);
+}
+
+static int calls_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
+{
+	struct calls_run *run = cookie;
+	struct calls_bpf *skel = skel_ptr;
+	int err;
+
+	/* Pops and yields first: a frame started once resume is live must find them live. */
+	err = attach_kind(run, skel->progs.calls_pop, PYX_HOOK_POP, session);
+	if (!err)
+		err = attach_kind(run, skel->progs.calls_eval_return, PYX_HOOK_EVAL_RETURN,
+				  session);
+	if (!err)
+		err = attach_kind(run, skel->progs.calls_yield, PYX_HOOK_YIELD, session);
+	if (!err)
+		err = attach_kind(run, skel->progs.calls_resume, PYX_HOOK_RESUME, session);
+	return err;
+}
+
+static void read_stats(struct calls_run *run, struct calls_bpf *skel)
+{
+	int cpus = libbpf_num_possible_cpus(), c, k;
+	struct pyx_calls_stats *values;
+	__u64 key, next, *prev = NULL;
+	size_t i;
+
+	if (cpus < 1)
+		return;
+	values = calloc((size_t)cpus, sizeof(*values));
+	if (!values)
+		return;
+	for (i = 0; i < run->nr_rows; i++)
+		memset(&run->rows[i].st, 0, sizeof(run->rows[i].st));
+	while (!bpf_map__get_next_key(skel->maps.stats, prev, &next, sizeof(next))) {
+		struct function_row *row;
+		struct pyx_calls_stats *sum;
+
+		key = next;
+		prev = &key;
+		if (bpf_map__lookup_elem(skel->maps.stats, &key, sizeof(key), values,
+					 (size_t)cpus * sizeof(*values), 0))
+			continue;
+		row = row_of(run, key, true);
+		if (!row)
+			break;
+		name_row(run, row, PYX_CODE_NO_GUARD);
+		sum = &row->st;
+		for (c = 0; c < cpus; c++) {
+			const struct pyx_calls_stats *v = &values[c];
+
+			sum->calls += v->calls;
+			sum->exceptions += v->exceptions;
+			sum->timed += v->timed;
+			sum->total_ns += v->total_ns;
+			sum->self_ns += v->self_ns;
+			if (v->min_ns && (!sum->min_ns || v->min_ns < sum->min_ns))
+				sum->min_ns = v->min_ns;
+			if (v->max_ns > sum->max_ns)
+				sum->max_ns = v->max_ns;
+			for (k = 0; k < PYX_HIST_SLOTS; k++)
+				sum->slots[k] += v->slots[k];
+		}
+	}
+	free(values);
+}
+
+static void print_json(void *cookie);
+static void print_text(void *cookie);
+
+static int calls_on_interval(void *cookie, struct pyx_session *session, bool final)
+{
+	struct calls_run *run = cookie;
+
+	if (final)
+		pyx_session__quiesce(session);
+	read_stats(run, pyx_session__skel(session));
+	pyx_session__drops(session, run->drops);
+	run->duration_ns = pyx_session__elapsed_ns(session);
+	run->final = final;
+	run->stop_reason = final ? pyx_stop_reason_name(pyx_session__stop_reason(session)) : NULL;
+	if (final)
+		return 0;
+	pyx_cmd_print_table(run->ctx, run->live, false, false, print_json, print_text, run);
+	return 0;
+}
+
+static int calls_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t size)
+{
+	struct calls_run *run = cookie;
+
+	if (hdr->type == PYX_REC_CALLS_CODE && size >= sizeof(struct pyx_rec_calls_code)) {
+		const struct pyx_rec_calls_code *rec = (const void *)hdr;
+		struct function_row *row = row_of(run, rec->code, true);
+
+		if (row)
+			name_row(run, row, rec->guard);
+	}
+	return 0;
+}
+
+static uint64_t sort_key(const struct calls_run *run, const struct function_row *row)
+{
+	const struct pyx_calls_stats *st = &row->st;
+
+	switch (run->opts->sort) {
+	case SORT_SELF:
+		return st->self_ns;
+	case SORT_CALLS:
+		return st->calls;
+	case SORT_AVG:
+		return st->timed ? st->total_ns / st->timed : 0;
+	case SORT_MAX:
+		return st->max_ns;
+	case SORT_TOTAL:
+	default:
+		return st->total_ns;
+	}
+}
+
+static int by_sort_key(const void *a, const void *b, void *cookie)
+{
+	const struct calls_run *run = cookie;
+	const struct function_row *ra = *(const struct function_row *const *)a;
+	const struct function_row *rb = *(const struct function_row *const *)b;
+	uint64_t ka = sort_key(run, ra), kb = sort_key(run, rb);
+
+	if (ka != kb)
+		return ka < kb ? 1 : -1;
+	if (ra->st.calls != rb->st.calls)
+		return ra->st.calls < rb->st.calls ? 1 : -1;
+	return ra->code < rb->code ? -1 : ra->code > rb->code;
+}
+
+static bool row_shown(const struct calls_run *run, const struct function_row *row)
+{
+	if (!row->st.calls && !row->st.timed)
+		return false;
+	if (!run->opts->match)
+		return true;
+	return (row->qualname && !regexec(&run->opts->match_re, row->qualname, 0, NULL, 0)) ||
+	       (row->file && !regexec(&run->opts->match_re, row->file, 0, NULL, 0));
+}
+
+/* The rows to print, sorted; *shown_of is how many matched before --top. */
+static struct function_row **sorted_rows(struct calls_run *run, size_t *n, size_t *matched)
+{
+	struct function_row **order = calloc(run->nr_rows ? run->nr_rows : 1, sizeof(*order));
+	size_t i, limit = run->opts->top;
+
+	*n = *matched = 0;
+	if (!order)
+		return NULL;
+	for (i = 0; i < run->nr_rows; i++)
+		if (row_shown(run, &run->rows[i]))
+			order[(*matched)++] = &run->rows[i];
+	qsort_r(order, *matched, sizeof(*order), by_sort_key, run);
+	if (!limit && !run->ctx->json)
+		limit = CALLS_DEFAULT_TOP;
+	*n = limit && *matched > limit ? limit : *matched;
+	return order;
+}
+
+static void print_json(void *cookie)
+{
+	struct calls_run *run = cookie;
+	struct function_row **order;
+	struct pyx_json json;
+	size_t i, n, matched;
+
+	pyx_json_init(&json, run->ctx->out);
+	pyx_json_object_begin(&json);
+	pyx_out_process(&json, "process", run->proc);
+	pyx_out_python(&json, "python", run->py);
+	pyx_json_kv_string(&json, "mode", "eval-hooks");
+	pyx_json_kv_bool(&json, "exact", true);
+	pyx_json_key(&json, "hooks");
+	pyx_json_array_begin(&json);
+	for (i = 0; i < run->hooks.nr_hooks; i++) {
+		const struct pyx_eval_hook *h = &run->hooks.hooks[i];
+
+		pyx_json_object_begin(&json);
+		pyx_json_kv_string(&json, "kind", pyx_eval_hook_kind_name(h->kind));
+		pyx_json_kv_string(&json, "at", h->what);
+		pyx_json_kv_hex(&json, "address", h->vaddr);
+		pyx_json_kv_u64(&json, "probe_offset", h->delta);
+		pyx_json_kv_string(&json, "probe", pyx_probe_class_name(h->cls));
+		pyx_json_object_end(&json);
+	}
+	pyx_json_array_end(&json);
+	pyx_json_kv_u64(&json, "duration_ns", run->duration_ns);
+	pyx_json_kv_string(&json, "stopped_by", run->stop_reason);
+	pyx_json_key(&json, "functions");
+	pyx_json_array_begin(&json);
+	order = sorted_rows(run, &n, &matched);
+	for (i = 0; order && i < n; i++) {
+		const struct function_row *row = order[i];
+		const struct pyx_calls_stats *st = &row->st;
+
+		pyx_json_object_begin(&json);
+		pyx_json_kv_string(&json, "kind", "python");
+		pyx_json_kv_string(&json, "function", row->function);
+		pyx_json_kv_string(&json, "qualname", row->qualname);
+		pyx_json_kv_string(&json, "file", row->file);
+		pyx_json_kv_i64(&json, "line", row->line);
+		pyx_json_kv_hex(&json, "code", row->code);
+		pyx_json_kv_u64(&json, "calls", st->calls);
+		pyx_json_kv_u64(&json, "exceptions", st->exceptions);
+		pyx_json_kv_u64(&json, "timed", st->timed);
+		pyx_json_kv_u64(&json, "self_ns", st->self_ns);
+		pyx_json_latency(&json, st->total_ns, st->timed, st->min_ns, st->max_ns, st->slots,
+				 PYX_HIST_SLOTS);
+		pyx_json_object_end(&json);
+	}
+	pyx_json_array_end(&json);
+	free(order);
+	pyx_out_drops(&json, run->drops);
+	pyx_json_kv_bool(&json, "final", run->final);
+	pyx_json_object_end(&json);
+	pyx_json_document_end(&json);
+}
+
+static void print_text(void *cookie)
+{
+	struct calls_run *run = cookie;
+	FILE *out = run->ctx->out;
+	char label[160], dur[32], total[32], self[32], avg[32], p50[32], p99[32], max[32];
+	char where[320];
+	struct function_row **order;
+	size_t i, n, matched;
+
+	fprintf(out, "%s: Python %s, exact calls (eval-loop hooks), %s (%s)\n",
+		pyx_process_label(run->proc, label, sizeof(label)), run->py->version,
+		pyx_format_duration(run->duration_ns, dur, sizeof(dur)),
+		run->stop_reason ? run->stop_reason : "so far");
+	order = sorted_rows(run, &n, &matched);
+	if (!order)
+		return;
+	fprintf(out, "%-36s %-30s %9s %5s %10s %10s %10s %10s %10s %10s\n", "FUNCTION", "FILE:LINE",
+		"CALLS", "EXC", "TOTAL", "SELF", "AVG", "P50", "P99", "MAX");
+	for (i = 0; i < n; i++) {
+		const struct function_row *row = order[i];
+		const struct pyx_calls_stats *st = &row->st;
+		const char *file = row->file ? row->file : "?";
+		size_t flen = strlen(file);
+
+		/* The end of a long path says more than its start. */
+		if (flen > 24)
+			snprintf(where, sizeof(where), "...%s:%d", file + flen - 21, row->line);
+		else
+			snprintf(where, sizeof(where), "%s:%d", file, row->line);
+		fprintf(out, "%-36s %-30s %9llu %5llu %10s %10s %10s %10s %10s %10s\n",
+			row->qualname ? row->qualname : "?", where, (unsigned long long)st->calls,
+			(unsigned long long)st->exceptions,
+			pyx_format_duration(st->total_ns, total, sizeof(total)),
+			pyx_format_duration(st->self_ns, self, sizeof(self)),
+			st->timed ? pyx_format_duration(st->total_ns / st->timed, avg, sizeof(avg))
+				  : "-",
+			st->timed ? pyx_format_duration(
+					    pyx_hist_percentile(st->slots, PYX_HIST_SLOTS, 0.50),
+					    p50, sizeof(p50))
+				  : "-",
+			st->timed ? pyx_format_duration(
+					    pyx_hist_percentile(st->slots, PYX_HIST_SLOTS, 0.99),
+					    p99, sizeof(p99))
+				  : "-",
+			st->timed ? pyx_format_duration(st->max_ns, max, sizeof(max)) : "-");
+	}
+	if (!matched)
+		fputs(run->opts->match ? "(no calls matching --match)\n" : "(no calls)\n", out);
+	else if (n < matched)
+		fprintf(out, "(%zu more functions; --top)\n", matched - n);
+	pyx_print_drops(out, run->drops, 0);
+	free(order);
+}
+
+static void free_rows(struct calls_run *run)
+{
+	size_t i;
+
+	for (i = 0; i < run->nr_rows; i++) {
+		free(run->rows[i].function);
+		free(run->rows[i].qualname);
+		free(run->rows[i].file);
+	}
+	free(run->rows);
+}
+
+static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
+{
+	const struct calls_opts *opts = cookie;
+	struct calls_run run = {.ctx = ctx, .opts = opts};
+	struct pyx_calls_cfg cfg = {};
+	uint64_t interval_ns = opts->interval_ns;
+	int err, ret = PYX_EXIT_FAILURE;
+	char why[1024];
+
+	err = pyx_cmd_open_python(ctx, common, &run.proc, &run.py, &run.layout);
+	if (err)
+		return err;
+	err = pyx_eval_hooks__find(run.proc, run.py, &run.hooks, why, sizeof(why));
+	if (err) {
+		pyx_error(ctx, "%s", why);
+		goto out_free;
+	}
+	if (run.hooks.single_stepped)
+		pyx_warn(ctx,
+			 "%zu of %zu hooks sit on an instruction the kernel single-steps (~12 µs a "
+			 "hit): expect a high overhead",
+			 run.hooks.single_stepped, run.hooks.nr_hooks);
+	run.cache = pyx_code_cache__new(
+		&run.layout.code, (struct pyx_mem){.read = pyx_process__read_cb, .ctx = run.proc});
+	if (!run.cache) {
+		pyx_error(ctx, "out of memory");
+		goto out_free;
+	}
+	run.live = !ctx->json && isatty(fileno(ctx->out));
+	if (run.live && !interval_ns)
+		interval_ns = 1000000000ull;
+	cfg.tgid = (__u32)run.proc->pid;
+	memcpy(cfg.resume_ops, run.hooks.resume_ops, sizeof(cfg.resume_ops));
+	memcpy(cfg.yield_ops, run.hooks.yield_ops, sizeof(cfg.yield_ops));
+	cfg.layout = run.layout.walk;
+	struct pyx_session_opts sopts = {
+		.ctx = ctx,
+		.cfg = &cfg,
+		.cfg_size = sizeof(cfg),
+		.target_pid = run.proc->pid,
+		.resume_pid = common->resume_pid,
+		.duration_ns = common->duration_ns,
+		.interval_ns = interval_ns,
+		.cookie = &run,
+		.prepare = calls_prepare,
+		.attach = calls_attach,
+		.on_record = calls_on_record,
+		.on_interval = calls_on_interval,
+	};
+	err = pyx_session__trace(&calls_bpf_ops, &sopts);
+	if (err)
+		goto out_free;
+	pyx_cmd_print_table(ctx, run.live, true, false, print_json, print_text, &run);
+	ret = PYX_EXIT_OK;
+out_free:
+	free_rows(&run);
+	pyx_code_cache__free(run.cache);
+	pyx_python__free(run.py);
+	pyx_process__close(run.proc);
+	return ret;
+}
+
+enum {
+	OPT_SORT = 0x4000,
+	OPT_TOP,
+	OPT_MATCH,
+	OPT_INTERVAL = 'i',
+};
+
+static const struct option calls_options[] = {
+	{"interval", required_argument, NULL, OPT_INTERVAL},
+	{"sort", required_argument, NULL, OPT_SORT},
+	{"top", required_argument, NULL, OPT_TOP},
+	{"match", required_argument, NULL, OPT_MATCH},
+	{},
+};
+
+static int calls_option(void *cookie, int val, const char *arg)
+{
+	struct calls_opts *opts = cookie;
+	unsigned long n;
+	size_t i;
+
+	switch (val) {
+	case OPT_INTERVAL:
+		if (pyx_parse_duration(arg, &opts->interval_ns) || !opts->interval_ns)
+			return pyx_option_error(&pyx_cmd_calls, "interval", arg,
+						"use e.g. 500ms, 1s");
+		return 0;
+	case OPT_SORT:
+		for (i = 0; i < PYX_ARRAY_SIZE(sort_names); i++)
+			if (!strcmp(arg, sort_names[i])) {
+				opts->sort = (enum calls_sort)i;
+				return 0;
+			}
+		return pyx_option_error(&pyx_cmd_calls, "--sort", arg,
+					"use total, self, calls, avg or max");
+	case OPT_TOP:
+		if (pyx_parse_count(arg, 1, 1000000, &n))
+			return pyx_option_error(&pyx_cmd_calls, "--top", arg,
+						"use a number of rows >= 1");
+		opts->top = n;
+		return 0;
+	case OPT_MATCH:
+		if (opts->match)
+			regfree(&opts->match_re);
+		if (regcomp(&opts->match_re, arg, REG_EXTENDED | REG_NOSUB)) {
+			opts->match = NULL;
+			return pyx_option_error(&pyx_cmd_calls, "--match", arg,
+						"not a POSIX extended regular expression");
+		}
+		opts->match = arg;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static int calls_run(struct pyx_ctx *ctx, int argc, char **argv)
+{
+	struct calls_opts opts = {};
+	struct pyx_common_opts common;
+	int err, ret;
+
+	err = pyx_cmd_parse(ctx, &pyx_cmd_calls, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
+			    argc, argv, calls_options, "i:", calls_option, &opts, &common);
+	if (err) {
+		ret = err < 0 ? PYX_EXIT_OK : err;
+		goto out;
+	}
+	if (!common.pid && !common.launch_argv) {
+		ret = pyx_usage_error(
+			ctx, &pyx_cmd_calls,
+			"a target is required: -p PID, --container ID -p PID or -- CMD");
+		goto out;
+	}
+	ret = pyx_cmd_run_target(ctx, &common, calls_target, &opts);
+out:
+	if (opts.match)
+		regfree(&opts.match_re);
+	return ret;
+}
+
+const struct pyx_cmd pyx_cmd_calls = {
+	.name = "calls",
+	.summary = "every Python function: exact calls, exceptions, latency",
+	.usage = calls_usage,
+	.run = calls_run,
+};

@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "elf/elf.h"
+#include "python/evalhooks.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define OPCODE_TABLE_SIZE 256
+
+struct named_op {
+	const char *name;
+	int op;
+	bool rare; /* runs once per code object, then is quickened to a form listed too */
+};
+
+/*
+ * Opcode numbers of each minor version (Lib/opcode.py and the specialized
+ * and instrumented forms, as dis._all_opmap / _opcode_metadata give them on
+ * 3.11.2-7, 3.12.1, 3.13.0-5, 3.14.10, 3.15.2). They are fixed within a
+ * minor version: the bytecode magic number changes with them.
+ */
+struct version_ops {
+	unsigned int minor;
+	struct named_op resume[4];
+	struct named_op yield[2];
+};
+
+#define OP(name, n)            \
+	{                      \
+		name, n, false \
+	}
+#define RARE(name, n)         \
+	{                     \
+		name, n, true \
+	}
+
+static const struct version_ops version_ops[] = {
+	{11, {RARE("RESUME", 151), OP("RESUME_QUICK", 150)}, {OP("YIELD_VALUE", 86)}},
+	{12,
+	 {OP("RESUME", 151), OP("INSTRUMENTED_RESUME", 240)},
+	 {OP("YIELD_VALUE", 150), OP("INSTRUMENTED_YIELD_VALUE", 243)}},
+	{13,
+	 {RARE("RESUME", 149), OP("RESUME_CHECK", 207), OP("INSTRUMENTED_RESUME", 236)},
+	 {OP("YIELD_VALUE", 118), OP("INSTRUMENTED_YIELD_VALUE", 241)}},
+	{14,
+	 {RARE("RESUME", 128), OP("RESUME_CHECK", 196), OP("INSTRUMENTED_RESUME", 245)},
+	 {OP("YIELD_VALUE", 120), OP("INSTRUMENTED_YIELD_VALUE", 247)}},
+	{15,
+	 {RARE("RESUME", 128), OP("RESUME_CHECK", 200), OP("RESUME_CHECK_JIT", 201),
+	  OP("INSTRUMENTED_RESUME", 244)},
+	 {OP("YIELD_VALUE", 119), OP("INSTRUMENTED_YIELD_VALUE", 246)}},
+};
+
+/*
+ * Functions that clear and pop a finished frame, per minor version. The
+ * outer one is hooked; the inner ones only where the eval loop calls them
+ * directly (the outer one was inlined there). 3.11's _PyFrame_Clear is
+ * under every pop: _PyEvalFrameClearAndPop's, and a finished generator's.
+ */
+struct pop_function {
+	const char *name;
+	__u32 arg;
+	bool outer;
+	unsigned int min_minor, max_minor;
+};
+
+static const struct pop_function pop_functions[] = {
+	{"_PyFrame_Clear", PYX_CALLS_POP_ARG1, true, 11, 11},
+	{"_PyEvalFrameClearAndPop", PYX_CALLS_POP_ARG2, true, 12, 12},
+	{"_PyEval_FrameClearAndPop", PYX_CALLS_POP_ARG2, true, 13, 99},
+	{"clear_thread_frame", PYX_CALLS_POP_ARG2, false, 12, 99},
+	{"clear_gen_frame", PYX_CALLS_POP_ARG2, false, 12, 99},
+};
+
+const char *pyx_eval_hook_kind_name(enum pyx_eval_hook_kind kind)
+{
+	switch (kind) {
+	case PYX_HOOK_RESUME:
+		return "resume";
+	case PYX_HOOK_YIELD:
+		return "yield";
+	case PYX_HOOK_POP:
+		return "pop";
+	case PYX_HOOK_EVAL_RETURN:
+		return "eval-return";
+	}
+	return "?";
+}
+
+/* A code range of the eval function: its body and its .cold part. */
+struct code_range {
+	uint64_t start, size;
+};
+
+struct symbol_scan {
+	uint64_t table, table_size;
+	struct code_range eval_cold;
+	struct {
+		uint64_t vaddr;
+		bool found;
+	} pops[ARRAY_SIZE(pop_functions)];
+};
+
+/*
+ * "name", or "name" plus a suffix that only renames it (".lto_priv.0"):
+ * never ".isra"/".constprop"/".part" clones whose arguments were changed.
+ */
+static bool same_function(const char *sym, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(sym, name, n))
+		return false;
+	if (!sym[n])
+		return true;
+	return !strncmp(sym + n, ".lto_priv.", 10);
+}
+
+static int scan_symbol(void *ctx, const struct pyx_elf_sym *sym)
+{
+	struct symbol_scan *scan = ctx;
+	size_t i;
+
+	/* static void *opcode_targets[256] (a function-local static: "opcode_targets.0"). */
+	if (!strncmp(sym->name, "opcode_targets", 14) && sym->size == OPCODE_TABLE_SIZE * 8 &&
+	    !scan->table) {
+		scan->table = sym->value;
+		scan->table_size = sym->size;
+	}
+	if (!strcmp(sym->name, "_PyEval_EvalFrameDefault.cold")) {
+		scan->eval_cold.start = sym->value;
+		scan->eval_cold.size = sym->size;
+	}
+	for (i = 0; i < ARRAY_SIZE(pop_functions); i++)
+		if (!scan->pops[i].found && sym->type == 2 /* STT_FUNC */ &&
+		    same_function(sym->name, pop_functions[i].name)) {
+			scan->pops[i].vaddr = sym->value;
+			scan->pops[i].found = true;
+		}
+	return 0;
+}
+
+static void opset_add(uint64_t *set, int op)
+{
+	set[(op >> 6) & 3] |= 1ull << (op & 63);
+}
+
+/* Code of the eval function's ranges, to check branches into a handler's head. */
+struct eval_code {
+	struct code_range ranges[2];
+	uint8_t *bytes[2];
+};
+
+static void eval_code_load(struct eval_code *ec, struct pyx_elf *elf)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(ec->ranges); i++) {
+		struct code_range *r = &ec->ranges[i];
+
+		if (!r->size || r->size > (64u << 20))
+			continue;
+		ec->bytes[i] = malloc(r->size);
+		if (ec->bytes[i] && pyx_elf__read_vaddr(elf, r->start, ec->bytes[i], r->size)) {
+			free(ec->bytes[i]);
+			ec->bytes[i] = NULL;
+		}
+	}
+}
+
+static void eval_code_free(struct eval_code *ec)
+{
+	free(ec->bytes[0]);
+	free(ec->bytes[1]);
+}
+
+/*
+ * Whether code of the eval function jumps into (lo, hi]: then a probe at hi
+ * would count runs that did not start at lo. Unknown code counts as yes.
+ */
+static bool jumped_into(const struct eval_code *ec, uint64_t lo, uint64_t hi)
+{
+	size_t i;
+	bool inside = false;
+
+	for (i = 0; i < ARRAY_SIZE(ec->ranges); i++) {
+		const struct code_range *r = &ec->ranges[i];
+
+		if (!ec->bytes[i])
+			continue;
+		if (lo >= r->start && lo < r->start + r->size)
+			inside = true;
+		if (pyx_x86_branches_into(ec->bytes[i], r->size, r->start, lo, hi))
+			return true;
+	}
+	return !inside;
+}
+
+/* Whether the eval function calls or jumps to @target directly. */
+static bool eval_calls(const struct eval_code *ec, uint64_t target)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(ec->ranges); i++)
+		if (ec->bytes[i] && pyx_x86_branches_into(ec->bytes[i], ec->ranges[i].size,
+							  ec->ranges[i].start, target - 1, target))
+			return true;
+	return false;
+}
+
+static int add_hook(struct pyx_eval_hooks *out, enum pyx_eval_hook_kind kind, const char *what,
+		    uint64_t vaddr, __u32 pop_arg)
+{
+	struct pyx_eval_hook *h;
+
+	if (out->nr_hooks >= PYX_EVAL_HOOKS_MAX)
+		return -E2BIG;
+	h = &out->hooks[out->nr_hooks++];
+	memset(h, 0, sizeof(*h));
+	h->kind = kind;
+	snprintf(h->what, sizeof(h->what), "%s", what);
+	h->vaddr = vaddr;
+	h->pop_arg = pop_arg;
+	return 0;
+}
+
+/*
+ * Place @h's probe: on a handler (@ec given), where every run of it passes
+ * once; on a function's entry, past its endbr64 to an instruction the
+ * kernel emulates. Nothing else may jump in between.
+ */
+static void plan_hook(struct pyx_eval_hook *h, struct pyx_elf *elf, const struct eval_code *ec)
+{
+	uint8_t code[PYX_X86_STRAIGHT_MAX * 15];
+	struct pyx_x86_entry_plan plan;
+	size_t len = ec ? sizeof(code) : 256;
+	int err;
+
+	h->delta = 0;
+	h->cls = PYX_PROBE_SINGLESTEP;
+	while (len > 16 && pyx_elf__read_vaddr(elf, h->vaddr, code, len))
+		len /= 2;
+	if (len <= 16)
+		return;
+	err = ec ? pyx_x86_plan_straight(code, len, h->vaddr, &plan)
+		 : pyx_x86_plan_entry(code, len, h->vaddr, &plan);
+	if (err)
+		return;
+	h->cls = plan.entry_cls;
+	if (!plan.delta)
+		return;
+	if (ec ? jumped_into(ec, h->vaddr, h->vaddr + plan.delta)
+	       : pyx_x86_branches_into(code, len, h->vaddr, h->vaddr, h->vaddr + plan.delta))
+		return;
+	h->delta = plan.delta;
+	h->cls = plan.cls;
+}
+
+int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
+			 struct pyx_eval_hooks *out, char *why, size_t why_size)
+{
+	const struct pyx_python_symbol_info *eval = &py->symbols[PYX_SYM_EVAL_FRAME];
+	const struct version_ops *ops = NULL;
+	struct symbol_scan scan = {};
+	struct eval_code ec = {};
+	struct pyx_elf *elf, *debug_elf = NULL;
+	uint64_t table[OPCODE_TABLE_SIZE];
+	bool outer_found = false;
+	size_t i, j;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < ARRAY_SIZE(version_ops); i++)
+		if (version_ops[i].minor == py->minor)
+			ops = &version_ops[i];
+	if (py->major != 3 || !ops) {
+		snprintf(
+			why, why_size,
+			"exact call hooks in the eval loop need CPython 3.11 or later (this is %s)",
+			py->version);
+		return -EPROTONOSUPPORT;
+	}
+	elf = pyx_process__object_elf(proc, py->interp);
+	if (!elf) {
+		snprintf(why, why_size, "cannot read the interpreter's ELF file %s",
+			 py->interp->path);
+		return -ENOENT;
+	}
+	out->object = py->interp;
+	pyx_elf__for_each_symbol(elf, scan_symbol, &scan);
+	out->table_symbol_origin = "symtab";
+	if (py->dwarf.fd >= 0) {
+		debug_elf = pyx_elf__open_fd(py->dwarf.fd);
+		if (debug_elf && !scan.table) {
+			pyx_elf__for_each_symbol(debug_elf, scan_symbol, &scan);
+			out->table_symbol_origin = "debug file";
+		}
+	}
+	if (!scan.table) {
+		snprintf(
+			why, why_size,
+			"no symbol for the eval loop's opcode table (opcode_targets) in %s%s: install "
+			"its debug symbols (Debian: python%u.%u-dbg)",
+			py->interp->path, debug_elf ? " or its debug file" : "", py->major,
+			py->minor);
+		err = -ENOENT;
+		goto out_close;
+	}
+	if (!eval->address || !eval->size) {
+		snprintf(why, why_size, "no symbol for _PyEval_EvalFrameDefault in %s",
+			 py->interp->path);
+		err = -ENOENT;
+		goto out_close;
+	}
+	/* The table holds relocated addresses: read it from the live process. */
+	err = pyx_process__read(proc, pyx_object__runtime(py->interp, scan.table), table,
+				sizeof(table));
+	if (err) {
+		snprintf(why, why_size, "cannot read the opcode table of process %d: %s", proc->pid,
+			 strerror(-err));
+		goto out_close;
+	}
+	ec.ranges[0] = (struct code_range){eval->vaddr, eval->size};
+	ec.ranges[1] = scan.eval_cold;
+	eval_code_load(&ec, elf);
+
+	for (i = 0; i < 2; i++) {
+		const struct named_op *set = i ? ops->yield : ops->resume;
+		size_t n = i ? ARRAY_SIZE(ops->yield) : ARRAY_SIZE(ops->resume);
+		enum pyx_eval_hook_kind kind = i ? PYX_HOOK_YIELD : PYX_HOOK_RESUME;
+
+		for (j = 0; j < n && set[j].name; j++) {
+			uint64_t target = table[set[j].op], vaddr;
+			struct pyx_object *at = pyx_process__object_at(proc, target);
+			struct pyx_eval_hook *h;
+			char what[64];
+			size_t k, sharing = 0;
+
+			opset_add(i ? out->yield_ops : out->resume_ops, set[j].op);
+			if (at != py->interp) {
+				snprintf(
+					why, why_size,
+					"the opcode table of %s does not point into its code (%s: 0x%llx)",
+					py->interp->path, set[j].name, (unsigned long long)target);
+				err = -ENOENT;
+				goto out_free;
+			}
+			/* A handler shared with other opcodes would count them too. */
+			for (k = 0; k < OPCODE_TABLE_SIZE; k++)
+				sharing += table[k] == target;
+			if (sharing > 1)
+				continue;
+			vaddr = target - (uint64_t)py->interp->bias;
+			snprintf(what, sizeof(what), "%s (%d)", set[j].name, set[j].op);
+			err = add_hook(out, kind, what, vaddr, 0);
+			if (err)
+				goto out_free;
+			h = &out->hooks[out->nr_hooks - 1];
+			h->rare = set[j].rare;
+			plan_hook(h, elf, &ec);
+			/*
+			 * A suspension is also noticed at the thread's next hook
+			 * (bpf/calls.bpf.c settle()): not worth ~12 µs a yield.
+			 */
+			if (kind == PYX_HOOK_YIELD && h->cls == PYX_PROBE_SINGLESTEP) {
+				out->nr_hooks--;
+				out->yields_unhooked++;
+			}
+		}
+	}
+
+	/* Symbols of the pop functions: the object's own, else its debug file's. */
+	if (debug_elf) {
+		struct symbol_scan more = {};
+
+		pyx_elf__for_each_symbol(debug_elf, scan_symbol, &more);
+		for (i = 0; i < ARRAY_SIZE(pop_functions); i++)
+			if (!scan.pops[i].found && more.pops[i].found)
+				scan.pops[i] = more.pops[i];
+	}
+	for (i = 0; i < ARRAY_SIZE(pop_functions); i++)
+		if (py->minor < pop_functions[i].min_minor ||
+		    py->minor > pop_functions[i].max_minor)
+			scan.pops[i].found = false;
+	for (i = 0; i < ARRAY_SIZE(pop_functions); i++)
+		if (scan.pops[i].found && pop_functions[i].outer) {
+			err = add_hook(out, PYX_HOOK_POP, pop_functions[i].name, scan.pops[i].vaddr,
+				       pop_functions[i].arg);
+			if (err)
+				goto out_free;
+			plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
+			outer_found = true;
+			break;
+		}
+	for (i = 0; i < ARRAY_SIZE(pop_functions); i++) {
+		if (!scan.pops[i].found || pop_functions[i].outer)
+			continue;
+		if (outer_found && !eval_calls(&ec, scan.pops[i].vaddr))
+			continue;
+		err = add_hook(out, PYX_HOOK_POP, pop_functions[i].name, scan.pops[i].vaddr,
+			       pop_functions[i].arg);
+		if (err)
+			goto out_free;
+		plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
+	}
+	/*
+	 * 3.11 runs a frame called from C as the eval loop's entry frame and
+	 * leaves its pop to the C caller, which may inline it whole.
+	 */
+	if (py->minor == 11) {
+		err = add_hook(out, PYX_HOOK_EVAL_RETURN, "_PyEval_EvalFrameDefault", eval->vaddr,
+			       0);
+		if (err)
+			goto out_free;
+		plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
+		out->hooks[out->nr_hooks - 1].delta = 0; /* a return probe sits on the entry */
+	}
+	for (i = 0, j = 0; i < out->nr_hooks; i++)
+		j += out->hooks[i].kind == PYX_HOOK_POP;
+	if (!j) {
+		snprintf(
+			why, why_size,
+			"no frame-pop function (_PyEval_FrameClearAndPop and kin) found in %s or its "
+			"debug file",
+			py->interp->path);
+		err = -ENOENT;
+		goto out_free;
+	}
+	for (i = 0; i < out->nr_hooks; i++)
+		out->single_stepped +=
+			out->hooks[i].cls == PYX_PROBE_SINGLESTEP && !out->hooks[i].rare;
+	err = 0;
+out_free:
+	eval_code_free(&ec);
+out_close:
+	pyx_elf__close(debug_elf);
+	return err;
+}

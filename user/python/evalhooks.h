@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Exact Python call hooks inside the eval loop (3.11+), where one C
+ * activation runs many Python frames and USDT is gone or broken: the
+ * handlers of the RESUME and YIELD_VALUE opcode families, found through the
+ * computed-goto table (opcode_targets) read from the live process, and the
+ * functions that pop a finished frame. Opcode numbers are per minor version.
+ */
+#ifndef PYX_PYTHON_EVALHOOKS_H
+#define PYX_PYTHON_EVALHOOKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/types.h>
+#include <pyxtrace/calls.h>
+
+#include "elf/x86.h"
+#include "python/detect.h"
+
+enum pyx_eval_hook_kind {
+	PYX_HOOK_RESUME = 1,  /* a frame starts or resumes */
+	PYX_HOOK_YIELD,	      /* a generator/coroutine frame suspends */
+	PYX_HOOK_POP,	      /* a finished frame is popped (returned or raised) */
+	PYX_HOOK_EVAL_RETURN, /* 3.11: the eval loop returns to C (an entry frame ended) */
+};
+
+struct pyx_eval_hook {
+	enum pyx_eval_hook_kind kind;
+	char what[64];	    /* "RESUME_CHECK (207)", "_PyEval_FrameClearAndPop" */
+	uint64_t vaddr;	    /* link-time address of the handler or function */
+	unsigned int delta; /* the probe's offset from it */
+	enum pyx_probe_class cls;
+	__u32 pop_arg; /* PYX_CALLS_POP_ARG*: which argument is the frame */
+	bool rare;     /* an opcode run once per code object before it is quickened */
+};
+
+#define PYX_EVAL_HOOKS_MAX 24
+
+struct pyx_eval_hooks {
+	struct pyx_object *object;	 /* the interpreter: executable or libpython */
+	const char *table_symbol_origin; /* "symtab", "debug file" */
+	uint64_t resume_ops[PYX_CALLS_OPSET_WORDS];
+	uint64_t yield_ops[PYX_CALLS_OPSET_WORDS];
+	struct pyx_eval_hook hooks[PYX_EVAL_HOOKS_MAX];
+	size_t nr_hooks;
+	size_t single_stepped;	/* hot hooks on an instruction the kernel single-steps */
+	size_t yields_unhooked; /* YIELD_VALUE forms left to late detection (single-stepped) */
+};
+
+/*
+ * Find the hooks of @py in @proc. -EPROTONOSUPPORT before 3.11, -ENOENT
+ * when a piece is missing (e.g. no symbols for the opcode table), with a
+ * one-line reason in @why that says what to do.
+ */
+int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
+			 struct pyx_eval_hooks *out, char *why, size_t why_size);
+
+const char *pyx_eval_hook_kind_name(enum pyx_eval_hook_kind kind);
+
+#endif /* PYX_PYTHON_EVALHOOKS_H */
