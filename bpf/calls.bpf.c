@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Exact Python calls on 3.11+, where an eval-loop activation runs many
- * Python frames and no USDT probe fires. Three hooks, found by
- * user/python/evalhooks.c:
+ * Exact Python calls from hooks inside the eval loop, found by
+ * user/python/evalhooks.c, where USDT is gone, broken or never built.
  *
+ * 3.11+, where one eval-loop activation runs many Python frames:
  * - resume: the handlers of RESUME and its quickened/instrumented forms,
  *   the first instruction every Python frame executes, at its start and at
  *   each resumption of a generator or coroutine. The frame is the thread's
@@ -12,14 +12,23 @@
  *   returned or was left by an exception (_PyEval_FrameClearAndPop and kin):
  *   the dying frame is an argument, so the pairing needs no guess. An
  *   exception set in the thread state at that moment makes it an exception.
- * - yield: the handlers of YIELD_VALUE: the frame on top of the thread's
- *   shadow stack is suspended, not finished.
+ *   3.11 also needs the eval loop's return (an entry frame's C caller may
+ *   have inlined its pop whole).
+ * - yield: the handlers of YIELD_VALUE: the generator on top is suspended.
+ *
+ * ≤3.10, one activation per frame: the eval function's entry (start or
+ * resumption, the frame an argument), RETURN_VALUE, YIELD_VALUE, and
+ * PyTraceBack_Here(frame): an exception reached that frame, so the frames
+ * above it have just ended by it.
  *
  * Each thread keeps a shadow stack of its started frames (task local
- * storage). A start counts a call of its code object; a pop pairs with its
+ * storage). A start counts a call of its code object; an end pairs with its
  * entry and records inclusive time (wall clock, suspensions included), self
  * time (running in the frame itself) and the latency histogram. A suspended
  * generator's entry waits in a hash keyed by its frame until it resumes.
+ * Where a hook is missing (a yield handler the kernel would single-step, a
+ * generator resumed by throw()), the next hook of the thread notices what
+ * ended: frames found above the one it concerns.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -148,35 +157,47 @@ struct cur_frame {
 	__u32 flags; /* PYX_FRAME_* */
 };
 
-static __always_inline int read_current_frame(struct task_struct *task, struct cur_frame *out,
+/* Where the thread's current frame is, and its thread state. */
+static __always_inline int current_frame_addr(struct task_struct *task, __u64 *frame,
 					      __u64 *tstate_out)
 {
 	const volatile struct pyx_py_layout *L = &pyx_cfg.layout;
-	struct pywalk_frames *walk = pywalk_scratch_get();
-	__u64 tstate = 0, interp = 0, frame = 0;
-	__u32 source, read_size = L->frame_read_size, base_off = L->frame_read_offset;
-	__u8 *buf;
+	__u64 tstate = 0, interp = 0;
+	__u32 source;
 
-	if (!walk)
-		return -1;
 	if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp, &source) !=
 	    PYX_WALK_OK)
 		return -1;
-	if (pywalk_read_u64(task, tstate + L->ts_frame, &frame) || !frame)
+	*tstate_out = tstate;
+	if (pywalk_read_u64(task, tstate + L->ts_frame, frame) || !*frame)
 		return -1;
 	if (L->cframe_current_frame != PYX_OFF_NONE &&
-	    (pywalk_read_u64(task, frame + L->cframe_current_frame, &frame) || !frame))
+	    (pywalk_read_u64(task, *frame + L->cframe_current_frame, frame) || !*frame))
+		return -1;
+	return 0;
+}
+
+static __always_inline int read_frame(struct task_struct *task, __u64 frame, struct cur_frame *out)
+{
+	const volatile struct pyx_py_layout *L = &pyx_cfg.layout;
+	struct pywalk_frames *walk = pywalk_scratch_get();
+	__u32 read_size = L->frame_read_size, base_off = L->frame_read_offset;
+	__u8 *buf;
+
+	if (!walk)
 		return -1;
 	buf = walk->buf;
 	if (read_size > PYX_FRAME_BUF || !read_size ||
 	    pywalk_read(task, buf, read_size, frame + base_off))
 		return -1;
-	*tstate_out = tstate;
 	out->frame = frame;
 	out->previous = frame_field_u64(buf, L->frame_previous - base_off);
 	out->code = frame_field_u64(buf, L->frame_code - base_off) & L->code_tag_mask;
-	out->instr = frame_field_u64(buf, L->frame_instr - base_off);
 	out->flags = 0;
+	if (L->instr_model == PYX_INSTR_POINTER)
+		out->instr = frame_field_u64(buf, L->frame_instr - base_off);
+	else /* f_lasti, -1 until the frame first runs */
+		out->instr = (__u64)(__s64)(__s32)frame_field_u32(buf, L->frame_instr - base_off);
 	if (L->frame_owner != PYX_OFF_NONE) {
 		__u8 owner = frame_field_u8(buf, L->frame_owner - base_off);
 
@@ -184,8 +205,26 @@ static __always_inline int read_current_frame(struct task_struct *task, struct c
 			out->flags |= PYX_FRAME_C_SHIM;
 		else if (owner == L->owner_generator)
 			out->flags |= PYX_FRAME_GENERATOR;
+	} else if (pyx_cfg.code_flags != PYX_OFF_NONE && out->code) {
+		__u32 co_flags = 0;
+
+		/* ≤3.10 frames have no owner: the code says generator or coroutine. */
+		if (!pywalk_read(task, &co_flags, sizeof(co_flags),
+				 out->code + pyx_cfg.code_flags) &&
+		    (co_flags & PYX_CALLS_CO_GENERATOR_FLAGS))
+			out->flags |= PYX_FRAME_GENERATOR;
 	}
 	return 0;
+}
+
+static __always_inline int read_current_frame(struct task_struct *task, struct cur_frame *out,
+					      __u64 *tstate_out)
+{
+	__u64 frame = 0;
+
+	if (current_frame_addr(task, &frame, tstate_out))
+		return -1;
+	return read_frame(task, frame, out);
 }
 
 /*
@@ -293,14 +332,51 @@ static __always_inline void settle(struct task_struct *task, struct shadow *sh,
 	}
 }
 
+/* A frame starts (a call, counted) or resumes (a generator: not a call). */
+static __always_inline void enter_frame(struct task_struct *task, struct shadow *sh,
+					const struct cur_frame *cur, bool resumption, __u64 now)
+{
+	struct pyx_calls_stats *st;
+	struct entry e = {};
+
+	if (sh->depth && sh->depth <= PYX_CALLS_DEPTH &&
+	    sh->e[(sh->depth - 1) & (PYX_CALLS_DEPTH - 1)].frame == cur->frame)
+		return; /* already running: its suspension went unseen */
+	e.frame = cur->frame;
+	e.previous = cur->previous;
+	e.code = cur->code;
+	e.start_ns = now;
+	e.resume_ns = now;
+	if (cur->flags & PYX_FRAME_GENERATOR) {
+		e.flags = ENTRY_GENERATOR;
+		if (resumption) {
+			struct entry *saved = bpf_map_lookup_elem(&suspended, &cur->frame);
+
+			if (saved && saved->code == cur->code) {
+				e.start_ns = saved->start_ns;
+				e.ran_ns = saved->ran_ns;
+				e.child_ns = saved->child_ns;
+				bpf_map_delete_elem(&suspended, &cur->frame);
+			} else {
+				e.flags |= ENTRY_UNTIMED; /* started before we attached */
+			}
+			push(sh, &e);
+			return;
+		}
+	}
+	st = stats_of(task, cur->code, true);
+	if (st)
+		st->calls++;
+	push(sh, &e);
+}
+
+/* 3.11+: RESUME and its forms, the first instruction of every frame's run. */
 SEC("uprobe.multi")
 int BPF_UPROBE(calls_resume)
 {
 	struct task_struct *task;
-	struct pyx_calls_stats *st;
 	struct cur_frame cur;
 	struct shadow *sh;
-	struct entry e = {};
 	__u64 now, tstate;
 
 	if (!ours())
@@ -316,35 +392,8 @@ int BPF_UPROBE(calls_resume)
 	if (!sh)
 		return 0;
 	settle(task, sh, &cur, now);
-	if (sh->depth && sh->depth <= PYX_CALLS_DEPTH &&
-	    sh->e[(sh->depth - 1) & (PYX_CALLS_DEPTH - 1)].frame == cur.frame)
-		return 0; /* already running: its suspension went unseen */
-	e.frame = cur.frame;
-	e.previous = cur.previous;
-	e.code = cur.code;
-	e.start_ns = now;
-	e.resume_ns = now;
-	if (cur.flags & PYX_FRAME_GENERATOR) {
-		e.flags = ENTRY_GENERATOR;
-		if (is_resumption(task, cur.instr)) {
-			struct entry *saved = bpf_map_lookup_elem(&suspended, &cur.frame);
-
-			if (saved && saved->code == cur.code) {
-				e.start_ns = saved->start_ns;
-				e.ran_ns = saved->ran_ns;
-				e.child_ns = saved->child_ns;
-				bpf_map_delete_elem(&suspended, &cur.frame);
-			} else {
-				e.flags |= ENTRY_UNTIMED; /* started before we attached */
-			}
-			push(sh, &e);
-			return 0;
-		}
-	}
-	st = stats_of(task, cur.code, true);
-	if (st)
-		st->calls++;
-	push(sh, &e);
+	enter_frame(task, sh, &cur,
+		    (cur.flags & PYX_FRAME_GENERATOR) && is_resumption(task, cur.instr), now);
 	return 0;
 }
 
@@ -401,16 +450,84 @@ static __always_inline void finish(struct task_struct *task, struct shadow *sh, 
 	sh->depth = d;
 }
 
-/* How far below the top a dying frame is looked for (entries above it were missed). */
+/* How far below the top a frame is looked for (entries above it ended unseen). */
 #define POP_SEARCH 8
 
+/* How many entries from the top @frame is (1: the top), 0 when not among the top ones. */
+static __always_inline __u32 find_frame(struct shadow *sh, __u64 frame)
+{
+	__u32 d = sh->depth, i;
+
+	if (d > PYX_CALLS_DEPTH)
+		return 0;
+	for (i = 0; i < POP_SEARCH && i < d; i++)
+		if (sh->e[(d - 1 - i) & (PYX_CALLS_DEPTH - 1)].frame == frame)
+			return i + 1;
+	return 0;
+}
+
+/*
+ * The @n entries on top ended without their own hook: generators suspended
+ * (no yield hook ran), frames left by an exception (≤3.10, where no hook
+ * sees that exit: timed to now, the first moment known) or, on 3.11+, whose
+ * pop went unseen (not timed).
+ */
+static __always_inline void end_above(struct task_struct *task, struct shadow *sh, __u32 n,
+				      __u64 now)
+{
+	__u32 i;
+
+	for (i = 0; i < n && i < POP_SEARCH; i++) {
+		__u32 d = sh->depth;
+		struct entry *top;
+
+		if (!d || d > PYX_CALLS_DEPTH)
+			return;
+		top = &sh->e[(d - 1) & (PYX_CALLS_DEPTH - 1)];
+		if (top->flags & ENTRY_GENERATOR) {
+			suspend_top(sh, now);
+		} else if (pyx_cfg.stale_are_exceptions) {
+			finish(task, sh, d - 1, now, true);
+		} else {
+			pyx_count_drop(PYX_DROP_UNPAIRED);
+			sh->depth = d - 1;
+		}
+	}
+}
+
+/* @frame ended: pop it (and what ended unseen above it). */
+static __always_inline void pop_frame(struct task_struct *task, struct shadow *sh, __u64 frame,
+				      __u64 tstate, bool check_exception, __u64 now)
+{
+	__u32 found = find_frame(sh, frame);
+
+	if (!found) {
+		/* One of the frames started past the depth limit, or before we attached. */
+		if (sh->overflow)
+			sh->overflow--;
+		return;
+	}
+	end_above(task, sh, found - 1, now);
+	if (!sh->depth || sh->depth > PYX_CALLS_DEPTH)
+		return;
+	if (check_exception && !tstate) {
+		__u64 interp;
+		__u32 source;
+
+		if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp,
+				       &source) != PYX_WALK_OK)
+			tstate = 0;
+	}
+	finish(task, sh, sh->depth - 1, now, check_exception && exception_set(task, tstate));
+}
+
+/* 3.11+: the functions that clear and pop a finished frame (returned or raised). */
 SEC("uprobe.multi")
 int BPF_UPROBE(calls_pop)
 {
 	struct task_struct *task;
 	struct shadow *sh;
 	__u64 frame, tstate = 0, now, arg1, arg2;
-	__u32 d, i, found = 0;
 
 	/* Both registers read up front: the verifier refuses a ctx pointer picked by a branch. */
 	arg1 = PT_REGS_PARM1(ctx);
@@ -428,47 +545,91 @@ int BPF_UPROBE(calls_pop)
 	}
 	task = bpf_get_current_task_btf();
 	sh = shadow_of(task, false);
+	if (sh)
+		pop_frame(task, sh, frame, tstate, true, now);
+	return 0;
+}
+
+/*
+ * ≤3.10: _PyEval_EvalFrameDefault runs each frame in its own activation,
+ * from its start and at each resumption of a generator (f_lasti >= 0).
+ * The frame is an argument (the cookie says which).
+ */
+SEC("uprobe.multi")
+int BPF_UPROBE(calls_frame_enter)
+{
+	struct task_struct *task;
+	struct cur_frame cur;
+	struct shadow *sh;
+	__u64 frame, arg1, arg2, now;
+	__u32 found;
+
+	arg1 = PT_REGS_PARM1(ctx);
+	arg2 = PT_REGS_PARM2(ctx);
+	barrier_var(arg1);
+	barrier_var(arg2);
+	if (!ours())
+		return 0;
+	now = bpf_ktime_get_ns();
+	frame = bpf_get_attach_cookie(ctx) == PYX_CALLS_POP_ARG2 ? arg2 : arg1;
+	task = bpf_get_current_task_btf();
+	if (read_frame(task, frame, &cur) || !cur.code) {
+		pyx_count_drop(PYX_DROP_READ);
+		return 0;
+	}
+	sh = shadow_of(task, true);
 	if (!sh)
 		return 0;
-	d = sh->depth;
-	if (d > PYX_CALLS_DEPTH)
-		return 0;
-	for (i = 0; i < POP_SEARCH && i < d; i++) {
-		if (sh->e[(d - 1 - i) & (PYX_CALLS_DEPTH - 1)].frame == frame) {
-			found = i + 1;
-			break;
-		}
-	}
-	if (!found) {
-		/* One of the frames started past the depth limit, or before we attached. */
-		if (sh->overflow)
-			sh->overflow--;
-		return 0;
-	}
-	/*
-	 * Entries above it: generators suspended unseen (no yield hook), or
-	 * frames whose pop went unseen (not timed).
-	 */
-	for (i = 1; i < found && i < POP_SEARCH; i++) {
-		struct entry *above = &sh->e[(sh->depth - 1) & (PYX_CALLS_DEPTH - 1)];
+	/* Whatever ran above its caller has ended (an exception, a yield from). */
+	found = find_frame(sh, cur.previous);
+	if (found > 1)
+		end_above(task, sh, found - 1, now);
+	enter_frame(task, sh, &cur, (__s64)cur.instr >= 0, now);
+	return 0;
+}
 
-		if (above->flags & ENTRY_GENERATOR) {
-			suspend_top(sh, now);
-		} else {
-			pyx_count_drop(PYX_DROP_UNPAIRED);
-			sh->depth--;
-		}
-	}
-	d = sh->depth - 1;
-	if (!tstate) {
-		__u64 interp;
-		__u32 source;
+/* ≤3.10: RETURN_VALUE: the thread's current frame returns. */
+SEC("uprobe.multi")
+int BPF_UPROBE(calls_return)
+{
+	struct task_struct *task;
+	struct shadow *sh;
+	__u64 frame = 0, tstate = 0, now;
 
-		if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp,
-				       &source) != PYX_WALK_OK)
-			tstate = 0;
-	}
-	finish(task, sh, d, now, exception_set(task, tstate));
+	if (!ours())
+		return 0;
+	now = bpf_ktime_get_ns();
+	task = bpf_get_current_task_btf();
+	sh = shadow_of(task, false);
+	if (!sh || current_frame_addr(task, &frame, &tstate))
+		return 0;
+	pop_frame(task, sh, frame, tstate, false, now);
+	return 0;
+}
+
+/*
+ * ≤3.10: PyTraceBack_Here(frame): an exception is in @frame, raised there
+ * or come from the frames above it, which have ended by it just now.
+ */
+SEC("uprobe.multi")
+int BPF_UPROBE(calls_unwind)
+{
+	struct task_struct *task;
+	struct shadow *sh;
+	__u64 frame = PT_REGS_PARM1(ctx), now;
+	__u32 found;
+
+	barrier_var(frame);
+	if (!ours())
+		return 0;
+	now = bpf_ktime_get_ns();
+	task = bpf_get_current_task_btf();
+	sh = shadow_of(task, false);
+	if (!sh)
+		return 0;
+	found = find_frame(sh, frame);
+	if (found > 1)
+		end_above(task, sh, found - 1, now);
 	return 0;
 }
 

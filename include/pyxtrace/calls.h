@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * ABI of bpf/calls.bpf.c: exact Python calls on 3.11+, from the eval loop's
- * own hooks (user/python/evalhooks.c), aggregated in the kernel per code
- * object: calls, exceptions, inclusive and self time, latency histogram.
+ * ABI of bpf/calls.bpf.c: exact Python calls from the eval loop's own hooks
+ * (user/python/evalhooks.c), aggregated in the kernel per code object:
+ * calls, exceptions, inclusive and self time, latency histogram.
  */
 #ifndef __PYXTRACE_CALLS_H
 #define __PYXTRACE_CALLS_H
@@ -13,6 +13,9 @@
 #define PYX_CALLS_FUNCTIONS 32768 /* code objects counted */
 #define PYX_CALLS_SUSPENDED 65536 /* generators/coroutines remembered while suspended */
 
+/* co_flags of generators, coroutines and async generators (CO_GENERATOR...). */
+#define PYX_CALLS_CO_GENERATOR_FLAGS (0x20 | 0x80 | 0x200)
+
 /* Opcode sets as 256-bit maps: bit (op & 63) of word (op >> 6). */
 #define PYX_CALLS_OPSET_WORDS 4
 
@@ -21,6 +24,8 @@ struct pyx_calls_cfg {
 	__u32 __pad;
 	__u64 resume_ops[PYX_CALLS_OPSET_WORDS]; /* RESUME and its quickened/instrumented forms */
 	__u64 yield_ops[PYX_CALLS_OPSET_WORDS];	 /* YIELD_VALUE and its instrumented form */
+	__u32 code_flags;	    /* ≤3.10: offset of co_flags (frames have no owner); NONE */
+	__u32 stale_are_exceptions; /* ≤3.10: a frame ended unseen was left by an exception */
 	struct pyx_py_layout layout;
 };
 

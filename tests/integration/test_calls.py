@@ -1,5 +1,5 @@
-"""`pyxtrace calls`: exact Python calls from the eval loop's own hooks on
-3.11+, aggregated in the kernel. Ground truth: the workload's functions
+"""`pyxtrace calls`: exact Python calls from the eval loop's own hooks,
+aggregated in the kernel. Ground truth: the workload's functions
 count their own calls and raises, and sys.setprofile's 'call' events count
 the phase that runs under a profiler (3.12+: the instrumented opcodes)."""
 
@@ -8,14 +8,10 @@ import pytest
 import pyx
 import rig
 
-EXACT = dict(supported=True, minor=lambda m: tuple(map(int, m.split("."))) >= (3, 11),
-             source=("debian", "pyenv"))
-
-
 def exact_interps():
-    """3.11+ with symbols for the eval loop's opcode table (pyenv's own symtab
-    or Debian's -dbg files); nodbg/stripped builds are the negative case."""
-    return [i for i in rig.interpreters(**EXACT)
+    """Interpreters with symbols for the eval loop's opcode table (pyenv's own
+    symtab or Debian's -dbg files); nodbg/stripped builds are the negative case."""
+    return [i for i in rig.interpreters(supported=True, source=("debian", "pyenv"))
             if i.source == "pyenv" or i.has_dbg]
 
 
@@ -41,7 +37,9 @@ def test_calls_exact(interp, where, start_target, pyxtrace_bin):
     assert doc["final"] is True and doc["stopped_by"] == "target-exit"
     assert doc["exact"] is True and doc["mode"] == "eval-hooks"
     kinds = {h["kind"] for h in doc["hooks"]}
-    assert {"resume", "pop"} <= kinds, doc["hooks"]
+    legacy = tuple(map(int, interp.minor.split("."))) <= (3, 10)
+    assert ({"frame-enter", "return", "unwind"} if legacy else {"resume", "pop"}) <= kinds, \
+        doc["hooks"]
     fn = {f["qualname"]: f for f in doc["functions"] if f["file"] == result["file"]}
 
     # The profiled phase: setprofile saw what the functions counted themselves.
@@ -93,24 +91,10 @@ def test_calls_needs_symbols(interp, start_target, pyxtrace_bin):
     target = start_target(interp, "calls_workload.py")
     target.wait_for("ready")
     res = pyx.run(pyxtrace_bin, "calls", "-p", target.pid, "-d", "1s")
-    minor = tuple(map(int, interp.minor.split(".")))
     assert res.rc == 1, res
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res
-    if minor >= (3, 11):
-        assert "opcode_targets" in lines[0] and "debug symbols" in lines[0], res
-    else:
-        assert "3.11 or later" in lines[0], res
-
-
-@pytest.mark.parametrize("interp", [pytest.param(i, id=i.name) for i in rig.interpreters(
-    supported=True, source="pyenv", minor=("3.8", "3.9", "3.10"))])
-def test_calls_before_311(interp, start_target, pyxtrace_bin):
-    target = start_target(interp, "calls_workload.py")
-    target.wait_for("ready")
-    res = pyx.run(pyxtrace_bin, "calls", "-p", target.pid, "-d", "1s")
-    assert res.rc == 1 and "3.11 or later" in res.stderr and \
-        len(res.stderr.strip().splitlines()) == 1, res
+    assert "opcode_targets" in lines[0] and "debug symbols" in lines[0], res
 
 
 def test_calls_usage(pyxtrace_bin):

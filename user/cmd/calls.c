@@ -215,6 +215,13 @@ static int calls_attach(void *cookie, struct pyx_session *session, void *skel_pt
 	if (!err)
 		err = attach_kind(run, skel->progs.calls_yield, PYX_HOOK_YIELD, session);
 	if (!err)
+		err = attach_kind(run, skel->progs.calls_return, PYX_HOOK_RETURN, session);
+	if (!err)
+		err = attach_kind(run, skel->progs.calls_unwind, PYX_HOOK_UNWIND, session);
+	if (!err)
+		err = attach_kind(run, skel->progs.calls_frame_enter, PYX_HOOK_FRAME_ENTER,
+				  session);
+	if (!err)
 		err = attach_kind(run, skel->progs.calls_resume, PYX_HOOK_RESUME, session);
 	return err;
 }
@@ -521,6 +528,9 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	cfg.tgid = (__u32)run.proc->pid;
 	memcpy(cfg.resume_ops, run.hooks.resume_ops, sizeof(cfg.resume_ops));
 	memcpy(cfg.yield_ops, run.hooks.yield_ops, sizeof(cfg.yield_ops));
+	/* ≤3.10 frames have no owner field: co_flags follows PyObject_HEAD and five ints. */
+	cfg.code_flags = run.hooks.legacy ? 36 : PYX_OFF_NONE;
+	cfg.stale_are_exceptions = run.hooks.legacy;
 	cfg.layout = run.layout.walk;
 	struct pyx_session_opts sopts = {
 		.ctx = ctx,

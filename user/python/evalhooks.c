@@ -28,6 +28,7 @@ struct version_ops {
 	unsigned int minor;
 	struct named_op resume[4];
 	struct named_op yield[2];
+	struct named_op ret[1]; /* ≤3.10; 3.11+ pops frames in functions hooked instead */
 };
 
 #define OP(name, n)            \
@@ -40,20 +41,26 @@ struct version_ops {
 	}
 
 static const struct version_ops version_ops[] = {
-	{11, {RARE("RESUME", 151), OP("RESUME_QUICK", 150)}, {OP("YIELD_VALUE", 86)}},
-	{12,
-	 {OP("RESUME", 151), OP("INSTRUMENTED_RESUME", 240)},
-	 {OP("YIELD_VALUE", 150), OP("INSTRUMENTED_YIELD_VALUE", 243)}},
-	{13,
-	 {RARE("RESUME", 149), OP("RESUME_CHECK", 207), OP("INSTRUMENTED_RESUME", 236)},
-	 {OP("YIELD_VALUE", 118), OP("INSTRUMENTED_YIELD_VALUE", 241)}},
-	{14,
-	 {RARE("RESUME", 128), OP("RESUME_CHECK", 196), OP("INSTRUMENTED_RESUME", 245)},
-	 {OP("YIELD_VALUE", 120), OP("INSTRUMENTED_YIELD_VALUE", 247)}},
-	{15,
-	 {RARE("RESUME", 128), OP("RESUME_CHECK", 200), OP("RESUME_CHECK_JIT", 201),
-	  OP("INSTRUMENTED_RESUME", 244)},
-	 {OP("YIELD_VALUE", 119), OP("INSTRUMENTED_YIELD_VALUE", 246)}},
+	/* ≤3.10: a frame starts or resumes in _PyEval_EvalFrameDefault's entry. */
+	{.minor = 8, .yield = {OP("YIELD_VALUE", 86)}, .ret = {OP("RETURN_VALUE", 83)}},
+	{.minor = 9, .yield = {OP("YIELD_VALUE", 86)}, .ret = {OP("RETURN_VALUE", 83)}},
+	{.minor = 10, .yield = {OP("YIELD_VALUE", 86)}, .ret = {OP("RETURN_VALUE", 83)}},
+	{.minor = 11,
+	 .resume = {RARE("RESUME", 151), OP("RESUME_QUICK", 150)},
+	 .yield = {OP("YIELD_VALUE", 86)}},
+	{.minor = 12,
+	 .resume = {OP("RESUME", 151), OP("INSTRUMENTED_RESUME", 240)},
+	 .yield = {OP("YIELD_VALUE", 150), OP("INSTRUMENTED_YIELD_VALUE", 243)}},
+	{.minor = 13,
+	 .resume = {RARE("RESUME", 149), OP("RESUME_CHECK", 207), OP("INSTRUMENTED_RESUME", 236)},
+	 .yield = {OP("YIELD_VALUE", 118), OP("INSTRUMENTED_YIELD_VALUE", 241)}},
+	{.minor = 14,
+	 .resume = {RARE("RESUME", 128), OP("RESUME_CHECK", 196), OP("INSTRUMENTED_RESUME", 245)},
+	 .yield = {OP("YIELD_VALUE", 120), OP("INSTRUMENTED_YIELD_VALUE", 247)}},
+	{.minor = 15,
+	 .resume = {RARE("RESUME", 128), OP("RESUME_CHECK", 200), OP("RESUME_CHECK_JIT", 201),
+		    OP("INSTRUMENTED_RESUME", 244)},
+	 .yield = {OP("YIELD_VALUE", 119), OP("INSTRUMENTED_YIELD_VALUE", 246)}},
 };
 
 /*
@@ -88,6 +95,12 @@ const char *pyx_eval_hook_kind_name(enum pyx_eval_hook_kind kind)
 		return "pop";
 	case PYX_HOOK_EVAL_RETURN:
 		return "eval-return";
+	case PYX_HOOK_FRAME_ENTER:
+		return "frame-enter";
+	case PYX_HOOK_RETURN:
+		return "return";
+	case PYX_HOOK_UNWIND:
+		return "unwind";
 	}
 	return "?";
 }
@@ -99,6 +112,7 @@ struct code_range {
 
 struct symbol_scan {
 	uint64_t table, table_size;
+	uint64_t traceback_here; /* PyTraceBack_Here */
 	struct code_range eval_cold;
 	struct {
 		uint64_t vaddr;
@@ -132,6 +146,8 @@ static int scan_symbol(void *ctx, const struct pyx_elf_sym *sym)
 		scan->table = sym->value;
 		scan->table_size = sym->size;
 	}
+	if (!strcmp(sym->name, "PyTraceBack_Here") && sym->type == 2 /* STT_FUNC */)
+		scan->traceback_here = sym->value;
 	if (!strcmp(sym->name, "_PyEval_EvalFrameDefault.cold")) {
 		scan->eval_cold.start = sym->value;
 		scan->eval_cold.size = sym->size;
@@ -261,6 +277,44 @@ static void plan_hook(struct pyx_eval_hook *h, struct pyx_elf *elf, const struct
 	h->cls = plan.cls;
 }
 
+/*
+ * ≤3.10: every frame runs in its own eval-loop activation, so the eval
+ * function's entry sees each start and resumption (the frame is an
+ * argument); RETURN_VALUE sees returns; PyTraceBack_Here(frame) sees an
+ * exception reach a frame, the frames above it having ended by it.
+ */
+static int add_legacy_hooks(struct pyx_eval_hooks *out, struct pyx_python *py, struct pyx_elf *elf,
+			    struct symbol_scan *scan, struct pyx_elf *debug_elf, char *why,
+			    size_t why_size)
+{
+	const struct pyx_python_symbol_info *eval = &py->symbols[PYX_SYM_EVAL_FRAME];
+	int err;
+
+	if (!scan->traceback_here && debug_elf) {
+		struct symbol_scan more = {};
+
+		pyx_elf__for_each_symbol(debug_elf, scan_symbol, &more);
+		scan->traceback_here = more.traceback_here;
+	}
+	if (!scan->traceback_here) {
+		snprintf(why, why_size, "no symbol for PyTraceBack_Here in %s", py->interp->path);
+		return -ENOENT;
+	}
+	/* 3.8: (PyFrameObject *f, int throwflag); 3.9, 3.10: (tstate, f, throwflag). */
+	err = add_hook(out, PYX_HOOK_FRAME_ENTER, "_PyEval_EvalFrameDefault", eval->vaddr,
+		       py->minor == 8 ? PYX_CALLS_POP_ARG1 : PYX_CALLS_POP_ARG2);
+	if (err)
+		return err;
+	plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
+	err = add_hook(out, PYX_HOOK_UNWIND, "PyTraceBack_Here", scan->traceback_here,
+		       PYX_CALLS_POP_ARG1);
+	if (err)
+		return err;
+	plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
+	out->legacy = true;
+	return 0;
+}
+
 int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 			 struct pyx_eval_hooks *out, char *why, size_t why_size)
 {
@@ -279,10 +333,7 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 		if (version_ops[i].minor == py->minor)
 			ops = &version_ops[i];
 	if (py->major != 3 || !ops) {
-		snprintf(
-			why, why_size,
-			"exact call hooks in the eval loop need CPython 3.11 or later (this is %s)",
-			py->version);
+		snprintf(why, why_size, "no exact call hooks known for CPython %s", py->version);
 		return -EPROTONOSUPPORT;
 	}
 	elf = pyx_process__object_elf(proc, py->interp);
@@ -329,19 +380,26 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 	ec.ranges[1] = scan.eval_cold;
 	eval_code_load(&ec, elf);
 
-	for (i = 0; i < 2; i++) {
-		const struct named_op *set = i ? ops->yield : ops->resume;
-		size_t n = i ? ARRAY_SIZE(ops->yield) : ARRAY_SIZE(ops->resume);
-		enum pyx_eval_hook_kind kind = i ? PYX_HOOK_YIELD : PYX_HOOK_RESUME;
+	for (i = 0; i < 3; i++) {
+		static const enum pyx_eval_hook_kind kinds[] = {PYX_HOOK_RESUME, PYX_HOOK_YIELD,
+								PYX_HOOK_RETURN};
+		const struct named_op *sets[] = {ops->resume, ops->yield, ops->ret};
+		const size_t sizes[] = {ARRAY_SIZE(ops->resume), ARRAY_SIZE(ops->yield),
+					ARRAY_SIZE(ops->ret)};
+		const struct named_op *set = sets[i];
+		enum pyx_eval_hook_kind kind = kinds[i];
 
-		for (j = 0; j < n && set[j].name; j++) {
+		for (j = 0; j < sizes[i] && set[j].name; j++) {
 			uint64_t target = table[set[j].op], vaddr;
 			struct pyx_object *at = pyx_process__object_at(proc, target);
 			struct pyx_eval_hook *h;
 			char what[64];
 			size_t k, sharing = 0;
 
-			opset_add(i ? out->yield_ops : out->resume_ops, set[j].op);
+			if (kind == PYX_HOOK_RESUME)
+				opset_add(out->resume_ops, set[j].op);
+			else if (kind == PYX_HOOK_YIELD)
+				opset_add(out->yield_ops, set[j].op);
 			if (at != py->interp) {
 				snprintf(
 					why, why_size,
@@ -372,6 +430,11 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 				out->yields_unhooked++;
 			}
 		}
+	}
+
+	if (py->minor <= 10) {
+		err = add_legacy_hooks(out, py, elf, &scan, debug_elf, why, why_size);
+		goto out_free;
 	}
 
 	/* Symbols of the pop functions: the object's own, else its debug file's. */

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Exact Python call hooks inside the eval loop (3.11+), where one C
- * activation runs many Python frames and USDT is gone or broken: the
- * handlers of the RESUME and YIELD_VALUE opcode families, found through the
- * computed-goto table (opcode_targets) read from the live process, and the
- * functions that pop a finished frame. Opcode numbers are per minor version.
+ * Exact Python call hooks inside the eval loop, where USDT is gone, broken
+ * or never built: opcode handlers found through the computed-goto table
+ * (opcode_targets) read from the live process, and functions of the
+ * interpreter. 3.11+ (one C activation runs many Python frames): the
+ * RESUME and YIELD_VALUE families and the functions that pop a finished
+ * frame. ≤3.10 (one activation per frame): the eval function's entry,
+ * RETURN_VALUE, YIELD_VALUE and PyTraceBack_Here. Opcode numbers are per
+ * minor version.
  */
 #ifndef PYX_PYTHON_EVALHOOKS_H
 #define PYX_PYTHON_EVALHOOKS_H
@@ -23,6 +26,9 @@ enum pyx_eval_hook_kind {
 	PYX_HOOK_YIELD,	      /* a generator/coroutine frame suspends */
 	PYX_HOOK_POP,	      /* a finished frame is popped (returned or raised) */
 	PYX_HOOK_EVAL_RETURN, /* 3.11: the eval loop returns to C (an entry frame ended) */
+	PYX_HOOK_FRAME_ENTER, /* ≤3.10: the eval function's entry: a frame starts or resumes */
+	PYX_HOOK_RETURN,      /* ≤3.10: RETURN_VALUE */
+	PYX_HOOK_UNWIND,      /* ≤3.10: PyTraceBack_Here: an exception reached a frame */
 };
 
 struct pyx_eval_hook {
@@ -46,6 +52,7 @@ struct pyx_eval_hooks {
 	size_t nr_hooks;
 	size_t single_stepped;	/* hot hooks on an instruction the kernel single-steps */
 	size_t yields_unhooked; /* YIELD_VALUE forms left to late detection (single-stepped) */
+	bool legacy;		/* ≤3.10: one eval activation per frame */
 };
 
 /*
