@@ -42,18 +42,20 @@ const volatile struct pyx_calls_cfg pyx_cfg SEC(".rodata.cfg");
 #define PYX_WALK_LAYOUT	   (&pyx_cfg.layout)
 #define PYX_WALK_SLEEPABLE 0
 #include "lib/pywalk.bpf.h"
+#define PYX_SNAP_CFG (&pyx_cfg.snap)
+#include "lib/codesnap.bpf.h"
 
 /* Code objects seen for the first time: read by user space while they live. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
+	__uint(max_entries, 4 * 1024 * 1024); /* ~1100 new code objects at once */
 } urgent SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, PYX_CALLS_FUNCTIONS);
-	__type(key, __u64); /* PyCodeObject address */
+	__type(key, struct pyx_calls_key);
 	__type(value, struct pyx_calls_stats);
 } stats SEC(".maps");
 
@@ -64,6 +66,7 @@ struct entry {
 	__u64 frame;
 	__u64 previous; /* its caller's frame, when it started */
 	__u64 code;
+	__u64 guard;
 	__u64 start_ns;	 /* the call's start */
 	__u64 resume_ns; /* the start of the current running stretch */
 	__u64 ran_ns;	 /* running stretches before the current one (generators) */
@@ -77,6 +80,16 @@ struct shadow {
 	__u32 overflow; /* frames started past PYX_CALLS_DEPTH: counted, not timed */
 	struct entry e[PYX_CALLS_DEPTH];
 };
+
+/*
+ * Entry @i of @sh, bounded for the verifier: the barrier keeps the compiler
+ * from dropping a mask it can prove redundant, which the verifier cannot.
+ */
+static __always_inline struct entry *entry_at(struct shadow *sh, __u32 i)
+{
+	barrier_var(i);
+	return &sh->e[i & (PYX_CALLS_DEPTH - 1)];
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -111,7 +124,7 @@ static __always_inline bool in_opset(const volatile __u64 *set, __u8 op)
 	return (set[(op >> 6) & 3] >> (op & 63)) & 1;
 }
 
-static __always_inline void announce_code(struct task_struct *task, __u64 code)
+static __always_inline void announce_code(const struct pyx_calls_key *key)
 {
 	struct pyx_rec_calls_code *rec = bpf_ringbuf_reserve(&urgent, sizeof(*rec), 0);
 
@@ -121,17 +134,15 @@ static __always_inline void announce_code(struct task_struct *task, __u64 code)
 	}
 	rec->hdr.type = PYX_REC_CALLS_CODE;
 	rec->hdr.size = sizeof(*rec);
-	rec->code = code;
-	rec->guard = 0;
-	rec->__pad = 0;
-	pywalk_read(task, &rec->guard, sizeof(rec->guard), code + pyx_cfg.layout.code_firstlineno);
+	rec->key = *key;
+	snap_code(&rec->snap, key->code);
 	bpf_ringbuf_submit(rec, 0);
 }
 
-static __always_inline struct pyx_calls_stats *stats_of(struct task_struct *task, __u64 code,
+static __always_inline struct pyx_calls_stats *stats_of(const struct pyx_calls_key *key,
 							bool create)
 {
-	struct pyx_calls_stats *st = bpf_map_lookup_elem(&stats, &code);
+	struct pyx_calls_stats *st = bpf_map_lookup_elem(&stats, key);
 	__u32 zero = 0;
 	void *init;
 
@@ -140,12 +151,35 @@ static __always_inline struct pyx_calls_stats *stats_of(struct task_struct *task
 	init = bpf_map_lookup_elem(&zero_stats, &zero);
 	if (!init)
 		return NULL;
-	if (bpf_map_update_elem(&stats, &code, init, BPF_NOEXIST) == 0)
-		announce_code(task, code);
-	st = bpf_map_lookup_elem(&stats, &code);
+	if (bpf_map_update_elem(&stats, key, init, BPF_NOEXIST) == 0)
+		announce_code(key);
+	st = bpf_map_lookup_elem(&stats, key);
 	if (!st)
 		pyx_count_drop(PYX_DROP_MAP_FULL);
 	return st;
+}
+
+/*
+ * What a start needs of code object @code, in one read: its guard (struct
+ * pyx_calls_key) and, ≤3.10, whether it is a generator's.
+ */
+static __always_inline int read_code(struct task_struct *task, __u64 code, __u64 *guard,
+				     bool *generator)
+{
+	struct pywalk_frames *walk = pywalk_scratch_get();
+	__u32 len = pyx_cfg.span_len;
+	__u8 *buf;
+
+	if (!walk || !len || len > PYX_CALLS_SPAN_MAX || len > PYX_FRAME_BUF)
+		return -1;
+	buf = walk->buf;
+	if (pywalk_read(task, buf, len, code + pyx_cfg.span_off))
+		return -1;
+	*guard = frame_field_u64(buf, pyx_cfg.span_filename) ^ (frame_field_u64(buf, pyx_cfg.span_name) << 1) ^
+		 ((__u64)frame_field_u32(buf, pyx_cfg.span_firstlineno) << 48);
+	*generator = pyx_cfg.span_flags != PYX_OFF_NONE &&
+		     (frame_field_u32(buf, pyx_cfg.span_flags) & PYX_CALLS_CO_GENERATOR_FLAGS);
+	return 0;
 }
 
 /* The thread's current frame and its fields. */
@@ -153,6 +187,7 @@ struct cur_frame {
 	__u64 frame;
 	__u64 previous;
 	__u64 code;
+	__u64 guard;
 	__u64 instr;
 	__u32 flags; /* PYX_FRAME_* */
 };
@@ -205,13 +240,15 @@ static __always_inline int read_frame(struct task_struct *task, __u64 frame, str
 			out->flags |= PYX_FRAME_C_SHIM;
 		else if (owner == L->owner_generator)
 			out->flags |= PYX_FRAME_GENERATOR;
-	} else if (pyx_cfg.code_flags != PYX_OFF_NONE && out->code) {
-		__u32 co_flags = 0;
+	}
+	out->guard = 0;
+	if (out->code && !(out->flags & PYX_FRAME_C_SHIM)) {
+		bool generator = false;
 
-		/* ≤3.10 frames have no owner: the code says generator or coroutine. */
-		if (!pywalk_read(task, &co_flags, sizeof(co_flags),
-				 out->code + pyx_cfg.code_flags) &&
-		    (co_flags & PYX_CALLS_CO_GENERATOR_FLAGS))
+		/* (The frame's fields are out of the scratch buffer: the code may use it.) */
+		if (read_code(task, out->code, &out->guard, &generator))
+			return -1;
+		if (generator)
 			out->flags |= PYX_FRAME_GENERATOR;
 	}
 	return 0;
@@ -259,7 +296,7 @@ static __always_inline void push(struct shadow *sh, const struct entry *e)
 		pyx_count_drop(PYX_DROP_OVERFLOW);
 		return;
 	}
-	sh->e[d & (PYX_CALLS_DEPTH - 1)] = *e;
+	*entry_at(sh, d) = *e;
 	sh->depth = d + 1;
 }
 
@@ -275,10 +312,10 @@ static __always_inline void suspend_top(struct shadow *sh, __u64 now)
 	if (!d || d > PYX_CALLS_DEPTH)
 		return;
 	d--;
-	e = &sh->e[d & (PYX_CALLS_DEPTH - 1)];
+	e = entry_at(sh, d);
 	e->ran_ns += now - e->resume_ns;
 	if (d) {
-		struct entry *parent = &sh->e[(d - 1) & (PYX_CALLS_DEPTH - 1)];
+		struct entry *parent = entry_at(sh, (d - 1));
 
 		parent->child_ns += now - e->resume_ns;
 	}
@@ -311,7 +348,7 @@ static __always_inline void settle(struct task_struct *task, struct shadow *sh,
 
 		if (!d || d > PYX_CALLS_DEPTH)
 			return;
-		top = &sh->e[(d - 1) & (PYX_CALLS_DEPTH - 1)];
+		top = entry_at(sh, (d - 1));
 		if (top->frame == caller || top->frame == cur->frame ||
 		    !(top->flags & ENTRY_GENERATOR))
 			return;
@@ -332,19 +369,24 @@ static __always_inline void settle(struct task_struct *task, struct shadow *sh,
 	}
 }
 
+static __always_inline void end_above(struct task_struct *task, struct shadow *sh, __u32 n,
+				      __u64 now);
+
 /* A frame starts (a call, counted) or resumes (a generator: not a call). */
 static __always_inline void enter_frame(struct task_struct *task, struct shadow *sh,
 					const struct cur_frame *cur, bool resumption, __u64 now)
 {
+	struct pyx_calls_key key;
 	struct pyx_calls_stats *st;
 	struct entry e = {};
 
 	if (sh->depth && sh->depth <= PYX_CALLS_DEPTH &&
-	    sh->e[(sh->depth - 1) & (PYX_CALLS_DEPTH - 1)].frame == cur->frame)
-		return; /* already running: its suspension went unseen */
+	    entry_at(sh, (sh->depth - 1))->frame == cur->frame)
+		return;
 	e.frame = cur->frame;
 	e.previous = cur->previous;
 	e.code = cur->code;
+	e.guard = cur->guard;
 	e.start_ns = now;
 	e.resume_ns = now;
 	if (cur->flags & PYX_FRAME_GENERATOR) {
@@ -352,7 +394,7 @@ static __always_inline void enter_frame(struct task_struct *task, struct shadow 
 		if (resumption) {
 			struct entry *saved = bpf_map_lookup_elem(&suspended, &cur->frame);
 
-			if (saved && saved->code == cur->code) {
+			if (saved && saved->code == cur->code && saved->guard == cur->guard) {
 				e.start_ns = saved->start_ns;
 				e.ran_ns = saved->ran_ns;
 				e.child_ns = saved->child_ns;
@@ -364,7 +406,9 @@ static __always_inline void enter_frame(struct task_struct *task, struct shadow 
 			return;
 		}
 	}
-	st = stats_of(task, cur->code, true);
+	key.code = cur->code;
+	key.guard = cur->guard;
+	st = stats_of(&key, true);
 	if (st)
 		st->calls++;
 	push(sh, &e);
@@ -402,12 +446,13 @@ static __always_inline void record(struct task_struct *task, const struct entry 
 {
 	__u64 total = now - e->start_ns;
 	__u64 ran = e->ran_ns + (now - e->resume_ns);
+	struct pyx_calls_key key = {.code = e->code, .guard = e->guard};
 	struct pyx_calls_stats *st;
 	__u32 slot;
 
 	if (e->flags & ENTRY_UNTIMED)
 		return;
-	st = stats_of(task, e->code, false);
+	st = stats_of(&key, false);
 	if (!st)
 		return;
 	if (exception)
@@ -439,11 +484,11 @@ static __always_inline bool exception_set(struct task_struct *task, __u64 tstate
 static __always_inline void finish(struct task_struct *task, struct shadow *sh, __u32 d, __u64 now,
 				   bool exception)
 {
-	struct entry *e = &sh->e[d & (PYX_CALLS_DEPTH - 1)];
+	struct entry *e = entry_at(sh, d);
 
 	record(task, e, now, exception);
 	if (d) {
-		struct entry *parent = &sh->e[(d - 1) & (PYX_CALLS_DEPTH - 1)];
+		struct entry *parent = entry_at(sh, (d - 1));
 
 		parent->child_ns += now - e->resume_ns;
 	}
@@ -461,7 +506,7 @@ static __always_inline __u32 find_frame(struct shadow *sh, __u64 frame)
 	if (d > PYX_CALLS_DEPTH)
 		return 0;
 	for (i = 0; i < POP_SEARCH && i < d; i++)
-		if (sh->e[(d - 1 - i) & (PYX_CALLS_DEPTH - 1)].frame == frame)
+		if (entry_at(sh, (d - 1 - i))->frame == frame)
 			return i + 1;
 	return 0;
 }
@@ -483,7 +528,7 @@ static __always_inline void end_above(struct task_struct *task, struct shadow *s
 
 		if (!d || d > PYX_CALLS_DEPTH)
 			return;
-		top = &sh->e[(d - 1) & (PYX_CALLS_DEPTH - 1)];
+		top = entry_at(sh, (d - 1));
 		if (top->flags & ENTRY_GENERATOR) {
 			suspend_top(sh, now);
 		} else if (pyx_cfg.stale_are_exceptions) {
@@ -652,7 +697,7 @@ static __always_inline struct entry *top_of(struct task_struct *task, struct sha
 	d = sh->depth;
 	if (!d || d > PYX_CALLS_DEPTH)
 		return NULL;
-	return &sh->e[(d - 1) & (PYX_CALLS_DEPTH - 1)];
+	return entry_at(sh, (d - 1));
 }
 
 SEC("uretprobe.multi")

@@ -22,6 +22,9 @@ const volatile struct pyx_crash_cfg pyx_cfg SEC(".rodata.cfg");
 #include "lib/pywalk.bpf.h"
 #include "lib/capture.bpf.h"
 
+#define PYX_SNAP_CFG (&pyx_cfg.snap)
+#include "lib/codesnap.bpf.h"
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 * 1024 * 1024);
@@ -127,35 +130,6 @@ static __always_inline void copy_task_regs(struct task_struct *task, struct pt_r
 	regs->sp = BPF_CORE_READ(saved, sp);
 }
 
-/* Read @max bytes at @addr into @dst, halving down to 64 when it runs off a mapping. */
-static __always_inline __u32 read_window(void *dst, __u32 max, __u64 addr)
-{
-	__u32 len = max;
-	int i;
-
-	if (!addr)
-		return 0;
-	for (i = 0; i < 6 && len >= 64; i++) {
-		if (!bpf_probe_read_user(dst, len, (void *)addr))
-			return len;
-		len /= 2;
-	}
-	return 0;
-}
-
-/* One object a code object points to (@part: constant), from the copied header. */
-static __always_inline void snap_part(struct pyx_code_snap *snap, int part, void *dst, __u32 max)
-{
-	__u32 off = pyx_cfg.co_part[part];
-	__u64 addr;
-
-	if (off > PYX_SNAP_HDR - 8 || off + 8 > snap->hdr_len)
-		return;
-	addr = *(__u64 *)(snap->hdr + off);
-	snap->addr[part] = addr;
-	snap->len[part] = read_window(dst, max, addr);
-}
-
 struct snap_ctx {
 	struct pyx_rec_crash *rec;
 	__u32 slot; /* next free code slot */
@@ -168,7 +142,6 @@ static long snap_frame(__u64 i, void *data)
 	struct pyx_rec_crash *rec = c->rec;
 	struct pyx_code_snap *snap;
 	struct pyx_pyframe *f;
-	__u32 hdr_len = pyx_cfg.code_hdr_len;
 	__u64 code;
 
 	if (i >= rec->py.nr_frames || c->slot >= PYX_CRASH_CODES)
@@ -181,17 +154,7 @@ static long snap_frame(__u64 i, void *data)
 		return 0; /* recursion */
 	snap = &rec->codes[c->slot & (PYX_CRASH_CODES - 1)];
 	c->slot++;
-	snap->code = code;
-	if (hdr_len > PYX_SNAP_HDR)
-		hdr_len = PYX_SNAP_HDR;
-	snap->hdr_len = 0;
-	if (!hdr_len || bpf_probe_read_user(snap->hdr, hdr_len, (void *)code))
-		return 0;
-	snap->hdr_len = hdr_len;
-	snap_part(snap, PYX_SNAP_NAME, snap->str[0], PYX_SNAP_STR);
-	snap_part(snap, PYX_SNAP_QUALNAME, snap->str[1], PYX_SNAP_STR);
-	snap_part(snap, PYX_SNAP_FILENAME, snap->str[2], PYX_SNAP_STR);
-	snap_part(snap, PYX_SNAP_LINETABLE, snap->table, PYX_SNAP_TABLE);
+	snap_code(snap, code);
 	return 0;
 }
 
@@ -204,7 +167,7 @@ static __always_inline void snap_codes(struct pyx_rec_crash *rec)
 {
 	struct snap_ctx c = {.rec = rec};
 
-	if (pyx_cfg.code_hdr_len)
+	if (pyx_cfg.snap.code_hdr_len)
 		bpf_loop(PYX_MAX_FRAMES, snap_frame, &c, 0);
 }
 

@@ -7,11 +7,14 @@
 #ifndef __PYXTRACE_CALLS_H
 #define __PYXTRACE_CALLS_H
 
+#include "codesnap.h"
 #include "pywalk.h"
 
-#define PYX_CALLS_DEPTH	    64	  /* pending Python frames paired per thread */
+#define PYX_CALLS_DEPTH	    256	  /* pending Python frames paired per thread */
 #define PYX_CALLS_FUNCTIONS 32768 /* code objects counted */
 #define PYX_CALLS_SUSPENDED 65536 /* generators/coroutines remembered while suspended */
+
+#define PYX_CALLS_SPAN_MAX 128 /* == PYX_FRAME_BUF: read into the walker's frame buffer */
 
 /* co_flags of generators, coroutines and async generators (CO_GENERATOR...). */
 #define PYX_CALLS_CO_GENERATOR_FLAGS (0x20 | 0x80 | 0x200)
@@ -24,8 +27,19 @@ struct pyx_calls_cfg {
 	__u32 __pad;
 	__u64 resume_ops[PYX_CALLS_OPSET_WORDS]; /* RESUME and its quickened/instrumented forms */
 	__u64 yield_ops[PYX_CALLS_OPSET_WORDS];	 /* YIELD_VALUE and its instrumented form */
-	__u32 code_flags;	    /* ≤3.10: offset of co_flags (frames have no owner); NONE */
 	__u32 stale_are_exceptions; /* ≤3.10: a frame ended unseen was left by an exception */
+	/*
+	 * One read per start covers what the start needs of its code object:
+	 * co_filename, co_name, co_firstlineno (the guard) and, ≤3.10, co_flags
+	 * (frames have no owner field). Offsets in the span; NONE: not there.
+	 */
+	__u32 span_off;
+	__u32 span_len; /* <= PYX_CALLS_SPAN_MAX */
+	__u32 span_filename;
+	__u32 span_name;
+	__u32 span_firstlineno;
+	__u32 span_flags;
+	struct pyx_codesnap_cfg snap;
 	struct pyx_py_layout layout;
 };
 
@@ -36,6 +50,17 @@ struct pyx_calls_cfg {
 enum pyx_calls_pop_arg {
 	PYX_CALLS_POP_ARG1 = 0, /* f(frame): _PyFrame_Clear (3.11) */
 	PYX_CALLS_POP_ARG2 = 1, /* f(tstate, frame): _PyEval_FrameClearAndPop and kin */
+};
+
+/*
+ * A code object as counted: its address, and a guard read from it at each
+ * start (its name and file name pointers and first line, mixed), so that a
+ * new code object at the address of a freed one (module and class bodies,
+ * exec'd code, lambdas made in a loop) is counted on its own.
+ */
+struct pyx_calls_key {
+	__u64 code;
+	__u64 guard;
 };
 
 /* Per code object, per CPU; user space sums the CPUs. */
@@ -50,12 +75,14 @@ struct pyx_calls_stats {
 	__u64 slots[PYX_HIST_SLOTS]; /* inclusive latency */
 };
 
-/* PYX_REC_CALLS_CODE: a code object counted for the first time, named while it lives. */
+/*
+ * PYX_REC_CALLS_CODE: a code object counted for the first time, with a copy
+ * of it: short-lived ones are freed before user space could read them.
+ */
 struct pyx_rec_calls_code {
 	struct pyx_rec_hdr hdr;
-	__u64 code;
-	__u32 guard; /* co_firstlineno */
-	__u32 __pad;
+	struct pyx_calls_key key;
+	struct pyx_code_snap snap;
 };
 
 #endif /* __PYXTRACE_CALLS_H */

@@ -8,7 +8,11 @@
 #ifndef __PYXTRACE_CRASH_H
 #define __PYXTRACE_CRASH_H
 
+#include "codesnap.h"
 #include "stack.h"
+
+/* Code objects copied with an event, innermost first. */
+#define PYX_CRASH_CODES 32
 
 enum pyx_crash_kind {
 	PYX_CRASH_SIGNAL = 1,	    /* a fatal signal generated for a thread of the target */
@@ -23,36 +27,6 @@ enum pyx_crash_kind {
 #define PYX_CRASH_COOKIE_FATAL_FUNC (1ull << 32) /* _Py_FatalErrorFunc(func, msg) */
 
 /*
- * Code objects of the innermost Python frames, copied with the event: the
- * process is usually gone before user space could read them. Per code
- * object its header and the objects a traceback needs (name, qualname,
- * file name, line table), each a window of fixed size from its start.
- */
-#define PYX_CRASH_CODES 32
-#define PYX_SNAP_HDR	512  /* >= the code object bytes user/python/code.c reads */
-#define PYX_SNAP_STR	384  /* a str object's header and up to ~300 ASCII characters */
-#define PYX_SNAP_TABLE	2048 /* a bytes object's header and a line table of up to ~2000 bytes */
-
-enum pyx_snap_part {
-	PYX_SNAP_NAME = 0,
-	PYX_SNAP_QUALNAME = 1,
-	PYX_SNAP_FILENAME = 2,
-	PYX_SNAP_LINETABLE = 3,
-	PYX_SNAP__PARTS = 4,
-};
-
-struct pyx_code_snap {
-	__u64 code;		     /* the code object; 0: slot unused */
-	__u64 addr[PYX_SNAP__PARTS]; /* where each part was read from; 0: not read */
-	__u32 hdr_len;		     /* bytes of hdr that were read */
-	__u32 len[PYX_SNAP__PARTS];  /* bytes of each part that were read */
-	__u32 __pad;
-	__u8 hdr[PYX_SNAP_HDR];
-	__u8 str[3][PYX_SNAP_STR];
-	__u8 table[PYX_SNAP_TABLE];
-};
-
-/*
  * Raised exceptions (MemoryError) are events too, but a caught one in a loop
  * must not flood: at most this many per second, the rest counted in
  * drops.rate_limited.
@@ -61,10 +35,9 @@ struct pyx_code_snap {
 
 struct pyx_crash_cfg {
 	__u32 tgid;
-	__u32 stack_bytes;		/* <= PYX_NATIVE_STACK_MAX */
-	__u32 code_hdr_len;		/* <= PYX_SNAP_HDR; 0: no code snapshots */
-	__u32 co_part[PYX_SNAP__PARTS]; /* offsets of the parts' pointers in a code object */
+	__u32 stack_bytes; /* <= PYX_NATIVE_STACK_MAX */
 	__u32 __pad;
+	struct pyx_codesnap_cfg snap;
 	struct pyx_py_layout layout;
 };
 

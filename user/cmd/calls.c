@@ -20,6 +20,7 @@
 #include "output/json.h"
 #include "output/objects.h"
 #include "python/code.h"
+#include "python/codesnap.h"
 #include "python/detect.h"
 #include "python/evalhooks.h"
 #include "python/layout.h"
@@ -55,7 +56,7 @@ struct calls_opts {
 
 /* One Python function (code object) counted. */
 struct function_row {
-	__u64 code;
+	struct pyx_calls_key key;
 	char *function;
 	char *qualname;
 	char *file;
@@ -71,9 +72,9 @@ struct calls_run {
 	struct pyx_python *py;
 	struct pyx_python_layout layout;
 	struct pyx_eval_hooks hooks;
-	struct pyx_code_cache *cache;
 	struct function_row *rows;
 	size_t nr_rows, cap_rows;
+	size_t *index; /* open addressing over rows by key: cap_rows * 2 slots, 0 = empty */
 	uint64_t drops[PYX_DROP__MAX];
 	uint64_t duration_ns;
 	const char *stop_reason;
@@ -112,45 +113,109 @@ static void calls_usage(FILE *out, const char *prog)
 		prog, prog, prog);
 }
 
-static struct function_row *row_of(struct calls_run *run, __u64 code, bool create)
+static size_t key_hash(const struct pyx_calls_key *key, size_t slots)
+{
+	uint64_t h = (key->code ^ (key->guard * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+
+	return (size_t)(h >> 17) & (slots - 1);
+}
+
+static bool same_key(const struct pyx_calls_key *a, const struct pyx_calls_key *b)
+{
+	return a->code == b->code && a->guard == b->guard;
+}
+
+/* Slot of @key in the index: where it is, or the empty one where it would go. */
+static size_t index_slot(const struct calls_run *run, const struct pyx_calls_key *key)
+{
+	size_t slots = run->cap_rows * 2, i = key_hash(key, slots);
+
+	while (run->index[i] && !same_key(&run->rows[run->index[i] - 1].key, key))
+		i = (i + 1) & (slots - 1);
+	return i;
+}
+
+static int grow_rows(struct calls_run *run)
+{
+	size_t cap = run->cap_rows ? run->cap_rows * 2 : 256, i;
+	struct function_row *rows = realloc(run->rows, cap * sizeof(*rows));
+	size_t *index;
+
+	if (!rows)
+		return -ENOMEM;
+	run->rows = rows;
+	index = calloc(cap * 2, sizeof(*index));
+	if (!index)
+		return -ENOMEM;
+	free(run->index);
+	run->index = index;
+	run->cap_rows = cap;
+	for (i = 0; i < run->nr_rows; i++)
+		run->index[index_slot(run, &run->rows[i].key)] = i + 1;
+	return 0;
+}
+
+static struct function_row *row_of(struct calls_run *run, const struct pyx_calls_key *key,
+				   bool create)
 {
 	struct function_row *row;
-	size_t i;
+	size_t slot;
 
-	for (i = 0; i < run->nr_rows; i++)
-		if (run->rows[i].code == code)
-			return &run->rows[i];
+	if (run->cap_rows) {
+		slot = index_slot(run, key);
+		if (run->index[slot])
+			return &run->rows[run->index[slot] - 1];
+	}
 	if (!create)
 		return NULL;
-	if (run->nr_rows == run->cap_rows) {
-		size_t cap = run->cap_rows ? run->cap_rows * 2 : 256;
-		struct function_row *rows = realloc(run->rows, cap * sizeof(*rows));
-
-		if (!rows)
-			return NULL;
-		run->rows = rows;
-		run->cap_rows = cap;
-	}
+	if (run->nr_rows == run->cap_rows && grow_rows(run))
+		return NULL;
 	row = &run->rows[run->nr_rows++];
 	memset(row, 0, sizeof(*row));
-	row->code = code;
+	row->key = *key;
+	run->index[index_slot(run, key)] = run->nr_rows;
 	return row;
 }
 
-/* Read a code object's names now: it may be gone by the time the table is printed. */
-static void name_row(struct calls_run *run, struct function_row *row, __u32 guard)
+struct snap_mem {
+	const struct pyx_code_snap *snap;
+	struct pyx_process *proc;
+};
+
+static int snap_read(void *ctx, uint64_t addr, void *buf, size_t len)
 {
+	const struct snap_mem *m = ctx;
+
+	if (m->snap && !pyx_codesnap_read(m->snap, 1, addr, buf, len))
+		return 0;
+	return pyx_process__read(m->proc, addr, buf, len);
+}
+
+/*
+ * Name a row from the copy of its code object taken when it was first
+ * counted (@snap), else from the live process.
+ */
+static void name_row(struct calls_run *run, struct function_row *row,
+		     const struct pyx_code_snap *snap)
+{
+	struct snap_mem mem = {.snap = snap, .proc = run->proc};
+	struct pyx_code_cache *cache;
 	struct pyx_frame_info info;
 
 	if (row->named)
 		return;
-	if (pyx_code_cache__resolve(run->cache, row->code, guard, 0, false, &info))
+	cache = pyx_code_cache__new(&run->layout.code,
+				    (struct pyx_mem){.read = snap_read, .ctx = &mem});
+	if (!cache)
 		return;
-	row->function = strdup(info.function ? info.function : "?");
-	row->qualname = strdup(info.qualname ? info.qualname : row->function ? row->function : "?");
-	row->file = strdup(info.file ? info.file : "?");
-	row->line = info.firstlineno;
-	row->named = row->function && row->qualname && row->file;
+	if (!pyx_code_cache__resolve(cache, row->key.code, PYX_CODE_NO_GUARD, 0, false, &info)) {
+		row->function = strdup(info.function ? info.function : "?");
+		row->qualname = strdup(info.qualname ? info.qualname : row->function);
+		row->file = strdup(info.file ? info.file : "?");
+		row->line = info.firstlineno;
+		row->named = row->function && row->qualname && row->file;
+	}
+	pyx_code_cache__free(cache);
 }
 
 static int calls_prepare(void *cookie, void *skel_ptr)
@@ -191,7 +256,19 @@ static int attach_kind(struct calls_run *run, struct bpf_program *prog,
 	opts.cnt = n;
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, run->proc->pid,
 		 obj->map_start, obj->map_end);
-	link = bpf_program__attach_uprobe_multi(prog, run->proc->pid, path, NULL, &opts);
+	/*
+	 * Seen here a few times, never reproduced on demand: ENOENT from the
+	 * kernel right after another tracer detached from the same file. It
+	 * went away by itself; a few tries bridge it.
+	 */
+	for (i = 0; i < 5; i++) {
+		link = bpf_program__attach_uprobe_multi(prog, run->proc->pid, path, NULL, &opts);
+		if (link || errno != ENOENT || !pyx_process__alive(run->proc))
+			break;
+		pyx_debug(run->ctx, "attaching the %s hooks: ENOENT, retrying",
+			  pyx_eval_hook_kind_name(kind));
+		usleep(100 * 1000);
+	}
 	if (!link) {
 		err = -errno;
 		pyx_error(run->ctx, "cannot attach the %s hooks of %s: %s",
@@ -230,7 +307,7 @@ static void read_stats(struct calls_run *run, struct calls_bpf *skel)
 {
 	int cpus = libbpf_num_possible_cpus(), c, k;
 	struct pyx_calls_stats *values;
-	__u64 key, next, *prev = NULL;
+	struct pyx_calls_key key, next, *prev = NULL;
 	size_t i;
 
 	if (cpus < 1)
@@ -249,10 +326,10 @@ static void read_stats(struct calls_run *run, struct calls_bpf *skel)
 		if (bpf_map__lookup_elem(skel->maps.stats, &key, sizeof(key), values,
 					 (size_t)cpus * sizeof(*values), 0))
 			continue;
-		row = row_of(run, key, true);
+		row = row_of(run, &key, true);
 		if (!row)
 			break;
-		name_row(run, row, PYX_CODE_NO_GUARD);
+		name_row(run, row, NULL);
 		sum = &row->st;
 		for (c = 0; c < cpus; c++) {
 			const struct pyx_calls_stats *v = &values[c];
@@ -299,10 +376,10 @@ static int calls_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t s
 
 	if (hdr->type == PYX_REC_CALLS_CODE && size >= sizeof(struct pyx_rec_calls_code)) {
 		const struct pyx_rec_calls_code *rec = (const void *)hdr;
-		struct function_row *row = row_of(run, rec->code, true);
+		struct function_row *row = row_of(run, &rec->key, true);
 
 		if (row)
-			name_row(run, row, rec->guard);
+			name_row(run, row, &rec->snap);
 	}
 	return 0;
 }
@@ -337,7 +414,7 @@ static int by_sort_key(const void *a, const void *b, void *cookie)
 		return ka < kb ? 1 : -1;
 	if (ra->st.calls != rb->st.calls)
 		return ra->st.calls < rb->st.calls ? 1 : -1;
-	return ra->code < rb->code ? -1 : ra->code > rb->code;
+	return ra->key.code < rb->key.code ? -1 : ra->key.code > rb->key.code;
 }
 
 static bool row_shown(const struct calls_run *run, const struct function_row *row)
@@ -411,7 +488,7 @@ static void print_json(void *cookie)
 		pyx_json_kv_string(&json, "qualname", row->qualname);
 		pyx_json_kv_string(&json, "file", row->file);
 		pyx_json_kv_i64(&json, "line", row->line);
-		pyx_json_kv_hex(&json, "code", row->code);
+		pyx_json_kv_hex(&json, "code", row->key.code);
 		pyx_json_kv_u64(&json, "calls", st->calls);
 		pyx_json_kv_u64(&json, "exceptions", st->exceptions);
 		pyx_json_kv_u64(&json, "timed", st->timed);
@@ -482,6 +559,35 @@ static void print_text(void *cookie)
 	free(order);
 }
 
+/*
+ * The span of a code object read at each start (struct pyx_calls_cfg): its
+ * file name, name and first line (the guard) and, ≤3.10, co_flags, which
+ * follows PyObject_HEAD and five ints there (frames have no owner field).
+ */
+static int code_span(struct pyx_calls_cfg *cfg, const struct pyx_code_layout *code, bool legacy)
+{
+	uint32_t offs[4] = {code->co_filename, code->co_name, code->co_firstlineno,
+			    legacy ? 36 : PYX_OFF_NONE};
+	uint32_t lens[4] = {8, 8, 4, 4}, lo = UINT32_MAX, hi = 0;
+	uint32_t *rel[4] = {&cfg->span_filename, &cfg->span_name, &cfg->span_firstlineno,
+			    &cfg->span_flags};
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (offs[i] == PYX_OFF_NONE)
+			continue;
+		lo = offs[i] < lo ? offs[i] : lo;
+		hi = offs[i] + lens[i] > hi ? offs[i] + lens[i] : hi;
+	}
+	if (hi - lo > PYX_CALLS_SPAN_MAX)
+		return -E2BIG;
+	cfg->span_off = lo;
+	cfg->span_len = hi - lo;
+	for (i = 0; i < 4; i++)
+		*rel[i] = offs[i] == PYX_OFF_NONE ? PYX_OFF_NONE : offs[i] - lo;
+	return 0;
+}
+
 static void free_rows(struct calls_run *run)
 {
 	size_t i;
@@ -492,6 +598,7 @@ static void free_rows(struct calls_run *run)
 		free(run->rows[i].file);
 	}
 	free(run->rows);
+	free(run->index);
 }
 
 static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
@@ -516,10 +623,12 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 			 "%zu of %zu hooks sit on an instruction the kernel single-steps (~12 µs a "
 			 "hit): expect a high overhead",
 			 run.hooks.single_stepped, run.hooks.nr_hooks);
-	run.cache = pyx_code_cache__new(
-		&run.layout.code, (struct pyx_mem){.read = pyx_process__read_cb, .ctx = run.proc});
-	if (!run.cache) {
-		pyx_error(ctx, "out of memory");
+	if (!pyx_codesnap_cfg(&cfg.snap, &run.layout.code))
+		pyx_warn(ctx,
+			 "code objects too large to copy: short-lived functions may be unnamed");
+	err = code_span(&cfg, &run.layout.code, run.hooks.legacy);
+	if (err) {
+		pyx_error(ctx, "code objects of this build are laid out too sparsely to read");
 		goto out_free;
 	}
 	run.live = !ctx->json && isatty(fileno(ctx->out));
@@ -528,8 +637,6 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	cfg.tgid = (__u32)run.proc->pid;
 	memcpy(cfg.resume_ops, run.hooks.resume_ops, sizeof(cfg.resume_ops));
 	memcpy(cfg.yield_ops, run.hooks.yield_ops, sizeof(cfg.yield_ops));
-	/* ≤3.10 frames have no owner field: co_flags follows PyObject_HEAD and five ints. */
-	cfg.code_flags = run.hooks.legacy ? 36 : PYX_OFF_NONE;
 	cfg.stale_are_exceptions = run.hooks.legacy;
 	cfg.layout = run.layout.walk;
 	struct pyx_session_opts sopts = {
@@ -553,7 +660,6 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	ret = PYX_EXIT_OK;
 out_free:
 	free_rows(&run);
-	pyx_code_cache__free(run.cache);
 	pyx_python__free(run.py);
 	pyx_process__close(run.proc);
 	return ret;

@@ -24,6 +24,7 @@
 #include "output/objects.h"
 #include "output/stackview.h"
 #include "python/code.h"
+#include "python/codesnap.h"
 #include "python/detect.h"
 #include "python/layout.h"
 #include "session.h"
@@ -392,32 +393,12 @@ struct snap_mem {
 	struct pyx_process *proc;
 };
 
-static bool copy_from(uint64_t start, const void *data, uint32_t len, uint64_t addr, void *buf,
-		      size_t want)
-{
-	if (!start || addr < start || addr + want > start + len || addr + want < addr)
-		return false;
-	memcpy(buf, (const uint8_t *)data + (addr - start), want);
-	return true;
-}
-
 static int snap_read(void *ctx, uint64_t addr, void *buf, size_t len)
 {
 	const struct snap_mem *m = ctx;
-	size_t i, part;
 
-	for (i = 0; i < PYX_CRASH_CODES && m->rec->codes[i].code; i++) {
-		const struct pyx_code_snap *c = &m->rec->codes[i];
-
-		if (copy_from(c->code, c->hdr, c->hdr_len, addr, buf, len))
-			return 0;
-		for (part = 0; part < PYX_SNAP__PARTS; part++) {
-			const void *data = part == PYX_SNAP_LINETABLE ? c->table : c->str[part];
-
-			if (copy_from(c->addr[part], data, c->len[part], addr, buf, len))
-				return 0;
-		}
-	}
+	if (!pyx_codesnap_read(m->rec->codes, PYX_CRASH_CODES, addr, buf, len))
+		return 0;
 	/* Not copied (a longer table, a deeper frame): the process may still be there. */
 	return pyx_process__read(m->proc, addr, buf, len);
 }
@@ -658,18 +639,11 @@ static int crash_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	cfg.tgid = (__u32)run.proc->pid;
 	cfg.stack_bytes = CRASH_STACK_BYTES;
 	cfg.layout = run.layout.walk;
-	cfg.code_hdr_len = pyx_code_header_len(&run.layout.code);
-	if (cfg.code_hdr_len > PYX_SNAP_HDR) {
-		pyx_warn(
-			ctx,
-			"code objects too large to copy (%u bytes): Python frames of a process that is gone will be unnamed",
-			cfg.code_hdr_len);
-		cfg.code_hdr_len = 0;
-	}
-	cfg.co_part[PYX_SNAP_NAME] = run.layout.code.co_name;
-	cfg.co_part[PYX_SNAP_QUALNAME] = run.layout.code.co_qualname;
-	cfg.co_part[PYX_SNAP_FILENAME] = run.layout.code.co_filename;
-	cfg.co_part[PYX_SNAP_LINETABLE] = run.layout.code.co_linetable;
+	if (!pyx_codesnap_cfg(&cfg.snap, &run.layout.code))
+		pyx_warn(ctx,
+			 "code objects too large to copy (%u bytes): Python frames of a "
+			 "process that is gone will be unnamed",
+			 pyx_code_header_len(&run.layout.code));
 	struct pyx_session_opts sopts = {
 		.ctx = ctx,
 		.cfg = &cfg,

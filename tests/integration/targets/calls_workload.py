@@ -1,14 +1,18 @@
-"""Calls workload: after $PYX_OUT/go appears, runs Python functions a known
-number of times: plain calls, recursion (one shallow, one deeper than the
-tracer's per-thread depth), exceptions raised and caught (also through C),
-generators and a yield-from delegation consumed to the end, and sleeps of
-known length. Each function counts its own calls and raises (the ground
-truth); then the same functions run again under sys.setprofile, which
-switches 3.12+ to the instrumented opcodes, and the profiler's 'call'
-events are the ground truth of that phase. Writes result.json and exits."""
+"""Calls workload: after $PYX_OUT/go appears (at once with argument
+"launch"), runs Python functions a known number of times: plain calls,
+methods, closures, C->Python callbacks, recursion (one shallow, one deeper
+than the tracer's per-thread depth), exceptions raised and caught (also
+through C), generators and a yield-from delegation consumed to the end,
+sleeps of known length, and a second thread. Each function counts its own
+calls and raises (the ground truth); then some run again under
+sys.setprofile, which switches 3.12+ to the instrumented opcodes, and the
+profiler's 'call' events are the ground truth of that phase. Writes
+result.json and exits. With argument "cprofile", runs the first phase under
+cProfile instead (no tracer) and writes its call counts to cprofile.json."""
 import json
 import os
 import sys
+import threading
 import time
 
 OUT = os.environ.get("PYX_OUT") or "/pyx/out"
@@ -100,16 +104,59 @@ def sleepy():
         napper()
 
 
+class Counter:
+    def __init__(self):
+        count("__init__")
+        self.n = 0
+
+    def bump(self, by):
+        count("bump")
+        self.n += by
+        return self.n
+
+
+def make_adder(k):
+    count("make_adder")
+
+    def add(x):
+        count("add")
+        return x + k
+    return add
+
+
+def keyfn(x):
+    count("keyfn")
+    return -x
+
+
+def t_leaf(x):
+    count("t_leaf")
+    return x * 2
+
+
+def t_task(rounds):
+    """The second thread's work (cProfile before 3.12 sees only its own thread)."""
+    count("t_task")
+    for i in range(rounds):
+        t_leaf(i)
+
+
 def work(rounds):
-    for _ in range(rounds):
+    counter = Counter()
+    add = make_adder(3)
+    for i in range(rounds):
         middle(10)
         fib(10)
         catcher()
         through_c()
         sum(numbers(5))
         list(relay(3))
+        counter.bump(i)
+        add(i)
+        sorted(range(4), key=keyfn)
+        list(map(leaf, range(2)))
     descend(40)
-    plunge(150)
+    plunge(300)
     for _ in range(4):
         sleepy()
 
@@ -124,13 +171,36 @@ def profiler(frame, event, arg):
         CALLED[name] = CALLED.get(name, 0) + 1
 
 
+def run_cprofile():
+    import cProfile
+    import pstats
+    profile = cProfile.Profile()
+    profile.enable()
+    work(50)
+    profile.disable()
+    calls = {}
+    for (filename, _line, name), row in pstats.Stats(profile).stats.items():
+        if filename == __file__:
+            calls[name] = calls.get(name, 0) + row[1]
+    with open(os.path.join(OUT, "cprofile.json"), "w") as f:
+        json.dump(calls, f)
+
+
 def main():
     sys.setrecursionlimit(10000)
+    mode = sys.argv[1] if len(sys.argv) > 1 else "traced"
+    if mode == "cprofile":
+        run_cprofile()
+        return
     with open(os.path.join(OUT, "ready"), "w") as f:
         f.write(str(os.getpid()))
-    while not os.path.exists(os.path.join(OUT, "go")):
+    while mode != "launch" and not os.path.exists(os.path.join(OUT, "go")):
         time.sleep(0.005)
+    started = time.perf_counter_ns()
+    thread = threading.Thread(target=t_task, args=(300,))
+    thread.start()
     work(50)
+    thread.join()
     plain = dict(COUNTS)
     plain_raised = dict(RAISED)
     COUNTS.clear()
@@ -139,9 +209,14 @@ def main():
         middle(5)
         catcher()
     sys.setprofile(None)
+    # One outermost fib call, timed from inside.
+    t0 = time.perf_counter_ns()
+    fib(18)
+    fib_ns = time.perf_counter_ns() - t0
     with open(os.path.join(OUT, "result.json"), "w") as f:
         json.dump({"counts": plain, "raised": plain_raised, "profiled": CALLED,
-                   "profiled_counts": dict(COUNTS), "file": __file__}, f)
+                   "profiled_counts": dict(COUNTS), "file": __file__, "fib18_ns": fib_ns,
+                   "wall_ns": time.perf_counter_ns() - started}, f)
 
 
 main()
