@@ -6,6 +6,10 @@
  * measures the time per call from inside the target.
  *
  *   walk-cost PID OBJECT-SUBSTRING SYMBOL empty|empty-return|walk|walk-guard
+ *   walk-cost PID - - eval-hooks
+ *
+ * eval-hooks: empty programs on every site `pyxtrace calls` probes
+ * (python/evalhooks.c), return probes where it uses them: its bare floor.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +23,7 @@
 #include "walkbench.skel.h"
 #include "elf/elf.h"
 #include "python/detect.h"
+#include "python/evalhooks.h"
 #include "python/layout.h"
 #include "session.h"
 #include "target/process.h"
@@ -32,8 +37,35 @@ struct bench {
 	uint64_t offset;
 	bool walk;
 	bool with_return;
+	struct pyx_eval_hooks *hooks; /* eval-hooks mode */
 	uint64_t hits, walks_ok, frames, fast;
 };
+
+/* Every site of `calls`, as it places them, with an empty program. */
+static int attach_eval_hooks(struct bench *b, struct pyx_session *session,
+			     struct walkbench_bpf *skel, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < b->hooks->nr_hooks; i++) {
+		const struct pyx_eval_hook *h = &b->hooks->hooks[i];
+		bool ret = h->kind == PYX_HOOK_EVAL_RETURN;
+		LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret);
+		struct bpf_link *link;
+		uint64_t off;
+
+		if (pyx_elf__vaddr_to_offset(b->obj->elf, h->vaddr + h->delta, &off))
+			return -ENOENT;
+		link = bpf_program__attach_uprobe_opts(ret ? skel->progs.probe_empty_return
+							   : skel->progs.probe_empty,
+						       b->proc->pid, path, (size_t)off, &opts);
+		if (!link)
+			return -errno;
+		if (pyx_session__add_link(session, link))
+			return -ENOMEM;
+	}
+	return 0;
+}
 
 static int bench_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
 {
@@ -45,8 +77,10 @@ static int bench_attach(void *cookie, struct pyx_session *session, void *skel_pt
 
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, b->proc->pid,
 		 b->obj->map_start, b->obj->map_end);
-	link = bpf_program__attach_uprobe_opts(b->walk ? skel->progs.probe_walk :
-							 skel->progs.probe_empty,
+	if (b->hooks)
+		return attach_eval_hooks(b, session, skel, path);
+	link = bpf_program__attach_uprobe_opts(b->walk ? skel->progs.probe_walk
+						       : skel->progs.probe_empty,
 					       b->proc->pid, path, (size_t)b->offset, &opts);
 	if (!link)
 		return -errno;
@@ -79,7 +113,7 @@ static int bench_done(void *cookie, struct pyx_session *session, bool final)
 
 int main(int argc, char **argv)
 {
-	struct pyx_ctx ctx = { .prog = "walk-cost", .out = stdout };
+	struct pyx_ctx ctx = {.prog = "walk-cost", .out = stdout};
 	struct pyx_walkbench_cfg cfg = {};
 	struct pyx_python_layout layout;
 	struct pyx_session *session;
@@ -92,7 +126,8 @@ int main(int argc, char **argv)
 	int err;
 
 	if (argc != 5) {
-		fprintf(stderr, "usage: walk-cost PID OBJECT-SUBSTRING SYMBOL empty|empty-return|walk|walk-guard\n");
+		fprintf(stderr,
+			"usage: walk-cost PID OBJECT-SUBSTRING SYMBOL empty|empty-return|walk|walk-guard\n");
 		return 2;
 	}
 	pyx_log_setup_libbpf(&ctx);
@@ -108,6 +143,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "walk-cost: %s\n", why);
 		return 1;
 	}
+	if (!strcmp(argv[4], "eval-hooks")) {
+		static struct pyx_eval_hooks hooks;
+
+		if (pyx_eval_hooks__find(b.proc, py, &hooks, why, sizeof(why))) {
+			fprintf(stderr, "walk-cost: %s\n", why);
+			return 1;
+		}
+		b.hooks = &hooks;
+		b.obj = hooks.object;
+		goto attach;
+	}
 	for (i = 0; i < b.proc->nr_objects && !b.obj; i++)
 		if (strstr(b.proc->objects[i].path, argv[2]))
 			b.obj = &b.proc->objects[i];
@@ -118,6 +164,7 @@ int main(int argc, char **argv)
 			argv[2]);
 		return 1;
 	}
+attach:
 	cfg.tgid = (__u32)b.proc->pid;
 	cfg.layout = layout.walk;
 	if (!strcmp(argv[4], "walk-guard"))

@@ -78,6 +78,7 @@ struct entry {
 struct shadow {
 	__u32 depth;
 	__u32 overflow; /* frames started past PYX_CALLS_DEPTH: counted, not timed */
+	__u64 tstate;	/* the thread's PyThreadState, found once (thread_state()) */
 	struct entry e[PYX_CALLS_DEPTH];
 };
 
@@ -175,7 +176,8 @@ static __always_inline int read_code(struct task_struct *task, __u64 code, __u64
 	buf = walk->buf;
 	if (pywalk_read(task, buf, len, code + pyx_cfg.span_off))
 		return -1;
-	*guard = frame_field_u64(buf, pyx_cfg.span_filename) ^ (frame_field_u64(buf, pyx_cfg.span_name) << 1) ^
+	*guard = frame_field_u64(buf, pyx_cfg.span_filename) ^
+		 (frame_field_u64(buf, pyx_cfg.span_name) << 1) ^
 		 ((__u64)frame_field_u32(buf, pyx_cfg.span_firstlineno) << 48);
 	*generator = pyx_cfg.span_flags != PYX_OFF_NONE &&
 		     (frame_field_u32(buf, pyx_cfg.span_flags) & PYX_CALLS_CO_GENERATOR_FLAGS);
@@ -192,19 +194,31 @@ struct cur_frame {
 	__u32 flags; /* PYX_FRAME_* */
 };
 
-/* Where the thread's current frame is, and its thread state. */
-static __always_inline int current_frame_addr(struct task_struct *task, __u64 *frame,
-					      __u64 *tstate_out)
+/*
+ * The thread's PyThreadState: found once, then checked with one read (its
+ * thread_id is still this thread's) instead of three (the gilstate slot).
+ */
+static __always_inline __u64 thread_state(struct task_struct *task, struct shadow *sh)
 {
 	const volatile struct pyx_py_layout *L = &pyx_cfg.layout;
-	__u64 tstate = 0, interp = 0;
+	__u64 thread_pointer = pywalk_thread_pointer(task), id = 0, tstate = 0, interp = 0;
 	__u32 source;
 
-	if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp, &source) !=
-	    PYX_WALK_OK)
-		return -1;
-	*tstate_out = tstate;
-	if (pywalk_read_u64(task, tstate + L->ts_frame, frame) || !*frame)
+	if (sh->tstate && !pywalk_read_u64(task, sh->tstate + L->ts_thread_id, &id) &&
+	    id == thread_pointer)
+		return sh->tstate;
+	if (pywalk_find_tstate(task, thread_pointer, &tstate, &interp, &source) != PYX_WALK_OK)
+		tstate = 0;
+	sh->tstate = tstate;
+	return tstate;
+}
+
+/* Where the current frame of the thread whose thread state is @tstate is. */
+static __always_inline int current_frame_addr(struct task_struct *task, __u64 tstate, __u64 *frame)
+{
+	const volatile struct pyx_py_layout *L = &pyx_cfg.layout;
+
+	if (!tstate || pywalk_read_u64(task, tstate + L->ts_frame, frame) || !*frame)
 		return -1;
 	if (L->cframe_current_frame != PYX_OFF_NONE &&
 	    (pywalk_read_u64(task, *frame + L->cframe_current_frame, frame) || !*frame))
@@ -254,12 +268,12 @@ static __always_inline int read_frame(struct task_struct *task, __u64 frame, str
 	return 0;
 }
 
-static __always_inline int read_current_frame(struct task_struct *task, struct cur_frame *out,
-					      __u64 *tstate_out)
+static __always_inline int read_current_frame(struct task_struct *task, __u64 tstate,
+					      struct cur_frame *out)
 {
 	__u64 frame = 0;
 
-	if (current_frame_addr(task, &frame, tstate_out))
+	if (current_frame_addr(task, tstate, &frame))
 		return -1;
 	return read_frame(task, frame, out);
 }
@@ -421,20 +435,20 @@ int BPF_UPROBE(calls_resume)
 	struct task_struct *task;
 	struct cur_frame cur;
 	struct shadow *sh;
-	__u64 now, tstate;
+	__u64 now;
 
 	if (!ours())
 		return 0;
 	now = bpf_ktime_get_ns();
 	task = bpf_get_current_task_btf();
-	if (read_current_frame(task, &cur, &tstate) || !cur.code ||
+	sh = shadow_of(task, true);
+	if (!sh)
+		return 0;
+	if (read_current_frame(task, thread_state(task, sh), &cur) || !cur.code ||
 	    (cur.flags & PYX_FRAME_C_SHIM)) {
 		pyx_count_drop(PYX_DROP_READ);
 		return 0;
 	}
-	sh = shadow_of(task, true);
-	if (!sh)
-		return 0;
 	settle(task, sh, &cur, now);
 	enter_frame(task, sh, &cur,
 		    (cur.flags & PYX_FRAME_GENERATOR) && is_resumption(task, cur.instr), now);
@@ -555,14 +569,8 @@ static __always_inline void pop_frame(struct task_struct *task, struct shadow *s
 	end_above(task, sh, found - 1, now);
 	if (!sh->depth || sh->depth > PYX_CALLS_DEPTH)
 		return;
-	if (check_exception && !tstate) {
-		__u64 interp;
-		__u32 source;
-
-		if (pywalk_find_tstate(task, pywalk_thread_pointer(task), &tstate, &interp,
-				       &source) != PYX_WALK_OK)
-			tstate = 0;
-	}
+	if (check_exception && !tstate)
+		tstate = thread_state(task, sh);
 	finish(task, sh, sh->depth - 1, now, check_exception && exception_set(task, tstate));
 }
 
@@ -646,7 +654,10 @@ int BPF_UPROBE(calls_return)
 	now = bpf_ktime_get_ns();
 	task = bpf_get_current_task_btf();
 	sh = shadow_of(task, false);
-	if (!sh || current_frame_addr(task, &frame, &tstate))
+	if (!sh)
+		return 0;
+	tstate = thread_state(task, sh);
+	if (current_frame_addr(task, tstate, &frame))
 		return 0;
 	pop_frame(task, sh, frame, tstate, false, now);
 	return 0;
@@ -716,7 +727,8 @@ int BPF_URETPROBE(calls_eval_return)
 	top = top_of(task, &sh);
 	if (!top || (top->flags & ENTRY_GENERATOR))
 		return 0;
-	if (read_current_frame(task, &cur, &tstate) || cur.frame != top->previous)
+	tstate = thread_state(task, sh);
+	if (read_current_frame(task, tstate, &cur) || cur.frame != top->previous)
 		return 0;
 	finish(task, sh, sh->depth - 1, now, exception_set(task, tstate));
 	return 0;

@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""Cost per Python call of `pyxtrace calls` (exact mode, eval-loop hooks),
+side by side in one run per interpreter: untraced; the bare floor (empty
+programs on the very sites calls probes: bench/walk_cost.c eval-hooks);
+`pyxtrace calls`; and, where the interpreter has USDT function probes
+(Debian 3.9 and 3.15), bpftrace doing the same job (entry + return, count
+and latency histogram per function, like BCC's ucalls). The workload is
+fib(22) (57 313 calls), timed from inside the target; best of ROUNDS.
+Also prints the probe class of each hook site and pyxtrace's peak RSS.
+
+Run as root after tools/build and tests/rig/setup.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchlib import peak_rss_kib, wait_line
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYXTRACE = os.path.join(ROOT, "build", "user", "pyxtrace")
+WALK_COST = os.path.join(ROOT, "build", "bench", "walk-cost")
+WORKLOAD = os.path.join(ROOT, "bench", "workloads", "fib_calls.py")
+RIG = "/var/cache/pyxtrace/rig/roots"
+N = 22
+ROUNDS = 3
+
+# (label, root or None, interpreter path inside it, USDT function probes)
+INTERPRETERS = [
+    ("bullseye 3.9", RIG + "/bullseye", "/usr/bin/python3.9", True),
+    ("pyenv 3.10", None, "/root/.pyenv/versions/3.10.13/bin/python3.10", False),
+    ("bookworm 3.11", None, "/usr/bin/python3.11", False),
+    ("pyenv 3.12", None, "/root/.pyenv/versions/3.12.1/bin/python3.12", False),
+    ("trixie 3.13", RIG + "/trixie", "/usr/bin/python3.13", False),
+    ("sid 3.14", RIG + "/sid", "/usr/bin/python3.14", False),
+    ("sid 3.15", RIG + "/sid", "/usr/bin/python3.15", True),
+]
+
+# Entry and return paired per thread by depth, count and latency per function name.
+BPFTRACE = """
+usdt:{path}:python:function__entry {{ @d[tid]++; @t[tid, @d[tid]] = nsecs; }}
+usdt:{path}:python:function__return /@d[tid]/ {{
+    @calls[str(arg1)] = count(); @lat[str(arg1)] = hist(nsecs - @t[tid, @d[tid]]);
+    delete(@t[tid, @d[tid]]); @d[tid]--;
+}}
+"""
+
+
+def run_once(interp, mode):
+    label, root, python, _ = interp
+    tmp = tempfile.mkdtemp(prefix="pyx-bench-", dir=(root + "/tmp") if root else None)
+    inside = "/tmp/" + os.path.basename(tmp) if root else tmp
+    shutil.copy(WORKLOAD, tmp)
+    argv = [python, os.path.join(inside, "fib_calls.py"), str(N), inside + "/go",
+            inside + "/ready"]
+    if root:
+        argv = ["unshare", "--mount", "--propagation", "private", "--", "chroot", root] + argv
+    procs = []
+    try:
+        target = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        procs.append(target)
+        while not os.path.exists(os.path.join(tmp, "ready")):
+            time.sleep(0.005)
+        tracer, out = None, {"rss_kib": None, "hooks": None}
+        if mode == "floor":
+            tracer = subprocess.Popen([WALK_COST, str(target.pid), "-", "-", "eval-hooks"],
+                                      stdout=subprocess.PIPE, text=True)
+            wait_line(tracer.stdout, "attached")
+        elif mode == "calls":
+            tracer = subprocess.Popen([PYXTRACE, "calls", "-v", "--json", "-p", str(target.pid)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            wait_line(tracer.stderr, "attached, tracing")
+        elif mode == "bpftrace":
+            tracer = subprocess.Popen(["bpftrace", "--usdt-file-activation", "-e",
+                                       BPFTRACE.format(path=(root or "") + python)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            wait_line(tracer.stdout, "Attaching")
+            time.sleep(0.5)
+        procs.append(tracer)
+        open(os.path.join(tmp, "go"), "w").close()
+        result = json.loads(target.stdout.readline())
+        if mode == "calls":
+            out["rss_kib"] = peak_rss_kib(tracer.pid)
+        target.wait()
+        if tracer is not None:
+            if mode == "bpftrace":
+                tracer.terminate()
+            text = tracer.communicate(timeout=60)[0]
+            if mode == "calls":
+                doc = json.loads(text)
+                fib = next(f for f in doc["functions"] if f["function"] == "fib")
+                assert fib["calls"] >= result["calls"], fib
+                out["hooks"] = ", ".join(f"{h['at']}: {h['probe']}" for h in doc["hooks"])
+        result.update(out)
+        return result
+    finally:
+        for p in procs:
+            if p is not None and p.poll() is None:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    for path in (PYXTRACE, WALK_COST):
+        if not os.path.exists(path):
+            sys.exit(f"calls_cost: {path} missing: tools/build")
+    have_bpftrace = shutil.which("bpftrace") is not None
+    print(f"{'interpreter':14} {'untraced':>9} {'floor +':>8} {'calls +':>8} {'x floor':>8} "
+          f"{'bpftrace +':>10} {'x bpftrace':>10} {'RSS':>8}")
+    notes = []
+    for interp in INTERPRETERS:
+        label, root, python, usdt = interp
+        if not os.path.exists((root or "") + python):
+            print(f"{label:14} missing (tests/rig/setup)")
+            continue
+        modes = ["untraced", "floor", "calls"] + (["bpftrace"] if usdt and have_bpftrace else [])
+        best = {}
+        for _ in range(ROUNDS):
+            for mode in modes:
+                r = run_once(interp, mode)
+                if mode not in best or r["ns_per_call"] < best[mode]["ns_per_call"]:
+                    best[mode] = r
+        base = best["untraced"]["ns_per_call"]
+        floor = best["floor"]["ns_per_call"] - base
+        calls = best["calls"]["ns_per_call"] - base
+        bt = best["bpftrace"]["ns_per_call"] - base if "bpftrace" in best else None
+        print(f"{label:14} {base:9.0f} {floor:8.0f} {calls:8.0f} {calls / floor:8.2f} "
+              f"{f'{bt:.0f}' if bt else '-':>10} {f'{calls / bt:.2f}' if bt else '-':>10} "
+              f"{best['calls']['rss_kib'] / 1024:7.1f}M")
+        notes.append(f"  {label}: {best['calls']['hooks']}")
+    print("\nns per call (added: over untraced); hook sites and the kernel's probe class:")
+    print("\n".join(notes))
+
+
+if __name__ == "__main__":
+    main()
