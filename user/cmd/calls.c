@@ -554,7 +554,8 @@ static void print_text(void *cookie)
 	if (!matched)
 		fputs(run->opts->match ? "(no calls matching --match)\n" : "(no calls)\n", out);
 	else if (n < matched)
-		fprintf(out, "(%zu more functions; --top)\n", matched - n);
+		fprintf(out, "(%zu more function%s; --top)\n", matched - n,
+			matched - n == 1 ? "" : "s");
 	pyx_print_drops(out, run->drops, 0);
 	free(order);
 }
