@@ -529,20 +529,22 @@ static __always_inline __u32 find_frame(struct shadow *sh, __u64 frame)
  * The @n entries on top ended without their own hook: generators suspended
  * (no yield hook ran), frames left by an exception (≤3.10, where no hook
  * sees that exit: timed to now, the first moment known) or, on 3.11+, whose
- * pop went unseen (not timed).
+ * pop went unseen (not timed). An open-coded iterator: the verifier checks
+ * the body once, not once per unrolled step and caller.
  */
 static __always_inline void end_above(struct task_struct *task, struct shadow *sh, __u32 n,
 				      __u64 now)
 {
-	__u32 i;
+	int i;
 
-	for (i = 0; i < n && i < POP_SEARCH; i++) {
+	bpf_for(i, 0, n < POP_SEARCH ? n : POP_SEARCH)
+	{
 		__u32 d = sh->depth;
 		struct entry *top;
 
 		if (!d || d > PYX_CALLS_DEPTH)
-			return;
-		top = entry_at(sh, (d - 1));
+			break;
+		top = entry_at(sh, d - 1);
 		if (top->flags & ENTRY_GENERATOR) {
 			suspend_top(sh, now);
 		} else if (pyx_cfg.stale_are_exceptions) {
@@ -580,7 +582,7 @@ int BPF_UPROBE(calls_pop)
 {
 	struct task_struct *task;
 	struct shadow *sh;
-	__u64 frame, tstate = 0, now, arg1, arg2;
+	__u64 frame, tstate = 0, now, arg1, arg2, cookie;
 
 	/* Both registers read up front: the verifier refuses a ctx pointer picked by a branch. */
 	arg1 = PT_REGS_PARM1(ctx);
@@ -590,16 +592,18 @@ int BPF_UPROBE(calls_pop)
 	if (!ours())
 		return 0;
 	now = bpf_ktime_get_ns();
-	if (bpf_get_attach_cookie(ctx) == PYX_CALLS_POP_ARG2) {
+	cookie = bpf_get_attach_cookie(ctx);
+	task = bpf_get_current_task_btf();
+	sh = shadow_of(task, false);
+	if (!sh)
+		return 0;
+	if (cookie == PYX_CALLS_POP_ARG2) {
 		tstate = arg1;
 		frame = arg2;
 	} else {
 		frame = arg1;
 	}
-	task = bpf_get_current_task_btf();
-	sh = shadow_of(task, false);
-	if (sh)
-		pop_frame(task, sh, frame, tstate, true, now);
+	pop_frame(task, sh, frame, tstate, true, now);
 	return 0;
 }
 

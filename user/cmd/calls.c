@@ -256,23 +256,18 @@ static int attach_kind(struct calls_run *run, struct bpf_program *prog,
 	opts.cnt = n;
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, run->proc->pid,
 		 obj->map_start, obj->map_end);
-	/*
-	 * Seen here a few times, never reproduced on demand: ENOENT from the
-	 * kernel right after another tracer detached from the same file. It
-	 * went away by itself; a few tries bridge it.
-	 */
-	for (i = 0; i < 5; i++) {
-		link = bpf_program__attach_uprobe_multi(prog, run->proc->pid, path, NULL, &opts);
-		if (link || errno != ENOENT || !pyx_process__alive(run->proc))
-			break;
-		pyx_debug(run->ctx, "attaching the %s hooks: ENOENT, retrying",
+	link = bpf_program__attach_uprobe_multi(prog, run->proc->pid, path, NULL, &opts);
+	if (!link && !pyx_process__alive(run->proc)) {
+		/* Its map_files entry went with it (ENOENT): not an error, the session flushes. */
+		pyx_debug(run->ctx, "the target exited while the %s hooks were attached",
 			  pyx_eval_hook_kind_name(kind));
-		usleep(100 * 1000);
+		return 0;
 	}
 	if (!link) {
 		err = -errno;
-		pyx_error(run->ctx, "cannot attach the %s hooks of %s: %s",
-			  pyx_eval_hook_kind_name(kind), obj->path, strerror(-err));
+		pyx_error(run->ctx, "cannot attach the %s hooks of %s (file offset 0x%lx%s): %s",
+			  pyx_eval_hook_kind_name(kind), obj->path, offsets[0],
+			  n > 1 ? " and more" : "", strerror(-err));
 		return err;
 	}
 	return pyx_session__add_link(session, link);
@@ -459,6 +454,11 @@ static void print_json(void *cookie)
 	pyx_out_python(&json, "python", run->py);
 	pyx_json_kv_string(&json, "mode", "eval-hooks");
 	pyx_json_kv_bool(&json, "exact", true);
+	pyx_json_key(&json, "opcode_table");
+	pyx_json_object_begin(&json);
+	pyx_json_kv_hex(&json, "address", run->hooks.table);
+	pyx_json_kv_string(&json, "from", run->hooks.table_symbol_origin);
+	pyx_json_object_end(&json);
 	pyx_json_key(&json, "hooks");
 	pyx_json_array_begin(&json);
 	for (i = 0; i < run->hooks.nr_hooks; i++) {

@@ -232,36 +232,38 @@ static bool writes_sp(struct decoder *d, const cs_insn *insn)
 	       insn->id == X86_INS_ENTER;
 }
 
-/* Whether @insn writes an argument register (rdi, rsi, rdx, rcx or a part of one). */
-static bool writes_arg_reg(const cs_insn *insn)
+/* Whether @insn writes one of @regs. */
+static bool writes_reg(const cs_insn *insn, const x86_reg *regs, size_t n)
 {
-	static const x86_reg args[] = {
-		X86_REG_RDI, X86_REG_EDI, X86_REG_DI,  X86_REG_DIL, X86_REG_RSI, X86_REG_ESI,
-		X86_REG_SI,  X86_REG_SIL, X86_REG_RDX, X86_REG_EDX, X86_REG_DX,	 X86_REG_DL,
-		X86_REG_RCX, X86_REG_ECX, X86_REG_CX,  X86_REG_CL,
-	};
 	const cs_x86 *x = &insn->detail->x86;
 	size_t i, j;
 
 	for (i = 0; i < insn->detail->regs_write_count; i++)
-		for (j = 0; j < PYX_X86_ARRAY_SIZE(args); j++)
-			if (insn->detail->regs_write[i] == args[j])
+		for (j = 0; j < n; j++)
+			if (insn->detail->regs_write[i] == regs[j])
 				return true;
 	for (i = 0; i < x->op_count; i++)
-		for (j = 0; j < PYX_X86_ARRAY_SIZE(args); j++)
-			if (x->operands[i].type == X86_OP_REG && x->operands[i].reg == args[j] &&
+		for (j = 0; j < n; j++)
+			if (x->operands[i].type == X86_OP_REG && x->operands[i].reg == regs[j] &&
 			    (x->operands[i].access & CS_AC_WRITE))
 				return true;
 	return false;
 }
 
-/*
- * The first instruction the kernel optimizes or emulates, among @max from
- * @addr, before anything that would make a probe there miss runs or see
- * other state: any branch (an emulated one is taken itself) and, for a
- * function entry (!@straight), a write of the stack pointer or of an
- * argument register.
- */
+static const x86_reg arg_regs[] = {
+	X86_REG_RDI, X86_REG_EDI, X86_REG_DI,  X86_REG_DIL, X86_REG_RSI, X86_REG_ESI,
+	X86_REG_SI,  X86_REG_SIL, X86_REG_RDX, X86_REG_EDX, X86_REG_DX,	 X86_REG_DL,
+	X86_REG_RCX, X86_REG_ECX, X86_REG_CX,  X86_REG_CL,
+};
+
+static const x86_reg rsi_regs[] = {X86_REG_RSI, X86_REG_ESI, X86_REG_SI, X86_REG_SIL};
+
+/* Whether @insn writes an argument register (rdi, rsi, rdx, rcx or a part of one). */
+static bool writes_arg_reg(const cs_insn *insn)
+{
+	return writes_reg(insn, arg_regs, PYX_X86_ARRAY_SIZE(arg_regs));
+}
+
 static int plan_probe(const uint8_t *code, size_t len, uint64_t addr, bool straight,
 		      struct pyx_x86_entry_plan *plan)
 {
@@ -310,6 +312,51 @@ int pyx_x86_plan_straight(const uint8_t *code, size_t len, uint64_t addr,
 			  struct pyx_x86_entry_plan *plan)
 {
 	return plan_probe(code, len, addr, true, plan);
+}
+
+int pyx_x86_first_call(const uint8_t *code, size_t len, uint64_t addr, uint64_t *target,
+		       bool *sets_arg2)
+{
+	struct decoder d = {};
+	const uint8_t *p = code;
+	uint64_t at = addr;
+	size_t left = len;
+	cs_insn *insn;
+	int ret = -ENOENT;
+
+	if (decoder_open(&d))
+		return -ENOENT;
+	insn = d.malloc_insn(d.handle);
+	while (insn && d.disasm_iter(d.handle, &p, &left, &at, insn)) {
+		const cs_x86 *x = &insn->detail->x86;
+		bool direct = x->op_count == 1 && x->operands[0].type == X86_OP_IMM;
+
+		if (d.insn_group(d.handle, insn, CS_GRP_CALL)) {
+			if (direct) {
+				*target = (uint64_t)x->operands[0].imm;
+				ret = 0;
+			}
+			break;
+		}
+		if (insn->id == X86_INS_JMP) {
+			if (direct) {
+				*target = (uint64_t)x->operands[0].imm;
+				ret = 1;
+			}
+			break;
+		}
+		if (d.insn_group(d.handle, insn, CS_GRP_RET) ||
+		    d.insn_group(d.handle, insn, CS_GRP_INT))
+			break;
+		if (writes_reg(insn, rsi_regs, PYX_X86_ARRAY_SIZE(rsi_regs)))
+			*sets_arg2 = true;
+		/* A conditional branch: keep to the fall-through path. */
+	}
+	if (insn)
+		d.free(insn, 1);
+	d.close(&d.handle);
+	dlclose(d.lib);
+	return ret;
 }
 
 bool pyx_x86_branches_into(const uint8_t *code, size_t len, uint64_t addr, uint64_t lo, uint64_t hi)

@@ -71,6 +71,17 @@ int pyx_x86_plan_entry(const uint8_t *code, size_t len, uint64_t addr,
 int pyx_x86_plan_straight(const uint8_t *code, size_t len, uint64_t addr,
 			  struct pyx_x86_entry_plan *plan);
 
+/*
+ * Follow the code at @addr along its fall-through path (conditional
+ * branches not taken) to its first direct call: 0 with *target set; 1 with
+ * *target set when an unconditional direct jmp leaves the buffer first (the
+ * caller reads the code there and asks again); -ENOENT at an indirect
+ * branch, a return or the end of the buffer. *sets_arg2 becomes true when an
+ * instruction on the way writes rsi (the call passes a second argument).
+ */
+int pyx_x86_first_call(const uint8_t *code, size_t len, uint64_t addr, uint64_t *target,
+		       bool *sets_arg2);
+
 /* Whether any direct branch in the code at @addr targets (@lo, @hi]. */
 bool pyx_x86_branches_into(const uint8_t *code, size_t len, uint64_t addr, uint64_t lo,
 			   uint64_t hi);

@@ -29,6 +29,7 @@ struct version_ops {
 	struct named_op resume[4];
 	struct named_op yield[2];
 	struct named_op ret[1]; /* ≤3.10; 3.11+ pops frames in functions hooked instead */
+	unsigned int unused;	/* opcode numbers sharing the unknown-opcode handler */
 };
 
 #define OP(name, n)            \
@@ -42,22 +43,36 @@ struct version_ops {
 
 static const struct version_ops version_ops[] = {
 	/* ≤3.10: a frame starts or resumes in _PyEval_EvalFrameDefault's entry. */
-	{.minor = 8, .yield = {OP("YIELD_VALUE", 86)}, .ret = {OP("RETURN_VALUE", 83)}},
-	{.minor = 9, .yield = {OP("YIELD_VALUE", 86)}, .ret = {OP("RETURN_VALUE", 83)}},
-	{.minor = 10, .yield = {OP("YIELD_VALUE", 86)}, .ret = {OP("RETURN_VALUE", 83)}},
+	{.minor = 8,
+	 .yield = {OP("YIELD_VALUE", 86)},
+	 .ret = {OP("RETURN_VALUE", 83)},
+	 .unused = 136},
+	{.minor = 9,
+	 .yield = {OP("YIELD_VALUE", 86)},
+	 .ret = {OP("RETURN_VALUE", 83)},
+	 .unused = 137},
+	{.minor = 10,
+	 .yield = {OP("YIELD_VALUE", 86)},
+	 .ret = {OP("RETURN_VALUE", 83)},
+	 .unused = 129},
 	{.minor = 11,
+	 .unused = 74,
 	 .resume = {RARE("RESUME", 151), OP("RESUME_QUICK", 150)},
 	 .yield = {OP("YIELD_VALUE", 86)}},
 	{.minor = 12,
+	 .unused = 63,
 	 .resume = {OP("RESUME", 151), OP("INSTRUMENTED_RESUME", 240)},
 	 .yield = {OP("YIELD_VALUE", 150), OP("INSTRUMENTED_YIELD_VALUE", 243)}},
 	{.minor = 13,
+	 .unused = 44,
 	 .resume = {RARE("RESUME", 149), OP("RESUME_CHECK", 207), OP("INSTRUMENTED_RESUME", 236)},
 	 .yield = {OP("YIELD_VALUE", 118), OP("INSTRUMENTED_YIELD_VALUE", 241)}},
 	{.minor = 14,
+	 .unused = 29,
 	 .resume = {RARE("RESUME", 128), OP("RESUME_CHECK", 196), OP("INSTRUMENTED_RESUME", 245)},
 	 .yield = {OP("YIELD_VALUE", 120), OP("INSTRUMENTED_YIELD_VALUE", 247)}},
 	{.minor = 15,
+	 .unused = 22,
 	 .resume = {RARE("RESUME", 128), OP("RESUME_CHECK", 200), OP("RESUME_CHECK_JIT", 201),
 		    OP("INSTRUMENTED_RESUME", 244)},
 	 .yield = {OP("YIELD_VALUE", 119), OP("INSTRUMENTED_YIELD_VALUE", 246)}},
@@ -161,9 +176,92 @@ static int scan_symbol(void *ctx, const struct pyx_elf_sym *sym)
 	return 0;
 }
 
+static int compare_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static void opset_add(uint64_t *set, int op)
 {
 	set[(op >> 6) & 3] |= 1ull << (op & 63);
+}
+
+/*
+ * Without a symbol: the table is 256 pointers into the interpreter's own
+ * code, in a data section, aligned to 32 bytes, and unlike any other such
+ * array it repeats one target (the unknown-opcode handler) once per unused
+ * opcode number: exactly ops->unused times (measured on the symbol-bearing
+ * builds of each minor version, release and debug alike).
+ */
+#define SHAPE_MIN_DISTINCT 100
+#define SHAPE_ALIGN	   32
+
+static bool table_shape(const uint64_t *v, uint64_t lo, uint64_t hi, unsigned int unused)
+{
+	uint64_t sorted[OPCODE_TABLE_SIZE];
+	size_t i, distinct = 1, run = 1, best = 1;
+
+	for (i = 0; i < OPCODE_TABLE_SIZE; i++)
+		if (v[i] < lo || v[i] >= hi)
+			return false;
+	memcpy(sorted, v, sizeof(sorted));
+	qsort(sorted, OPCODE_TABLE_SIZE, sizeof(sorted[0]), compare_u64);
+	for (i = 1; i < OPCODE_TABLE_SIZE; i++) {
+		if (sorted[i] != sorted[i - 1]) {
+			distinct++;
+			run = 1;
+		} else if (++run > best) {
+			best = run;
+		}
+	}
+	return distinct >= SHAPE_MIN_DISTINCT && best == unused;
+}
+
+/* Scan the live data sections of @obj for the table; 0 with *vaddr when exactly one fits. */
+static int find_table_by_shape(struct pyx_process *proc, struct pyx_object *obj,
+			       struct pyx_elf *elf, unsigned int unused, uint64_t *vaddr)
+{
+	uint64_t candidate = 0;
+	static const char *const sections[] = {".data.rel.ro", ".data", ".rodata"};
+	size_t found = 0, i, k;
+
+	for (i = 0; i < ARRAY_SIZE(sections); i++) {
+		uint64_t addr, size, *words;
+		size_t n, run = 0;
+
+		if (pyx_elf__section(elf, sections[i], &addr, &size, NULL) || !size ||
+		    size > (64u << 20))
+			continue;
+		words = malloc(size);
+		if (!words)
+			return -ENOMEM;
+		addr = (addr + 7) & ~7ull;
+		n = (size - 8) / 8;
+		if (pyx_process__read(proc, pyx_object__runtime(obj, addr), words, n * 8)) {
+			free(words);
+			continue;
+		}
+		for (k = 0; k < n; k++) {
+			uint64_t at;
+
+			run = words[k] >= obj->start && words[k] < obj->end ? run + 1 : 0;
+			if (run < OPCODE_TABLE_SIZE)
+				continue;
+			at = addr + (k + 1 - OPCODE_TABLE_SIZE) * 8;
+			if (at % SHAPE_ALIGN || !table_shape(&words[k + 1 - OPCODE_TABLE_SIZE],
+							     obj->start, obj->end, unused))
+				continue;
+			candidate = at;
+			found++;
+		}
+		free(words);
+	}
+	if (found != 1)
+		return -ENOENT;
+	*vaddr = candidate;
+	return 0;
 }
 
 /* Code of the eval function's ranges, to check branches into a handler's head. */
@@ -278,6 +376,43 @@ static void plan_hook(struct pyx_eval_hook *h, struct pyx_elf *elf, const struct
 }
 
 /*
+ * No symbol for the frame-pop function (a stripped 3.11 or 3.12): it is the
+ * first function RETURN_VALUE's handler calls on its fall-through path
+ * (_PyFrame_Clear(frame), or _PyEvalFrameClearAndPop(tstate, frame) where
+ * that is not inlined): the frame is the second argument if rsi was set.
+ */
+#define RETURN_VALUE_311_312 83
+
+static int pop_from_return(struct pyx_eval_hooks *out, struct pyx_python *py, struct pyx_elf *elf,
+			   const uint64_t *table)
+{
+	uint64_t at = table[RETURN_VALUE_311_312] - (uint64_t)py->interp->bias, target = 0;
+	bool sets_arg2 = false;
+	uint8_t code[1024];
+	int hops, ret = -ENOENT;
+
+	if (py->minor != 11 && py->minor != 12)
+		return -ENOENT;
+	for (hops = 0; hops < 4; hops++) {
+		size_t len = sizeof(code);
+
+		while (len > 16 && pyx_elf__read_vaddr(elf, at, code, len))
+			len /= 2;
+		if (len <= 16)
+			return -ENOENT;
+		ret = pyx_x86_first_call(code, len, at, &target, &sets_arg2);
+		if (ret != 1)
+			break;
+		at = target; /* an unconditional jmp: follow it */
+	}
+	if (ret)
+		return -ENOENT;
+	/* f(frame) or f(tstate, frame): whether rsi was set for the call. */
+	return add_hook(out, PYX_HOOK_POP, "frame-pop function (from RETURN_VALUE)", target,
+			sets_arg2 ? PYX_CALLS_POP_ARG2 : PYX_CALLS_POP_ARG1);
+}
+
+/*
  * ≤3.10: every frame runs in its own eval-loop activation, so the eval
  * function's entry sees each start and resumption (the frame is an
  * argument); RETURN_VALUE sees returns; PyTraceBack_Here(frame) sees an
@@ -352,12 +487,14 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 			out->table_symbol_origin = "debug file";
 		}
 	}
+	if (!scan.table && !find_table_by_shape(proc, py->interp, elf, ops->unused, &scan.table))
+		out->table_symbol_origin = "shape";
 	if (!scan.table) {
 		snprintf(
 			why, why_size,
-			"no symbol for the eval loop's opcode table (opcode_targets) in %s%s: install "
-			"its debug symbols (Debian: python%u.%u-dbg)",
-			py->interp->path, debug_elf ? " or its debug file" : "", py->major,
+			"cannot find the eval loop's opcode table (opcode_targets) in %s, which has no "
+			"symbol for it%s: install its debug symbols (Debian: python%u.%u-dbg)",
+			py->interp->path, debug_elf ? " in its debug file either" : "", py->major,
 			py->minor);
 		err = -ENOENT;
 		goto out_close;
@@ -368,6 +505,7 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 		err = -ENOENT;
 		goto out_close;
 	}
+	out->table = scan.table;
 	/* The table holds relocated addresses: read it from the live process. */
 	err = pyx_process__read(proc, pyx_object__runtime(py->interp, scan.table), table,
 				sizeof(table));
@@ -485,6 +623,10 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 	}
 	for (i = 0, j = 0; i < out->nr_hooks; i++)
 		j += out->hooks[i].kind == PYX_HOOK_POP;
+	if (!j && !pop_from_return(out, py, elf, table)) {
+		plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
+		j = 1;
+	}
 	if (!j) {
 		snprintf(
 			why, why_size,

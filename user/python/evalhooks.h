@@ -45,7 +45,8 @@ struct pyx_eval_hook {
 
 struct pyx_eval_hooks {
 	struct pyx_object *object;	 /* the interpreter: executable or libpython */
-	const char *table_symbol_origin; /* "symtab", "debug file" */
+	const char *table_symbol_origin; /* "symtab", "debug file", "shape" (no symbol) */
+	uint64_t table;			 /* link-time address of opcode_targets */
 	uint64_t resume_ops[PYX_CALLS_OPSET_WORDS];
 	uint64_t yield_ops[PYX_CALLS_OPSET_WORDS];
 	struct pyx_eval_hook hooks[PYX_EVAL_HOOKS_MAX];
