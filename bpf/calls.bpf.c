@@ -117,7 +117,10 @@ struct {
 
 static __always_inline bool ours(void)
 {
-	return pyx_ready() && (bpf_get_current_pid_tgid() >> 32) == pyx_cfg.tgid;
+	__u64 id = bpf_get_current_pid_tgid();
+
+	return pyx_ready() && (id >> 32) == pyx_cfg.tgid &&
+	       (!pyx_cfg.tid || (__u32)id == pyx_cfg.tid);
 }
 
 static __always_inline bool in_opset(const volatile __u64 *set, __u8 op)

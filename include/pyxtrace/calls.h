@@ -24,7 +24,7 @@
 
 struct pyx_calls_cfg {
 	__u32 tgid;
-	__u32 __pad;
+	__u32 tid;				 /* --thread: only this host TID; 0: every thread */
 	__u64 resume_ops[PYX_CALLS_OPSET_WORDS]; /* RESUME and its quickened/instrumented forms */
 	__u64 yield_ops[PYX_CALLS_OPSET_WORDS];	 /* YIELD_VALUE and its instrumented form */
 	__u32 stale_are_exceptions; /* ≤3.10: a frame ended unseen was left by an exception */

@@ -161,6 +161,42 @@ def test_calls_launch(interp, tmp_path, pyxtrace_bin):
         assert fn["<module>"]["calls"] == 1
 
 
+@pytest.mark.interps("sid-3.14")
+def test_calls_jit_is_not_exact(interp, start_target, pyxtrace_bin):
+    """PYTHON_JIT=1 (Debian's 3.14 has the JIT): hot loops become JIT traces
+    whose calls pass no hook. pyxtrace says so and does not claim exact."""
+    interp.require()
+    target = start_target(interp, "hot_loop.py", env={"PYTHON_JIT": "1"})
+    target.wait_for("ready")
+    res = run_calls(pyxtrace_bin, target)
+    doc, result = res.json(), target.read_json("result.json")
+    assert doc["exact"] is False and doc["jit"] is True
+    fn = {f["function"]: f for f in doc["functions"] if f["file"] == result["file"]}
+    assert 0 < fn["g"]["calls"] < result["calls"], fn["g"]
+
+
+@pytest.mark.interps("sid-3.14,bookworm-3.11,pyenv-3.9")
+def test_calls_thread_and_min_latency(interp, start_target, pyxtrace_bin):
+    """--thread keeps one thread's calls (here the main thread: the second
+    thread's functions are gone, the main thread's counts unchanged);
+    --min-latency keeps only functions with a call at least that slow."""
+    interp.require()
+    target = start_target(interp, "calls_workload.py")
+    target.wait_for("ready")
+    res = pyx.run(pyxtrace_bin, "calls", "-p", target.pid, "--thread", "1")
+    assert res.rc == 1 and "not a thread of process" in res.stderr, res
+    doc = run_calls(pyxtrace_bin, target, "--thread", target.pid, "--min-latency", "1ms").json()
+    # (the workload's main thread is the process's first: its TID is the PID)
+    result = target.read_json("result.json")
+    fn = {f["function"]: f for f in doc["functions"] if f["file"] == result["file"]}
+    assert "t_leaf" not in fn and "t_task" not in fn
+    # leaf, count, keyfn... never take 1 ms: fewer functions than the workload ran.
+    assert len(fn) < len(result["counts"])
+    assert fn["napper"]["calls"] == result["counts"]["napper"] == 12
+    assert fn["sleepy"]["calls"] == 4 and fn["work"]["calls"] == 1
+    assert all(f["max_ns"] >= 1_000_000 for f in doc["functions"])
+
+
 def test_calls_usage(pyxtrace_bin):
     res = pyx.run(pyxtrace_bin, "calls")
     assert res.rc == 2 and "a target is required" in res.stderr, res
@@ -168,3 +204,5 @@ def test_calls_usage(pyxtrace_bin):
     assert res.rc == 2 and "--sort" in res.stderr, res
     res = pyx.run(pyxtrace_bin, "calls", "-p", "1", "--match", "(")
     assert res.rc == 2 and "--match" in res.stderr, res
+    res = pyx.run(pyxtrace_bin, "calls", "-p", "1", "--min-latency", "soon")
+    assert res.rc == 2 and "--min-latency" in res.stderr, res

@@ -48,6 +48,8 @@ static const char *const sort_names[] = {
 
 struct calls_opts {
 	uint64_t interval_ns;
+	pid_t thread;		 /* --thread: host TID; 0: every thread */
+	uint64_t min_latency_ns; /* --min-latency: only functions with a call this slow */
 	enum calls_sort sort;
 	size_t top; /* 0: the default (text) or every function (JSON) */
 	const char *match;
@@ -80,13 +82,15 @@ struct calls_run {
 	const char *stop_reason;
 	bool final;
 	bool live;
+	bool jit; /* the target asked for the JIT (PYTHON_JIT): its traces bypass the hooks */
 };
 
 static void calls_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
 		"Usage: %s calls (-p PID [--container ID] | -- CMD [ARGS...]) [-i TIME]\n"
-		"       [--sort KEY] [--top N] [--match REGEX] [-d TIME] [--json] [-o FILE]\n"
+		"       [--sort KEY] [--top N] [--match REGEX] [--thread TID] [--min-latency TIME]\n"
+		"       [-d TIME] [--json] [-o FILE]\n"
 		"\n"
 		"Every Python function the process runs: exact call counts, exceptions,\n"
 		"inclusive and self time and latency percentiles, aggregated in the kernel from\n"
@@ -102,7 +106,9 @@ static void calls_usage(FILE *out, const char *prog)
 		"  --sort KEY             total (default), self, calls, avg, max\n"
 		"  --top N                only the first N rows (text default %d; JSON: all)\n"
 		"  --match REGEX          only functions whose qualified name or file matches\n"
-		"                         (POSIX extended regex; counting is not filtered)\n",
+		"                         (POSIX extended regex; counting is not filtered)\n"
+		"  --thread TID           only calls made by this thread (host TID)\n"
+		"  --min-latency TIME     only functions with at least one call this slow\n",
 		prog, CALLS_DEFAULT_TOP);
 	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
 	fprintf(out,
@@ -416,6 +422,8 @@ static bool row_shown(const struct calls_run *run, const struct function_row *ro
 {
 	if (!row->st.calls && !row->st.timed)
 		return false;
+	if (run->opts->min_latency_ns && row->st.max_ns < run->opts->min_latency_ns)
+		return false;
 	if (!run->opts->match)
 		return true;
 	return (row->qualname && !regexec(&run->opts->match_re, row->qualname, 0, NULL, 0)) ||
@@ -453,7 +461,8 @@ static void print_json(void *cookie)
 	pyx_out_process(&json, "process", run->proc);
 	pyx_out_python(&json, "python", run->py);
 	pyx_json_kv_string(&json, "mode", "eval-hooks");
-	pyx_json_kv_bool(&json, "exact", true);
+	pyx_json_kv_bool(&json, "exact", !run->jit);
+	pyx_json_kv_bool(&json, "jit", run->jit);
 	pyx_json_key(&json, "opcode_table");
 	pyx_json_object_begin(&json);
 	pyx_json_kv_hex(&json, "address", run->hooks.table);
@@ -514,8 +523,9 @@ static void print_text(void *cookie)
 	struct function_row **order;
 	size_t i, n, matched;
 
-	fprintf(out, "%s: Python %s, exact calls (eval-loop hooks), %s (%s)\n",
+	fprintf(out, "%s: Python %s, %s (eval-loop hooks), %s (%s)\n",
 		pyx_process_label(run->proc, label, sizeof(label)), run->py->version,
+		run->jit ? "calls outside JIT code only" : "exact calls",
 		pyx_format_duration(run->duration_ns, dur, sizeof(dur)),
 		run->stop_reason ? run->stop_reason : "so far");
 	order = sorted_rows(run, &n, &matched);
@@ -614,10 +624,38 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	err = pyx_cmd_open_python(ctx, common, &run.proc, &run.py, &run.layout);
 	if (err)
 		return err;
+	if (opts->thread) {
+		char task[64];
+
+		snprintf(task, sizeof(task), "/proc/%d/task/%d", run.proc->pid, opts->thread);
+		if (access(task, F_OK)) {
+			pyx_error(ctx, "thread %d is not a thread of process %d (see ps -T -p %d)",
+				  opts->thread, run.proc->pid, run.proc->pid);
+			goto out_free;
+		}
+	}
 	err = pyx_eval_hooks__find(run.proc, run.py, &run.hooks, why, sizeof(why));
 	if (err) {
 		pyx_error(ctx, "%s", why);
 		goto out_free;
+	}
+	/*
+	 * PYTHON_JIT=1 (3.13+ builds with the JIT: Debian's 3.14 has it) runs hot
+	 * loops as JIT traces, whose calls pass none of the hooks: measured on
+	 * Debian 3.14, 28 672 of 200 000 calls seen. Say so, do not claim exact.
+	 */
+	if (run.py->minor >= 13) {
+		char jit[16];
+
+		run.jit = !pyx_process__getenv(run.proc, "PYTHON_JIT", jit, sizeof(jit)) &&
+			  strcmp(jit, "0") && jit[0];
+		if (run.jit)
+			pyx_warn(
+				ctx,
+				"the target runs with PYTHON_JIT=%s: calls made inside JIT-compiled "
+				"code are not seen, counts are a lower bound (restart it without "
+				"PYTHON_JIT for exact counts)",
+				jit);
 	}
 	if (run.hooks.single_stepped)
 		pyx_warn(ctx,
@@ -636,6 +674,7 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	if (run.live && !interval_ns)
 		interval_ns = 1000000000ull;
 	cfg.tgid = (__u32)run.proc->pid;
+	cfg.tid = (__u32)opts->thread;
 	memcpy(cfg.resume_ops, run.hooks.resume_ops, sizeof(cfg.resume_ops));
 	memcpy(cfg.yield_ops, run.hooks.yield_ops, sizeof(cfg.yield_ops));
 	cfg.stale_are_exceptions = run.hooks.legacy;
@@ -670,6 +709,8 @@ enum {
 	OPT_SORT = 0x4000,
 	OPT_TOP,
 	OPT_MATCH,
+	OPT_THREAD,
+	OPT_MIN_LATENCY,
 	OPT_INTERVAL = 'i',
 };
 
@@ -678,6 +719,8 @@ static const struct option calls_options[] = {
 	{"sort", required_argument, NULL, OPT_SORT},
 	{"top", required_argument, NULL, OPT_TOP},
 	{"match", required_argument, NULL, OPT_MATCH},
+	{"thread", required_argument, NULL, OPT_THREAD},
+	{"min-latency", required_argument, NULL, OPT_MIN_LATENCY},
 	{},
 };
 
@@ -706,6 +749,16 @@ static int calls_option(void *cookie, int val, const char *arg)
 			return pyx_option_error(&pyx_cmd_calls, "--top", arg,
 						"use a number of rows >= 1");
 		opts->top = n;
+		return 0;
+	case OPT_THREAD:
+		if (pyx_parse_pid(arg, &opts->thread))
+			return pyx_option_error(&pyx_cmd_calls, "--thread", arg,
+						"use a host thread id (ps -T)");
+		return 0;
+	case OPT_MIN_LATENCY:
+		if (pyx_parse_duration(arg, &opts->min_latency_ns) || !opts->min_latency_ns)
+			return pyx_option_error(&pyx_cmd_calls, "--min-latency", arg,
+						"use e.g. 100us, 5ms");
 		return 0;
 	case OPT_MATCH:
 		if (opts->match)

@@ -295,6 +295,37 @@ int pyx_process__read_maps(struct pyx_process *proc)
 	return err;
 }
 
+int pyx_process__getenv(const struct pyx_process *proc, const char *name, char *buf, size_t size)
+{
+	size_t len = strlen(name), used = 0;
+	char path[64], *env;
+	int fd, err = -ENOENT;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", proc->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	env = malloc(1 << 20);
+	if (!env) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (used < (1u << 20) - 1 && (n = read(fd, env + used, (1u << 20) - 1 - used)) > 0)
+		used += (size_t)n;
+	close(fd);
+	env[used] = 0;
+	for (char *p = env; p < env + used; p += strlen(p) + 1) {
+		if (!strncmp(p, name, len) && p[len] == '=') {
+			snprintf(buf, size, "%s", p + len + 1);
+			err = 0;
+			break;
+		}
+	}
+	free(env);
+	return err;
+}
+
 bool pyx_process__alive(const struct pyx_process *proc)
 {
 	char state = pyx_task_state(proc->pid);

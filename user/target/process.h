@@ -19,21 +19,21 @@ struct pyx_elf;
 
 /* One file mapped into the target: all its mappings grouped by (dev, inode). */
 struct pyx_object {
-	char *path;	     /* as /proc/PID/maps shows it, without " (deleted)" */
-	bool deleted;	     /* replaced or removed on disk since it was mapped */
-	unsigned long dev;   /* makedev(major, minor) of the mapping */
+	char *path;	   /* as /proc/PID/maps shows it, without " (deleted)" */
+	bool deleted;	   /* replaced or removed on disk since it was mapped */
+	unsigned long dev; /* makedev(major, minor) of the mapping */
 	unsigned long inode;
-	uint64_t start;	     /* lowest mapped address */
-	uint64_t end;	     /* highest mapped address (exclusive) */
-	uint64_t base_start; /* the mapping with the lowest file offset: its start... */
+	uint64_t start;	      /* lowest mapped address */
+	uint64_t end;	      /* highest mapped address (exclusive) */
+	uint64_t base_start;  /* the mapping with the lowest file offset: its start... */
 	uint64_t base_offset; /* ...and its file offset, to compute the load bias */
-	uint64_t map_start;  /* any mapping of it, for /proc/PID/map_files */
+	uint64_t map_start;   /* any mapping of it, for /proc/PID/map_files */
 	uint64_t map_end;
-	bool executable;     /* some mapping of it is r-x */
+	bool executable; /* some mapping of it is r-x */
 	/* Filled on demand by pyx_process__object_elf(). */
 	struct pyx_elf *elf;
 	int fd;
-	int64_t bias;	     /* runtime address = link-time vaddr + bias */
+	int64_t bias; /* runtime address = link-time vaddr + bias */
 	bool bias_known;
 };
 
@@ -41,7 +41,7 @@ struct pyx_process {
 	pid_t pid;    /* host PID (thread-group id) */
 	pid_t ns_pid; /* PID in its own PID namespace (innermost NSpid) */
 	char comm[16];
-	char state;   /* from /proc/PID/stat: R, S, D, Z, ... */
+	char state; /* from /proc/PID/stat: R, S, D, Z, ... */
 	uid_t uid;
 	bool pid_ns_differs;
 	bool mnt_ns_differs;
@@ -49,7 +49,7 @@ struct pyx_process {
 	int root_fd;			/* O_PATH /proc/PID/root */
 	struct pyx_object *objects;
 	size_t nr_objects;
-	bool kernel_thread;		/* no user address space */
+	bool kernel_thread; /* no user address space */
 };
 
 /*
@@ -68,6 +68,12 @@ char pyx_task_state(pid_t pid);
 
 /* Whether the process is still alive (not gone, not a zombie). */
 bool pyx_process__alive(const struct pyx_process *proc);
+
+/*
+ * The value of variable @name in the environment the process started with
+ * (/proc/PID/environ), copied into @buf; -ENOENT when it is not set.
+ */
+int pyx_process__getenv(const struct pyx_process *proc, const char *name, char *buf, size_t size);
 
 /*
  * Open the ELF of a mapped object (through map_files, so it is the mapped
