@@ -228,22 +228,14 @@ static __always_inline bool rate_limited(void)
 	return true;
 }
 
-/*
- * Py_FatalError(msg), _Py_FatalErrorFunc(func, msg), abort(),
- * __assert_fail(expr, file, line, func), _PyErr_NoMemory(tstate) or
- * PyErr_NoMemory().
- */
-SEC("uprobe")
-int on_call(struct pt_regs *ctx)
+/* One event from a uprobe: its kind, arguments and the thread's stacks. */
+static __always_inline int report_call(struct pt_regs *ctx, __u64 cookie, __u64 pid_tgid)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx), pid_tgid = bpf_get_current_pid_tgid();
 	__u32 kind = (__u32)cookie, tid = (__u32)pid_tgid;
 	struct pyx_rec_crash *rec;
 	struct pt_regs regs = {};
 
-	if (!pyx_ready() || (pid_tgid >> 32) != pyx_cfg.tgid)
-		return 0;
-	if (kind == PYX_CRASH_MEMORY_ERROR && rate_limited())
+	if ((kind == PYX_CRASH_MEMORY_ERROR || kind == PYX_CRASH_RECURSION_ERROR) && rate_limited())
 		return 0;
 	rec = new_record(kind, tid);
 	if (!rec)
@@ -264,6 +256,10 @@ int on_call(struct pt_regs *ctx)
 		rec->line = (__u32)PT_REGS_PARM3(ctx);
 		bpf_probe_read_user_str(rec->function, sizeof(rec->function),
 					(void *)PT_REGS_PARM4(ctx));
+	} else if (kind == PYX_CRASH_RECURSION_ERROR) {
+		/* _PyErr_Format(tstate, type, format, ...): the format says where. */
+		bpf_probe_read_user_str(rec->message, sizeof(rec->message),
+					(void *)PT_REGS_PARM3(ctx));
 	}
 	capture_pystack(bpf_get_current_task_btf(), tid, &rec->py);
 	snap_codes(rec);
@@ -272,6 +268,38 @@ int on_call(struct pt_regs *ctx)
 	rec->flags |= PYX_CRASH_HAS_STACK;
 	bpf_ringbuf_submit(rec, 0);
 	return 0;
+}
+
+/*
+ * Py_FatalError(msg), _Py_FatalErrorFunc(func, msg), abort(),
+ * __assert_fail(expr, file, line, func), _PyErr_NoMemory(tstate) or
+ * PyErr_NoMemory().
+ */
+SEC("uprobe")
+int on_call(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (!pyx_ready() || (pid_tgid >> 32) != pyx_cfg.tgid)
+		return 0;
+	return report_call(ctx, bpf_get_attach_cookie(ctx), pid_tgid);
+}
+
+/*
+ * _PyErr_Format(tstate, type, format, ...): every RecursionError is raised
+ * through it (_Py_CheckRecursiveCall, _Py_CheckRecursiveCallPy); other
+ * types pass by. Formatted errors are rare on a healthy path.
+ */
+SEC("uprobe")
+int on_format(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), type = PT_REGS_PARM2(ctx);
+
+	barrier_var(type);
+	if (!pyx_ready() || (pid_tgid >> 32) != pyx_cfg.tgid || !pyx_cfg.recursion_error ||
+	    type != pyx_cfg.recursion_error)
+		return 0;
+	return report_call(ctx, PYX_CRASH_RECURSION_ERROR, pid_tgid);
 }
 
 /* The last thread of the target exits: its wait status. */

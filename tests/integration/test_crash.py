@@ -130,6 +130,29 @@ def test_crash_memory_error_rate_limited(interp, start_target, pyxtrace_bin):
         assert (top["function"], top["line"]) == (site["function"], site["line"]), e["stack"]
 
 
+@pytest.mark.interps(supported=True)
+def test_crash_recursion_error_rate_limited(interp, start_target, pyxtrace_bin):
+    """Python recursion past the limit, caught, 30 times: the first 10 RecursionErrors
+    are events whose stack is the recursing function (the innermost frames all
+    `down`, then the loop that called it), the rest rate-limited; a normal exit."""
+    interp.require(fixture=True)
+    target = start_target(interp, "crash_workload.py", ["recursion_error"])
+    target.wait_for("ready")
+    status, events, summary = crash(pyxtrace_bin, target)
+    site = target.read_json("site.json")
+    assert status == 0 and summary["exit"]["status"] == 0
+    assert [e["event"] for e in events] == ["recursion_error"] * 10
+    assert summary["drops"]["rate_limited"] == site["raises"] - 10
+    assert summary["events"]["recursion_error"] == 10 and summary["not_probed"] == []
+    for e in events:
+        # (the format string; empty when its page was never read before the raise)
+        assert e["message"] is None or \
+            e["message"].startswith("maximum recursion depth exceeded"), e["message"]
+        py = [f for f in e["stack"] if f["kind"] == "python"]
+        assert len(py) >= 20 and all((f["function"], f["line"]) == ("down", site["line"])
+                                     for f in py[:20]), py[:3]
+
+
 def test_crash_usage(pyxtrace_bin):
     res = pyx.run(pyxtrace_bin, "crash")
     assert res.rc == 2 and "a target is required" in res.stderr

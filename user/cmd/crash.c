@@ -41,9 +41,13 @@ PYX_SKEL_OPS(crash_bpf);
 #define CRASH_REFRESH_NS  100000000ull	/* re-read new objects at most this often (100 ms) */
 
 static const char *const kind_names[] = {
-	[PYX_CRASH_SIGNAL] = "signal", [PYX_CRASH_FATAL_ERROR] = "fatal_error",
-	[PYX_CRASH_ABORT] = "abort",   [PYX_CRASH_ASSERT] = "assert",
-	[PYX_CRASH_EXIT] = "exit",     [PYX_CRASH_MEMORY_ERROR] = "memory_error",
+	[PYX_CRASH_SIGNAL] = "signal",
+	[PYX_CRASH_FATAL_ERROR] = "fatal_error",
+	[PYX_CRASH_ABORT] = "abort",
+	[PYX_CRASH_ASSERT] = "assert",
+	[PYX_CRASH_EXIT] = "exit",
+	[PYX_CRASH_MEMORY_ERROR] = "memory_error",
+	[PYX_CRASH_RECURSION_ERROR] = "recursion_error",
 };
 
 struct crash_run {
@@ -56,6 +60,7 @@ struct crash_run {
 	struct pyx_stackview *view;
 	struct pyx_process *unwound; /* the unwinder's own view of the process's objects */
 	bool maps_changed;	     /* a file was mapped executable since the unwinder was built */
+	uint64_t recursion_error;    /* the RecursionError type object; 0: unknown */
 	uint64_t refreshed_ns;
 	int64_t realtime_offset_ns;
 	uint64_t counts[PYX_ARRAY_SIZE(kind_names)];
@@ -150,6 +155,20 @@ static void note_missing(struct crash_run *run, const char *what)
 	pyx_warn(run->ctx, "%s will not be seen: no probe could be attached", what);
 }
 
+/* The RecursionError type: the object the exported PyExc_RecursionError points to. */
+static uint64_t recursion_error_type(struct crash_run *run)
+{
+	struct pyx_elf *elf = pyx_process__object_elf(run->proc, run->py->interp);
+	struct pyx_elf_sym sym;
+	uint64_t type = 0;
+
+	if (!elf || pyx_elf__find_symbol(elf, "PyExc_RecursionError", &sym) ||
+	    pyx_process__read(run->proc, pyx_object__runtime(run->py->interp, sym.value), &type,
+			      sizeof(type)))
+		return 0;
+	return type;
+}
+
 static int crash_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
 {
 	struct crash_run *run = cookie;
@@ -189,6 +208,9 @@ static int crash_attach(void *cookie, struct pyx_session *session, void *skel_pt
 	    attach_symbol(run, session, skel->progs.on_call, run->py->interp, "PyErr_NoMemory", 0,
 			  PYX_CRASH_MEMORY_ERROR))
 		note_missing(run, "MemoryError");
+	if (!run->recursion_error || attach_symbol(run, session, skel->progs.on_format,
+						   run->py->interp, "_PyErr_Format", 0, 0))
+		note_missing(run, "RecursionError");
 	if (!libc ||
 	    attach_symbol(run, session, skel->progs.on_call, libc, "abort", 0, PYX_CRASH_ABORT))
 		note_missing(run, "abort()");
@@ -354,6 +376,11 @@ static void print_event_text(struct crash_run *run, const struct pyx_rec_crash *
 	case PYX_CRASH_ASSERT:
 		fprintf(out, "assertion failed: %s (%s:%u, in %s)", rec->message, rec->file,
 			rec->line, rec->function);
+		break;
+	case PYX_CRASH_RECURSION_ERROR:
+		/* The raise's format string, up to its first directive (a page not yet read is empty). */
+		fprintf(out, "RecursionError raised%s%.*s", rec->message[0] ? ": " : "",
+			(int)strcspn(rec->message, "%"), rec->message);
 		break;
 	case PYX_CRASH_MEMORY_ERROR:
 		fputs("MemoryError raised", out);
@@ -638,6 +665,8 @@ static int crash_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	run.realtime_offset_ns = pyx_realtime_offset_ns();
 	cfg.tgid = (__u32)run.proc->pid;
 	cfg.stack_bytes = CRASH_STACK_BYTES;
+	run.recursion_error = recursion_error_type(&run);
+	cfg.recursion_error = run.recursion_error;
 	cfg.layout = run.layout.walk;
 	if (!pyx_codesnap_cfg(&cfg.snap, &run.layout.code))
 		pyx_warn(ctx,

@@ -2,7 +2,9 @@
 $PYX_OUT/go, records where it is about to call the fixture's crashing
 function (site.json: function and line, from its own frame), then calls
 it: segfault, abort, fatal (Py_FatalError), assert_fail, or memory_error
-(caught, RAISES times, then a normal exit). With "late" as
+(caught, RAISES times, then a normal exit); or recursion_error: Python
+recursion past the limit, caught, RAISES times (site.json: the recursing
+function's one line). With "late" as
 the second argument the fixture is imported only after go, just before."""
 import json
 import os
@@ -13,7 +15,25 @@ OUT = os.environ.get("PYX_OUT") or "/pyx/out"
 RAISES = 30
 
 
+def down(): return down()  # noqa: E704 (def, call and body on one line)
+
+
+def recurse():
+    frame = sys._getframe()
+    with open(os.path.join(OUT, "site.json"), "w") as f:
+        json.dump({"function": "down", "line": down.__code__.co_firstlineno,
+                   "caller_line": frame.f_lineno + 5, "pid": os.getpid(), "raises": RAISES},
+                  f)
+    for _ in range(RAISES):
+        try:
+            down()
+        except RecursionError:
+            pass
+
+
 def trigger(what):
+    if what == "recursion_error":
+        return recurse()
     import pyxfixture
 
     if sys.argv[2:] == ["late"]:
