@@ -256,6 +256,10 @@ static __always_inline int report_call(struct pt_regs *ctx, __u64 cookie, __u64 
 		rec->line = (__u32)PT_REGS_PARM3(ctx);
 		bpf_probe_read_user_str(rec->function, sizeof(rec->function),
 					(void *)PT_REGS_PARM4(ctx));
+	} else if (kind == PYX_CRASH_NEGATIVE_REFCOUNT) {
+		/* _Py_NegativeRefcount(filename, lineno, op): where the Py_DECREF was. */
+		bpf_probe_read_user_str(rec->file, sizeof(rec->file), (void *)PT_REGS_PARM1(ctx));
+		rec->line = (__u32)PT_REGS_PARM2(ctx);
 	} else if (kind == PYX_CRASH_RECURSION_ERROR) {
 		/* _PyErr_Format(tstate, type, format, ...): the format says where. */
 		bpf_probe_read_user_str(rec->message, sizeof(rec->message),
@@ -273,7 +277,7 @@ static __always_inline int report_call(struct pt_regs *ctx, __u64 cookie, __u64 
 /*
  * Py_FatalError(msg), _Py_FatalErrorFunc(func, msg), abort(),
  * __assert_fail(expr, file, line, func), _PyErr_NoMemory(tstate) or
- * PyErr_NoMemory().
+ * PyErr_NoMemory(), _Py_NegativeRefcount(file, line, op).
  */
 SEC("uprobe")
 int on_call(struct pt_regs *ctx)

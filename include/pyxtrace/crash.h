@@ -15,13 +15,14 @@
 #define PYX_CRASH_CODES 32
 
 enum pyx_crash_kind {
-	PYX_CRASH_SIGNAL = 1,	       /* a fatal signal generated for a thread of the target */
-	PYX_CRASH_FATAL_ERROR = 2,     /* Py_FatalError / _Py_FatalErrorFunc called */
-	PYX_CRASH_ABORT = 3,	       /* abort() called */
-	PYX_CRASH_ASSERT = 4,	       /* __assert_fail() called: a failed C assert() */
-	PYX_CRASH_EXIT = 5,	       /* the process exited (its last thread): no stack */
-	PYX_CRASH_MEMORY_ERROR = 6,    /* MemoryError raised (_PyErr_NoMemory / PyErr_NoMemory) */
-	PYX_CRASH_RECURSION_ERROR = 7, /* RecursionError raised (_PyErr_Format with its type) */
+	PYX_CRASH_SIGNAL = 1,		 /* a fatal signal generated for a thread of the target */
+	PYX_CRASH_FATAL_ERROR = 2,	 /* Py_FatalError / _Py_FatalErrorFunc called */
+	PYX_CRASH_ABORT = 3,		 /* abort() called */
+	PYX_CRASH_ASSERT = 4,		 /* __assert_fail() called: a failed C assert() */
+	PYX_CRASH_EXIT = 5,		 /* the process exited (its last thread): no stack */
+	PYX_CRASH_MEMORY_ERROR = 6,	 /* MemoryError raised (_PyErr_NoMemory / PyErr_NoMemory) */
+	PYX_CRASH_RECURSION_ERROR = 7,	 /* RecursionError raised (_PyErr_Format with its type) */
+	PYX_CRASH_NEGATIVE_REFCOUNT = 8, /* debug builds: _Py_NegativeRefcount(file, line, op) */
 };
 
 /* BPF cookies of the uprobes: the kind, and for fatal errors which function. */

@@ -153,6 +153,27 @@ def test_crash_recursion_error_rate_limited(interp, start_target, pyxtrace_bin):
                                      for f in py[:20]), py[:3]
 
 
+@pytest.mark.interps(supported=True, debug=True)
+def test_crash_negative_refcount(interp, start_target, pyxtrace_bin):
+    """A debug interpreter's Py_DECREF finding a refcount below zero (the fixture drops
+    one reference too many): _Py_NegativeRefcount with the C file and line of the
+    Py_DECREF, then the fatal error, abort() and SIGABRT it leads to: one incident."""
+    interp.require(fixture=True)
+    target = start_target(interp, "crash_workload.py", ["negative_refcount"])
+    target.wait_for("ready")
+    status, events, summary = crash(pyxtrace_bin, target)
+    assert status == -signal.SIGABRT and summary["not_probed"] == []
+    assert [e["event"] for e in events] == ["negative_refcount", "fatal_error", "abort",
+                                            "signal"], events
+    assert {e["incident"] for e in events} == {1}
+    first, site = events[0], target.read_json("site.json")
+    assert first["file"].endswith("pyxfixture.c") and first["line"] > 0, first
+    assert "pyxfixture_negative_refcount" in native_functions(first), first["stack"]
+    top = next(f for f in first["stack"] if f["kind"] == "python")
+    assert (top["function"], top["line"]) == (site["function"], site["line"]), first["stack"]
+    assert events[1]["message"] == "_PyObject_AssertFailed", events[1]  # its fatal error
+
+
 def test_crash_usage(pyxtrace_bin):
     res = pyx.run(pyxtrace_bin, "crash")
     assert res.rc == 2 and "a target is required" in res.stderr

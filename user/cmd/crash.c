@@ -48,6 +48,7 @@ static const char *const kind_names[] = {
 	[PYX_CRASH_EXIT] = "exit",
 	[PYX_CRASH_MEMORY_ERROR] = "memory_error",
 	[PYX_CRASH_RECURSION_ERROR] = "recursion_error",
+	[PYX_CRASH_NEGATIVE_REFCOUNT] = "negative_refcount",
 };
 
 struct crash_run {
@@ -208,6 +209,10 @@ static int crash_attach(void *cookie, struct pyx_session *session, void *skel_pt
 	    attach_symbol(run, session, skel->progs.on_call, run->py->interp, "PyErr_NoMemory", 0,
 			  PYX_CRASH_MEMORY_ERROR))
 		note_missing(run, "MemoryError");
+	/* Debug interpreters (Py_DEBUG, python3.Xd) only: release builds check nothing. */
+	if (run->py->debug && attach_symbol(run, session, skel->progs.on_call, run->py->interp,
+					    "_Py_NegativeRefcount", 0, PYX_CRASH_NEGATIVE_REFCOUNT))
+		note_missing(run, "negative reference counts");
 	if (!run->recursion_error || attach_symbol(run, session, skel->progs.on_format,
 						   run->py->interp, "_PyErr_Format", 0, 0))
 		note_missing(run, "RecursionError");
@@ -330,7 +335,7 @@ static void print_event_json(struct crash_run *run, const struct pyx_rec_crash *
 		pyx_json_kv_bool(&json, "delivered", rec->result == 0);
 	}
 	pyx_json_kv_string(&json, "message", rec->message[0] ? rec->message : NULL);
-	if (rec->kind == PYX_CRASH_ASSERT) {
+	if (rec->kind == PYX_CRASH_ASSERT || rec->kind == PYX_CRASH_NEGATIVE_REFCOUNT) {
 		pyx_json_kv_string(&json, "file", rec->file);
 		pyx_json_kv_u64(&json, "line", rec->line);
 	}
@@ -376,6 +381,10 @@ static void print_event_text(struct crash_run *run, const struct pyx_rec_crash *
 	case PYX_CRASH_ASSERT:
 		fprintf(out, "assertion failed: %s (%s:%u, in %s)", rec->message, rec->file,
 			rec->line, rec->function);
+		break;
+	case PYX_CRASH_NEGATIVE_REFCOUNT:
+		fprintf(out, "negative reference count after Py_DECREF at %s:%u", rec->file,
+			rec->line);
 		break;
 	case PYX_CRASH_RECURSION_ERROR:
 		/* The raise's format string, up to its first directive (a page not yet read is empty). */
