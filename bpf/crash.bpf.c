@@ -82,6 +82,8 @@ static __always_inline struct pyx_rec_crash *new_record(__u32 kind, __u32 tid)
 	rec->ns_tid = tid;
 	rec->time_ns = bpf_ktime_get_ns();
 	rec->addr = 0;
+	rec->rss_bytes = 0;
+	rec->cgroup[0] = 0;
 	rec->message[0] = 0;
 	rec->file[0] = 0;
 	rec->function[0] = 0;
@@ -304,6 +306,43 @@ int on_format(struct pt_regs *ctx)
 	    type != pyx_cfg.recursion_error)
 		return 0;
 	return report_call(ctx, PYX_CRASH_RECURSION_ERROR, pid_tgid);
+}
+
+#define PAGE_SIZE_4K 4096
+
+/*
+ * The OOM killer chose a thread of the target (the whole process will be
+ * killed). Fired in the task that ran out of memory, maybe another process:
+ * no stack, but the victim's resident memory and its memory cgroup.
+ */
+SEC("tp_btf/mark_victim")
+int BPF_PROG(on_oom_victim, struct task_struct *task, uid_t uid)
+{
+	struct pyx_rec_crash *rec;
+	struct mm_struct *mm;
+	const char *name;
+	__s64 pages = 0;
+	int i;
+
+	if (!pyx_ready() || task->tgid != pyx_cfg.tgid)
+		return 0;
+	rec = new_record(PYX_CRASH_OOM_KILL, task->pid);
+	if (!rec)
+		return 0;
+	rec->ns_tid = ns_tid_of(task);
+	mm = task->mm;
+	if (mm) {
+		/* File, anonymous and shmem pages (MM_SWAPENTS, index 2, is not resident). */
+		for (i = 0; i < 4; i++)
+			if (i != 2)
+				pages += BPF_CORE_READ(mm, rss_stat[i].count);
+		rec->rss_bytes = pages > 0 ? (__u64)pages * PAGE_SIZE_4K : 0;
+	}
+	name = BPF_CORE_READ(task, cgroups, subsys[memory_cgrp_id], cgroup, kn, name);
+	if (name)
+		bpf_probe_read_kernel_str(rec->cgroup, sizeof(rec->cgroup), name);
+	bpf_ringbuf_submit(rec, 0);
+	return 0;
 }
 
 /* The last thread of the target exits: its wait status. */

@@ -23,6 +23,8 @@ enum pyx_crash_kind {
 	PYX_CRASH_MEMORY_ERROR = 6,	 /* MemoryError raised (_PyErr_NoMemory / PyErr_NoMemory) */
 	PYX_CRASH_RECURSION_ERROR = 7,	 /* RecursionError raised (_PyErr_Format with its type) */
 	PYX_CRASH_NEGATIVE_REFCOUNT = 8, /* debug builds: _Py_NegativeRefcount(file, line, op) */
+	PYX_CRASH_OOM_KILL =
+		9, /* the OOM killer chose the process (tp_btf/mark_victim): no stack */
 };
 
 /* BPF cookies of the uprobes: the kind, and for fatal errors which function. */
@@ -66,6 +68,8 @@ struct pyx_rec_crash {
 	__u32 ns_tid;	 /* tid in the thread's own PID namespace (a container's) */
 	__u64 time_ns;	 /* CLOCK_MONOTONIC */
 	__u64 addr;	 /* fault address (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP) */
+	__u64 rss_bytes; /* PYX_CRASH_OOM_KILL: the victim's resident memory */
+	char cgroup[PYX_CRASH_NAME_LEN];     /* PYX_CRASH_OOM_KILL: its memory cgroup's name */
 	char message[PYX_CRASH_MESSAGE_LEN]; /* fatal error message, assertion expression */
 	char file[PYX_CRASH_NAME_LEN];	     /* __assert_fail's file */
 	char function[PYX_CRASH_NAME_LEN];   /* _Py_FatalErrorFunc's / __assert_fail's function */

@@ -2,7 +2,9 @@
 while traced. Ground truth: the target's own exit status (what it does
 without pyxtrace), the fixture's source (address, message, assertion) and
 the site the workload recorded just before the call."""
+import os
 import signal
+import subprocess
 
 import pytest
 
@@ -172,6 +174,41 @@ def test_crash_negative_refcount(interp, start_target, pyxtrace_bin):
     top = next(f for f in first["stack"] if f["kind"] == "python")
     assert (top["function"], top["line"]) == (site["function"], site["line"]), first["stack"]
     assert events[1]["message"] == "_PyObject_AssertFailed", events[1]  # its fatal error
+
+
+def memory_cgroup(name, limit):
+    """A memory cgroup capped at @limit bytes (v2, else v1's memory hierarchy)."""
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        path, knob = f"/sys/fs/cgroup/{name}", "memory.max"
+    else:
+        path, knob = f"/sys/fs/cgroup/memory/{name}", "memory.limit_in_bytes"
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, knob), "w") as f:
+        f.write(str(limit))
+    return path
+
+
+@pytest.mark.interps("bookworm-3.11,pyenv-3.12")
+def test_crash_oom_kill(interp, start_target, pyxtrace_bin):
+    """The target allocates past its memory cgroup's 64 MiB: the OOM killer's choice
+    is an event (no stack: it happens in the allocating task's context, the kernel's),
+    with the victim's TID, resident memory and cgroup; the process dies of SIGKILL."""
+    interp.require(fixture=True)
+    name = f"pyx-oom-{os.getpid()}"
+    cgroup = memory_cgroup(name, 64 << 20)
+    try:
+        target = start_target(interp, "crash_workload.py", ["oom"])
+        target.wait_for("ready")
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(target.pid))
+        status, events, summary = crash(pyxtrace_bin, target)
+    finally:
+        subprocess.run(["rmdir", cgroup], check=False)
+    assert status == -signal.SIGKILL and summary["exit"]["signal"] == "SIGKILL"
+    (oom,) = [e for e in events if e["event"] == "oom_kill"]
+    assert oom["thread"]["tid"] == target.pid and oom["stack"] is None
+    assert oom["cgroup"] == name and 32 << 20 < oom["rss_bytes"] < 256 << 20, oom
+    assert summary["events"]["oom_kill"] == 1
 
 
 def test_crash_usage(pyxtrace_bin):

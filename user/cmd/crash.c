@@ -49,6 +49,7 @@ static const char *const kind_names[] = {
 	[PYX_CRASH_MEMORY_ERROR] = "memory_error",
 	[PYX_CRASH_RECURSION_ERROR] = "recursion_error",
 	[PYX_CRASH_NEGATIVE_REFCOUNT] = "negative_refcount",
+	[PYX_CRASH_OOM_KILL] = "oom_kill",
 };
 
 struct crash_run {
@@ -189,6 +190,9 @@ static int crash_attach(void *cookie, struct pyx_session *session, void *skel_pt
 		link = bpf_program__attach(skel->progs.on_exit);
 		err = link ? pyx_session__add_link(session, link) : -errno;
 	}
+	link = bpf_program__attach(skel->progs.on_oom_victim);
+	if (!link || pyx_session__add_link(session, link))
+		note_missing(run, "the OOM killer");
 	/* Modules imported later: without it their frames stay unsymbolized, nothing worse. */
 	link = bpf_program__attach(skel->progs.on_mm_write);
 	if (!link || pyx_session__add_link(session, link))
@@ -335,6 +339,10 @@ static void print_event_json(struct crash_run *run, const struct pyx_rec_crash *
 		pyx_json_kv_bool(&json, "delivered", rec->result == 0);
 	}
 	pyx_json_kv_string(&json, "message", rec->message[0] ? rec->message : NULL);
+	if (rec->kind == PYX_CRASH_OOM_KILL) {
+		pyx_json_kv_u64(&json, "rss_bytes", rec->rss_bytes);
+		pyx_json_kv_string(&json, "cgroup", rec->cgroup[0] ? rec->cgroup : NULL);
+	}
 	if (rec->kind == PYX_CRASH_ASSERT || rec->kind == PYX_CRASH_NEGATIVE_REFCOUNT) {
 		pyx_json_kv_string(&json, "file", rec->file);
 		pyx_json_kv_u64(&json, "line", rec->line);
@@ -381,6 +389,11 @@ static void print_event_text(struct crash_run *run, const struct pyx_rec_crash *
 	case PYX_CRASH_ASSERT:
 		fprintf(out, "assertion failed: %s (%s:%u, in %s)", rec->message, rec->file,
 			rec->line, rec->function);
+		break;
+	case PYX_CRASH_OOM_KILL:
+		fprintf(out, "chosen by the OOM killer: %llu MiB resident, memory cgroup %s",
+			(unsigned long long)(rec->rss_bytes >> 20),
+			rec->cgroup[0] ? rec->cgroup : "?");
 		break;
 	case PYX_CRASH_NEGATIVE_REFCOUNT:
 		fprintf(out, "negative reference count after Py_DECREF at %s:%u", rec->file,

@@ -4,7 +4,7 @@ function (site.json: function and line, from its own frame), then calls
 it: segfault, abort, fatal (Py_FatalError), assert_fail, or memory_error
 (caught, RAISES times, then a normal exit); or recursion_error: Python
 recursion past the limit, caught, RAISES times (site.json: the recursing
-function's one line). With "late" as
+function's one line); or oom: allocate until killed. With "late" as
 the second argument the fixture is imported only after go, just before."""
 import json
 import os
@@ -31,9 +31,18 @@ def recurse():
             pass
 
 
+def exhaust():
+    """Allocate until the OOM killer ends the process (the test caps its memory cgroup)."""
+    hoard = []
+    while True:
+        hoard.append(bytearray(8 << 20))
+
+
 def trigger(what):
     if what == "recursion_error":
         return recurse()
+    if what == "oom":
+        return exhaust()
     import pyxfixture
 
     if sys.argv[2:] == ["late"]:
