@@ -139,7 +139,10 @@ static __always_inline void announce_code(const struct pyx_calls_key *key)
 	rec->hdr.type = PYX_REC_CALLS_CODE;
 	rec->hdr.size = sizeof(*rec);
 	rec->key = *key;
-	snap_code(&rec->snap, key->code);
+	rec->snap.code = 0;
+	rec->snap.hdr_len = 0;
+	if (key->guard != PYX_CALLS_NATIVE_GUARD)
+		snap_code(&rec->snap, key->code);
 	bpf_ringbuf_submit(rec, 0);
 }
 
@@ -577,6 +580,62 @@ static __always_inline void pop_frame(struct task_struct *task, struct shadow *s
 	if (check_exception && !tstate)
 		tstate = thread_state(task, sh);
 	finish(task, sh, sh->depth - 1, now, check_exception && exception_set(task, tstate));
+}
+
+/*
+ * --module: a C entry point called (the cookie is its index). It goes on the
+ * thread's shadow stack like a Python frame, keyed by the stack pointer at
+ * entry, so the Python code calling it loses the time it takes from its
+ * self time and C -> Python callbacks nest under it.
+ */
+SEC("uprobe.multi")
+int BPF_UPROBE(calls_centry)
+{
+	struct pyx_calls_key key = {.guard = PYX_CALLS_NATIVE_GUARD};
+	__u64 sp = PT_REGS_SP(ctx), now;
+	struct task_struct *task;
+	struct pyx_calls_stats *st;
+	struct entry e = {};
+	struct shadow *sh;
+
+	barrier_var(sp);
+	if (!ours())
+		return 0;
+	now = bpf_ktime_get_ns();
+	key.code = bpf_get_attach_cookie(ctx);
+	task = bpf_get_current_task_btf();
+	sh = shadow_of(task, true);
+	if (!sh)
+		return 0;
+	st = stats_of(&key, true);
+	if (st)
+		st->calls++;
+	e.frame = sp; /* where the return address is */
+	e.code = key.code;
+	e.guard = key.guard;
+	e.start_ns = now;
+	e.resume_ns = now;
+	push(sh, &e);
+	return 0;
+}
+
+/* --module: its return; the stack pointer is just past the return address. */
+SEC("uretprobe.multi")
+int BPF_URETPROBE(calls_cexit)
+{
+	__u64 sp = PT_REGS_SP(ctx), now;
+	struct task_struct *task;
+	struct shadow *sh;
+
+	barrier_var(sp);
+	if (!ours())
+		return 0;
+	now = bpf_ktime_get_ns();
+	task = bpf_get_current_task_btf();
+	sh = shadow_of(task, false);
+	if (sh)
+		pop_frame(task, sh, sp - 8, 0, false, now);
+	return 0;
 }
 
 /* 3.11+: the functions that clear and pop a finished frame (returned or raised). */

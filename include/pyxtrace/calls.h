@@ -63,6 +63,13 @@ struct pyx_calls_key {
 	__u64 guard;
 };
 
+/*
+ * A C entry point of a module given with --module: code is its index in
+ * user space's table, guard this marker (no code object has it: a guard
+ * mixes pointers shifted apart and a line number).
+ */
+#define PYX_CALLS_NATIVE_GUARD 0xffffffffffffffffull
+
 /* Per code object, per CPU; user space sums the CPUs. */
 struct pyx_calls_stats {
 	__u64 calls;	  /* frames started (a resumption is not a call) */

@@ -197,6 +197,29 @@ def test_calls_thread_and_min_latency(interp, start_target, pyxtrace_bin):
     assert all(f["max_ns"] >= 1_000_000 for f in doc["functions"])
 
 
+@pytest.mark.interps("bookworm-3.11,bullseye-3.9,pyenv-3.8,pyenv-3.12,pyenv-3.13")
+def test_calls_module_native_rows(interp, start_target, pyxtrace_bin):
+    """--module _json: its C entry points in the same table (kind native), counted
+    like setprofile's c_call events; their time leaves their Python callers' self
+    time (the shadow stack holds both)."""
+    interp.require()
+    target = start_target(interp, "json_workload.py")
+    target.wait_for("ready")
+    doc = run_calls(pyxtrace_bin, target, "--module", "_json").json()
+    result = target.read_json("result.json")
+    native = {f["function"]: f for f in doc["functions"] if f["kind"] == "native"}
+    python = {f["function"]: f for f in doc["functions"] if f["file"] == result["file"]}
+    # (_json is built into Debian's 3.13+ executables: not a module to probe there)
+    assert result["c_calls"]["encode_basestring_ascii"] == result["rounds"]
+    for name, count in result["c_calls"].items():
+        assert native["_json." + name]["calls"] == count, (name, native.get("_json." + name))
+    assert all(f["file"].endswith(".so") and f["timed"] == f["calls"] for f in native.values())
+    assert python["roundtrip"]["calls"] == result["rounds"]
+    # Self time of every Python function excludes the C entry points it called.
+    for f in doc["functions"]:
+        assert f["self_ns"] <= f["total_ns"]
+
+
 def test_calls_usage(pyxtrace_bin):
     res = pyx.run(pyxtrace_bin, "calls")
     assert res.rc == 2 and "a target is required" in res.stderr, res

@@ -19,9 +19,11 @@
 #include "output/hist.h"
 #include "output/json.h"
 #include "output/objects.h"
+#include "probes/centry.h"
 #include "python/code.h"
 #include "python/codesnap.h"
 #include "python/detect.h"
+#include "python/entrypoints.h"
 #include "python/evalhooks.h"
 #include "python/layout.h"
 #include "session.h"
@@ -47,6 +49,7 @@ static const char *const sort_names[] = {
 #define CALLS_DEFAULT_TOP 30 /* rows of the text table unless --top */
 
 struct calls_opts {
+	const char *module; /* --module: its C entry points in the same table */
 	uint64_t interval_ns;
 	pid_t thread;		 /* --thread: host TID; 0: every thread */
 	uint64_t min_latency_ns; /* --min-latency: only functions with a call this slow */
@@ -64,6 +67,7 @@ struct function_row {
 	char *file;
 	int line;
 	bool named;
+	bool native;		   /* a C entry point of --module */
 	struct pyx_calls_stats st; /* summed over CPUs */
 };
 
@@ -74,6 +78,7 @@ struct calls_run {
 	struct pyx_python *py;
 	struct pyx_python_layout layout;
 	struct pyx_eval_hooks hooks;
+	struct pyx_module *mod; /* --module */
 	struct function_row *rows;
 	size_t nr_rows, cap_rows;
 	size_t *index; /* open addressing over rows by key: cap_rows * 2 slots, 0 = empty */
@@ -89,7 +94,8 @@ static void calls_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
 		"Usage: %s calls (-p PID [--container ID] | -- CMD [ARGS...]) [-i TIME]\n"
-		"       [--sort KEY] [--top N] [--match REGEX] [--thread TID] [--min-latency TIME]\n"
+		"       [--module NAME] [--sort KEY] [--top N] [--match REGEX] [--thread TID]\n"
+		"       [--min-latency TIME]\n"
 		"       [-d TIME] [--json] [-o FILE]\n"
 		"\n"
 		"Every Python function the process runs: exact call counts, exceptions,\n"
@@ -103,6 +109,9 @@ static void calls_usage(FILE *out, const char *prog)
 		"  -i, --interval TIME    print the table every TIME (default 1s on a terminal,\n"
 		"                         else only at the end); with --json one document per\n"
 		"                         interval, \"final\": false\n"
+		"  --module NAME          also every C entry point of this extension module\n"
+		"                         (\"_json\", \"PIL._imaging\"): kind native in the table,\n"
+		"                         its time taken from its Python callers' self time\n"
 		"  --sort KEY             total (default), self, calls, avg, max\n"
 		"  --top N                only the first N rows (text default %d; JSON: all)\n"
 		"  --match REGEX          only functions whose qualified name or file matches\n"
@@ -210,6 +219,19 @@ static void name_row(struct calls_run *run, struct function_row *row,
 
 	if (row->named)
 		return;
+	if (row->key.guard == PYX_CALLS_NATIVE_GUARD) {
+		const struct pyx_entry_point *e;
+
+		if (!run->mod || row->key.code >= run->mod->nr_entries)
+			return;
+		e = &run->mod->entries[row->key.code];
+		row->native = true;
+		row->function = strdup(e->name);
+		row->qualname = strdup(e->name);
+		row->file = strdup(run->mod->object->path);
+		row->named = row->function && row->qualname && row->file;
+		return;
+	}
 	cache = pyx_code_cache__new(&run->layout.code,
 				    (struct pyx_mem){.read = snap_read, .ctx = &mem});
 	if (!cache)
@@ -279,6 +301,23 @@ static int attach_kind(struct calls_run *run, struct bpf_program *prog,
 	return pyx_session__add_link(session, link);
 }
 
+static int attach_module(struct calls_run *run, struct bpf_program *prog, bool retprobe,
+			 struct pyx_session *session)
+{
+	struct bpf_link *link = pyx_centry_attach(prog, run->proc, run->mod, retprobe);
+	int err;
+
+	if (!link) {
+		err = -errno;
+		if (!pyx_process__alive(run->proc))
+			return 0;
+		pyx_error(run->ctx, "cannot attach to the %s of %s's entry points: %s",
+			  retprobe ? "returns" : "entries", run->mod->name, strerror(-err));
+		return err;
+	}
+	return pyx_session__add_link(session, link);
+}
+
 static int calls_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
 {
 	struct calls_run *run = cookie;
@@ -296,6 +335,11 @@ static int calls_attach(void *cookie, struct pyx_session *session, void *skel_pt
 		err = attach_kind(run, skel->progs.calls_return, PYX_HOOK_RETURN, session);
 	if (!err)
 		err = attach_kind(run, skel->progs.calls_unwind, PYX_HOOK_UNWIND, session);
+	/* --module: returns first, so no entry is pushed that nothing would pop. */
+	if (!err && run->mod)
+		err = attach_module(run, skel->progs.calls_cexit, true, session);
+	if (!err && run->mod)
+		err = attach_module(run, skel->progs.calls_centry, false, session);
 	if (!err)
 		err = attach_kind(run, skel->progs.calls_frame_enter, PYX_HOOK_FRAME_ENTER,
 				  session);
@@ -492,7 +536,7 @@ static void print_json(void *cookie)
 		const struct pyx_calls_stats *st = &row->st;
 
 		pyx_json_object_begin(&json);
-		pyx_json_kv_string(&json, "kind", "python");
+		pyx_json_kv_string(&json, "kind", row->native ? "native" : "python");
 		pyx_json_kv_string(&json, "function", row->function);
 		pyx_json_kv_string(&json, "qualname", row->qualname);
 		pyx_json_kv_string(&json, "file", row->file);
@@ -539,8 +583,10 @@ static void print_text(void *cookie)
 		const char *file = row->file ? row->file : "?";
 		size_t flen = strlen(file);
 
-		/* The end of a long path says more than its start. */
-		if (flen > 24)
+		/* The end of a long path says more than its start; a C function has no line. */
+		if (row->native)
+			snprintf(where, sizeof(where), "[C] %.26s", pyx_basename(file));
+		else if (flen > 24)
 			snprintf(where, sizeof(where), "...%s:%d", file + flen - 21, row->line);
 		else
 			snprintf(where, sizeof(where), "%s:%d", file, row->line);
@@ -639,6 +685,19 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		pyx_error(ctx, "%s", why);
 		goto out_free;
 	}
+	if (opts->module) {
+		err = pyx_module__discover(run.proc, run.py, opts->module, &run.mod, why,
+					   sizeof(why));
+		if (err) {
+			pyx_error(ctx, "%s", why);
+			goto out_free;
+		}
+		if (!run.mod->nr_entries) {
+			pyx_error(ctx, "%s: no entry points found", run.mod->name);
+			goto out_free;
+		}
+		pyx_centry_plan(run.mod);
+	}
 	/*
 	 * PYTHON_JIT=1 (3.13+ builds with the JIT: Debian's 3.14 has it) runs hot
 	 * loops as JIT traces, whose calls pass none of the hooks: measured on
@@ -700,12 +759,14 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	ret = PYX_EXIT_OK;
 out_free:
 	free_rows(&run);
+	pyx_module__free(run.mod);
 	pyx_python__free(run.py);
 	pyx_process__close(run.proc);
 	return ret;
 }
 
 enum {
+	OPT_MODULE = 0x3fff,
 	OPT_SORT = 0x4000,
 	OPT_TOP,
 	OPT_MATCH,
@@ -716,6 +777,7 @@ enum {
 
 static const struct option calls_options[] = {
 	{"interval", required_argument, NULL, OPT_INTERVAL},
+	{"module", required_argument, NULL, OPT_MODULE},
 	{"sort", required_argument, NULL, OPT_SORT},
 	{"top", required_argument, NULL, OPT_TOP},
 	{"match", required_argument, NULL, OPT_MATCH},
@@ -749,6 +811,9 @@ static int calls_option(void *cookie, int val, const char *arg)
 			return pyx_option_error(&pyx_cmd_calls, "--top", arg,
 						"use a number of rows >= 1");
 		opts->top = n;
+		return 0;
+	case OPT_MODULE:
+		opts->module = arg;
 		return 0;
 	case OPT_THREAD:
 		if (pyx_parse_pid(arg, &opts->thread))
