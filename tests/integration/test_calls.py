@@ -220,6 +220,22 @@ def test_calls_module_native_rows(interp, start_target, pyxtrace_bin):
         assert f["self_ns"] <= f["total_ns"]
 
 
+@pytest.mark.interps("bookworm-3.11,pyenv-3.9,sid-3.15")
+def test_calls_cfunc(interp, start_target, pyxtrace_bin):
+    """--cfunc GLOB: C functions by symbol, here the fixture's burn(), counted as the
+    fixture counts its own calls."""
+    interp.require(fixture=True)
+    target = start_target(interp, "watch_workload.py")
+    target.wait_for("ready")
+    res = pyx.run(pyxtrace_bin, "calls", "-p", target.pid, "--cfunc", "no_such_fn*")
+    assert res.rc == 1 and "matches no function" in res.stderr, res
+    doc = run_calls(pyxtrace_bin, target, "--cfunc", "pyxfixture_bu*").json()
+    result = target.read_json("result.json")
+    native = {f["function"]: f for f in doc["functions"] if f["kind"] == "native"}
+    assert native["pyxfixture_burn"]["calls"] == result["counts"]["burn"] == 20
+    assert native["pyxfixture_burn"]["min_ns"] >= 100_000  # burn(100) busy-loops 100 us
+
+
 def test_calls_usage(pyxtrace_bin):
     res = pyx.run(pyxtrace_bin, "calls")
     assert res.rc == 2 and "a target is required" in res.stderr, res

@@ -50,6 +50,7 @@ static const char *const sort_names[] = {
 
 struct calls_opts {
 	const char *module; /* --module: its C entry points in the same table */
+	const char *cfunc;  /* --cfunc: C functions matching this glob, in the same table */
 	uint64_t interval_ns;
 	pid_t thread;		 /* --thread: host TID; 0: every thread */
 	uint64_t min_latency_ns; /* --min-latency: only functions with a call this slow */
@@ -78,7 +79,9 @@ struct calls_run {
 	struct pyx_python *py;
 	struct pyx_python_layout layout;
 	struct pyx_eval_hooks hooks;
-	struct pyx_module *mod; /* --module */
+	struct pyx_module **natives; /* --module, --cfunc: C functions by cookie range */
+	size_t nr_natives;
+	size_t nr_native_functions;
 	struct function_row *rows;
 	size_t nr_rows, cap_rows;
 	size_t *index; /* open addressing over rows by key: cap_rows * 2 slots, 0 = empty */
@@ -94,7 +97,8 @@ static void calls_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
 		"Usage: %s calls (-p PID [--container ID] | -- CMD [ARGS...]) [-i TIME]\n"
-		"       [--module NAME] [--sort KEY] [--top N] [--match REGEX] [--thread TID]\n"
+		"       [--module NAME] [--cfunc GLOB] [--sort KEY] [--top N] [--match REGEX]\n"
+		"       [--thread TID]\n"
 		"       [--min-latency TIME]\n"
 		"       [-d TIME] [--json] [-o FILE]\n"
 		"\n"
@@ -112,6 +116,9 @@ static void calls_usage(FILE *out, const char *prog)
 		"  --module NAME          also every C entry point of this extension module\n"
 		"                         (\"_json\", \"PIL._imaging\"): kind native in the table,\n"
 		"                         its time taken from its Python callers' self time\n"
+		"  --cfunc GLOB           also the C functions whose symbol matches GLOB\n"
+		"                         (\"PyDict_*\") in the interpreter and its loaded\n"
+		"                         extension modules (symbols: .symtab, .dynsym, -dbg)\n"
 		"  --sort KEY             total (default), self, calls, avg, max\n"
 		"  --top N                only the first N rows (text default %d; JSON: all)\n"
 		"  --match REGEX          only functions whose qualified name or file matches\n"
@@ -220,15 +227,22 @@ static void name_row(struct calls_run *run, struct function_row *row,
 	if (row->named)
 		return;
 	if (row->key.guard == PYX_CALLS_NATIVE_GUARD) {
-		const struct pyx_entry_point *e;
+		const struct pyx_entry_point *e = NULL;
+		const struct pyx_module *mod = NULL;
+		size_t i;
 
-		if (!run->mod || row->key.code >= run->mod->nr_entries)
+		for (i = 0; i < run->nr_natives && !e; i++) {
+			mod = run->natives[i];
+			if (row->key.code >= mod->cookie_base &&
+			    row->key.code - mod->cookie_base < mod->nr_entries)
+				e = &mod->entries[row->key.code - mod->cookie_base];
+		}
+		if (!e)
 			return;
-		e = &run->mod->entries[row->key.code];
 		row->native = true;
 		row->function = strdup(e->name);
 		row->qualname = strdup(e->name);
-		row->file = strdup(run->mod->object->path);
+		row->file = strdup(mod->object->path);
 		row->named = row->function && row->qualname && row->file;
 		return;
 	}
@@ -301,21 +315,29 @@ static int attach_kind(struct calls_run *run, struct bpf_program *prog,
 	return pyx_session__add_link(session, link);
 }
 
-static int attach_module(struct calls_run *run, struct bpf_program *prog, bool retprobe,
-			 struct pyx_session *session)
+static int attach_natives(struct calls_run *run, struct bpf_program *prog, bool retprobe,
+			  struct pyx_session *session)
 {
-	struct bpf_link *link = pyx_centry_attach(prog, run->proc, run->mod, retprobe);
+	size_t i;
 	int err;
 
-	if (!link) {
-		err = -errno;
-		if (!pyx_process__alive(run->proc))
-			return 0;
-		pyx_error(run->ctx, "cannot attach to the %s of %s's entry points: %s",
-			  retprobe ? "returns" : "entries", run->mod->name, strerror(-err));
-		return err;
+	for (i = 0; i < run->nr_natives; i++) {
+		struct pyx_module *mod = run->natives[i];
+		struct bpf_link *link = pyx_centry_attach(prog, run->proc, mod, retprobe);
+
+		if (!link) {
+			err = -errno;
+			if (!pyx_process__alive(run->proc))
+				return 0;
+			pyx_error(run->ctx, "cannot attach to the %s of %s's C functions: %s",
+				  retprobe ? "returns" : "entries", mod->name, strerror(-err));
+			return err;
+		}
+		err = pyx_session__add_link(session, link);
+		if (err)
+			return err;
 	}
-	return pyx_session__add_link(session, link);
+	return 0;
 }
 
 static int calls_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
@@ -335,11 +357,11 @@ static int calls_attach(void *cookie, struct pyx_session *session, void *skel_pt
 		err = attach_kind(run, skel->progs.calls_return, PYX_HOOK_RETURN, session);
 	if (!err)
 		err = attach_kind(run, skel->progs.calls_unwind, PYX_HOOK_UNWIND, session);
-	/* --module: returns first, so no entry is pushed that nothing would pop. */
-	if (!err && run->mod)
-		err = attach_module(run, skel->progs.calls_cexit, true, session);
-	if (!err && run->mod)
-		err = attach_module(run, skel->progs.calls_centry, false, session);
+	/* --module, --cfunc: returns first, so no entry is pushed that nothing would pop. */
+	if (!err)
+		err = attach_natives(run, skel->progs.calls_cexit, true, session);
+	if (!err)
+		err = attach_natives(run, skel->progs.calls_centry, false, session);
 	if (!err)
 		err = attach_kind(run, skel->progs.calls_frame_enter, PYX_HOOK_FRAME_ENTER,
 				  session);
@@ -658,6 +680,86 @@ static void free_rows(struct calls_run *run)
 	free(run->index);
 }
 
+/* C functions across modules: one cookie space, at most this many probed. */
+#define CALLS_MAX_NATIVE 4096
+
+static int add_native(struct calls_run *run, struct pyx_module *mod)
+{
+	struct pyx_module **natives;
+
+	if (run->nr_native_functions + mod->nr_entries > CALLS_MAX_NATIVE) {
+		pyx_error(run->ctx, "more than %d C functions to probe: narrow --cfunc",
+			  CALLS_MAX_NATIVE);
+		pyx_module__free(mod);
+		return -E2BIG;
+	}
+	natives = realloc(run->natives, (run->nr_natives + 1) * sizeof(*natives));
+	if (!natives) {
+		pyx_module__free(mod);
+		return -ENOMEM;
+	}
+	run->natives = natives;
+	mod->cookie_base = (uint32_t)run->nr_native_functions;
+	pyx_centry_plan(mod);
+	natives[run->nr_natives++] = mod;
+	run->nr_native_functions += mod->nr_entries;
+	return 0;
+}
+
+/*
+ * --module: a module's C entry points; --cfunc: the function symbols
+ * matching a glob in the interpreter and every extension module loaded.
+ */
+static int add_natives(struct calls_run *run, const struct calls_opts *opts)
+{
+	struct pyx_module *mod;
+	char why[1024], name[128];
+	size_t i, matched = 0;
+	int err;
+
+	if (opts->module) {
+		err = pyx_module__discover(run->proc, run->py, opts->module, &mod, why,
+					   sizeof(why));
+		if (err) {
+			pyx_error(run->ctx, "%s", why);
+			return err;
+		}
+		if (!mod->nr_entries) {
+			pyx_error(run->ctx, "%s: no entry points found", mod->name);
+			pyx_module__free(mod);
+			return -ENOENT;
+		}
+		err = add_native(run, mod);
+		if (err)
+			return err;
+	}
+	if (!opts->cfunc)
+		return 0;
+	for (i = 0; i < run->proc->nr_objects; i++) {
+		struct pyx_object *obj = &run->proc->objects[i];
+
+		if (!obj->executable ||
+		    (obj != run->py->interp &&
+		     !pyx_python__extension_name(obj->path, name, sizeof(name))))
+			continue;
+		mod = pyx_module__of_symbols(run->proc, obj, opts->cfunc);
+		if (!mod)
+			continue;
+		matched += mod->nr_entries;
+		err = add_native(run, mod);
+		if (err)
+			return err;
+	}
+	if (!matched) {
+		pyx_error(run->ctx,
+			  "--cfunc '%s' matches no function symbol of the interpreter or its "
+			  "extension modules",
+			  opts->cfunc);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
 	const struct calls_opts *opts = cookie;
@@ -685,19 +787,8 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		pyx_error(ctx, "%s", why);
 		goto out_free;
 	}
-	if (opts->module) {
-		err = pyx_module__discover(run.proc, run.py, opts->module, &run.mod, why,
-					   sizeof(why));
-		if (err) {
-			pyx_error(ctx, "%s", why);
-			goto out_free;
-		}
-		if (!run.mod->nr_entries) {
-			pyx_error(ctx, "%s: no entry points found", run.mod->name);
-			goto out_free;
-		}
-		pyx_centry_plan(run.mod);
-	}
+	if (add_natives(&run, opts))
+		goto out_free;
 	/*
 	 * PYTHON_JIT=1 (3.13+ builds with the JIT: Debian's 3.14 has it) runs hot
 	 * loops as JIT traces, whose calls pass none of the hooks: measured on
@@ -759,13 +850,16 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	ret = PYX_EXIT_OK;
 out_free:
 	free_rows(&run);
-	pyx_module__free(run.mod);
+	for (size_t i = 0; i < run.nr_natives; i++)
+		pyx_module__free(run.natives[i]);
+	free(run.natives);
 	pyx_python__free(run.py);
 	pyx_process__close(run.proc);
 	return ret;
 }
 
 enum {
+	OPT_CFUNC = 0x3ffe,
 	OPT_MODULE = 0x3fff,
 	OPT_SORT = 0x4000,
 	OPT_TOP,
@@ -778,6 +872,7 @@ enum {
 static const struct option calls_options[] = {
 	{"interval", required_argument, NULL, OPT_INTERVAL},
 	{"module", required_argument, NULL, OPT_MODULE},
+	{"cfunc", required_argument, NULL, OPT_CFUNC},
 	{"sort", required_argument, NULL, OPT_SORT},
 	{"top", required_argument, NULL, OPT_TOP},
 	{"match", required_argument, NULL, OPT_MATCH},
@@ -814,6 +909,9 @@ static int calls_option(void *cookie, int val, const char *arg)
 		return 0;
 	case OPT_MODULE:
 		opts->module = arg;
+		return 0;
+	case OPT_CFUNC:
+		opts->cfunc = arg;
 		return 0;
 	case OPT_THREAD:
 		if (pyx_parse_pid(arg, &opts->thread))

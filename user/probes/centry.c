@@ -41,7 +41,7 @@ struct bpf_link *pyx_centry_attach(struct bpf_program *prog, struct pyx_process 
 		    pyx_elf__vaddr_to_offset(mod->object->elf, e->offset + e->probe_delta, &off))
 			continue;
 		offsets[n] = (unsigned long)off;
-		cookies[n] = i;
+		cookies[n] = mod->cookie_base + i;
 		n++;
 	}
 	opts.offsets = offsets;

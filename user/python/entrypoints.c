@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,19 +13,19 @@
 #include "util/parse.h"
 
 /* METH_* calling conventions and modifiers (Include/methodobject.h, 3.8-3.15). */
-#define METH_VARARGS 0x0001
-#define METH_KEYWORDS 0x0002
-#define METH_NOARGS 0x0004
-#define METH_O 0x0008
-#define METH_CLASS 0x0010
-#define METH_STATIC 0x0020
-#define METH_COEXIST 0x0040
-#define METH_FASTCALL 0x0080
+#define METH_VARARGS   0x0001
+#define METH_KEYWORDS  0x0002
+#define METH_NOARGS    0x0004
+#define METH_O	       0x0008
+#define METH_CLASS     0x0010
+#define METH_STATIC    0x0020
+#define METH_COEXIST   0x0040
+#define METH_FASTCALL  0x0080
 #define METH_STACKLESS 0x0100
-#define METH_METHOD 0x0200
+#define METH_METHOD    0x0200
 
 #define MAX_DATA_BYTES (256u << 20)
-#define MAX_ENTRIES 65536
+#define MAX_ENTRIES    65536
 
 /*
  * Static PyTypeObject slots (offsets are the same in every GIL build
@@ -32,32 +33,32 @@
  * PyType_Slot ids of Include/typeslots.h. Only the ones worth tracing.
  */
 struct slot_desc {
-	const char *name; /* Python-facing name: a dunder, or the slot in parentheses */
+	const char *name;	  /* Python-facing name: a dunder, or the slot in parentheses */
 	unsigned int type_offset; /* in PyTypeObject; 0 = only through a sub-table */
 	unsigned int spec_id;	  /* Py_tp_* / Py_sq_* / Py_mp_* */
 	enum pyx_signature sig;
 };
 
 static const struct slot_desc slots[] = {
-	{ "(tp_dealloc)", 48, 52, PYX_SIG_VOID },  { "__repr__", 88, 66, PYX_SIG_OBJECT },
-	{ "__hash__", 120, 59, PYX_SIG_SSIZE },	    { "__call__", 128, 50, PYX_SIG_OBJECT },
-	{ "__str__", 136, 70, PYX_SIG_OBJECT },	    { "__getattribute__", 144, 58, PYX_SIG_OBJECT },
-	{ "__setattr__", 152, 69, PYX_SIG_INT },    { "(tp_richcompare)", 200, 67, PYX_SIG_OBJECT },
-	{ "__iter__", 216, 62, PYX_SIG_OBJECT },    { "__next__", 224, 63, PYX_SIG_OBJECT },
-	{ "__init__", 296, 60, PYX_SIG_INT },	    { "__new__", 312, 65, PYX_SIG_OBJECT },
-	{ "__len__", 0, 45, PYX_SIG_SSIZE },	    { "(sq_item)", 0, 44, PYX_SIG_OBJECT },
-	{ "__contains__", 0, 41, PYX_SIG_INT },	    { "(mp_length)", 0, 4, PYX_SIG_SSIZE },
-	{ "__getitem__", 0, 5, PYX_SIG_OBJECT },    { "(mp_ass_subscript)", 0, 3, PYX_SIG_INT },
+	{"(tp_dealloc)", 48, 52, PYX_SIG_VOID}, {"__repr__", 88, 66, PYX_SIG_OBJECT},
+	{"__hash__", 120, 59, PYX_SIG_SSIZE},	{"__call__", 128, 50, PYX_SIG_OBJECT},
+	{"__str__", 136, 70, PYX_SIG_OBJECT},	{"__getattribute__", 144, 58, PYX_SIG_OBJECT},
+	{"__setattr__", 152, 69, PYX_SIG_INT},	{"(tp_richcompare)", 200, 67, PYX_SIG_OBJECT},
+	{"__iter__", 216, 62, PYX_SIG_OBJECT},	{"__next__", 224, 63, PYX_SIG_OBJECT},
+	{"__init__", 296, 60, PYX_SIG_INT},	{"__new__", 312, 65, PYX_SIG_OBJECT},
+	{"__len__", 0, 45, PYX_SIG_SSIZE},	{"(sq_item)", 0, 44, PYX_SIG_OBJECT},
+	{"__contains__", 0, 41, PYX_SIG_INT},	{"(mp_length)", 0, 4, PYX_SIG_SSIZE},
+	{"__getitem__", 0, 5, PYX_SIG_OBJECT},	{"(mp_ass_subscript)", 0, 3, PYX_SIG_INT},
 };
 
-#define TYPE_NAME 24
+#define TYPE_NAME	 24
 #define TYPE_AS_SEQUENCE 104
-#define TYPE_AS_MAPPING 112
-#define TYPE_METHODS 232
-#define TYPE_GETSET 248
-#define TYPE_SIZE 400 /* enough of a PyTypeObject for the fields above */
-#define SPEC_METHODS 64
-#define SPEC_GETSET 73
+#define TYPE_AS_MAPPING	 112
+#define TYPE_METHODS	 232
+#define TYPE_GETSET	 248
+#define TYPE_SIZE	 400 /* enough of a PyTypeObject for the fields above */
+#define SPEC_METHODS	 64
+#define SPEC_GETSET	 73
 
 const char *pyx_signature_name(enum pyx_signature sig)
 {
@@ -94,7 +95,7 @@ struct scan {
 		uint64_t addr;
 		size_t count;
 		char owner[96];
-	} *tables;
+	} * tables;
 	size_t nr_tables;
 	size_t cap_entries;
 };
@@ -231,8 +232,8 @@ static bool read_name(const struct scan *s, uint64_t addr, char *buf, size_t siz
 }
 
 /* One PyMethodDef {ml_name, ml_meth, ml_flags, ml_doc} at @addr, if it looks like one. */
-static bool method_def(const struct scan *s, uint64_t addr, char *name, size_t size,
-		       uint64_t *meth, unsigned int *flags)
+static bool method_def(const struct scan *s, uint64_t addr, char *name, size_t size, uint64_t *meth,
+		       unsigned int *flags)
 {
 	const uint8_t *p = at(s, addr, 32);
 	unsigned int f, convention;
@@ -535,8 +536,8 @@ static void add_methods(struct scan *s)
 
 			if (!method_def(s, t->addr + 32 * k, method, sizeof(method), &meth, &flags))
 				continue;
-			snprintf(name, sizeof(name), "%s.%s", module_level ? s->mod->name : t->owner,
-				 method);
+			snprintf(name, sizeof(name), "%s.%s",
+				 module_level ? s->mod->name : t->owner, method);
 			e = add_entry(s, name, meth, PYX_SIG_OBJECT,
 				      module_level ? PYX_ENTRY_FUNCTION : PYX_ENTRY_METHOD);
 			if (e)
@@ -573,7 +574,7 @@ static int name_entries(void *opaque, const struct pyx_elf_sym *sym)
 
 static void name_symbols(struct pyx_process *proc, struct pyx_module *mod)
 {
-	struct sym_lookup l = { .mod = mod, .bias = mod->object->bias };
+	struct sym_lookup l = {.mod = mod, .bias = mod->object->bias};
 	struct pyx_debuginfo dbg;
 	struct pyx_elf *debug_elf;
 
@@ -650,7 +651,8 @@ static void list_modules(struct pyx_process *proc, const char *query, char *why,
 			dist[j] = dist[j - 1];
 			dist[j - 1] = d;
 		}
-	used = (size_t)snprintf(why, size, "no loaded extension module matches '%s' (loaded: ", query);
+	used = (size_t)snprintf(why, size,
+				"no loaded extension module matches '%s' (loaded: ", query);
 	for (i = 0; i < n && used < size; i++)
 		used += (size_t)snprintf(why + used, size - used, "%s%s", i ? ", " : "", names[i]);
 	if (used < size)
@@ -661,7 +663,7 @@ int pyx_module__discover(struct pyx_process *proc, struct pyx_python *py, const 
 			 struct pyx_module **out, char *why, size_t why_size)
 {
 	struct pyx_elf_sym type_sym;
-	struct scan s = { .proc = proc };
+	struct scan s = {.proc = proc};
 	struct pyx_module *mod;
 	char name[128];
 	size_t i;
@@ -720,6 +722,7 @@ struct symbol_add {
 	struct pyx_module *mod;
 	size_t cap;
 	size_t added;
+	const char *pattern; /* a glob symbols must match; NULL: every one */
 };
 
 static int add_symbol(void *opaque, const struct pyx_elf_sym *sym)
@@ -732,6 +735,15 @@ static int add_symbol(void *opaque, const struct pyx_elf_sym *sym)
 
 	if (sym->type != 2 /* STT_FUNC */ || !sym->value || !sym->size)
 		return 0;
+	if (a->pattern) {
+		char plain[128];
+
+		at_sign = strchr(sym->name, '@');
+		snprintf(plain, sizeof(plain), "%.*s",
+			 at_sign ? (int)(at_sign - sym->name) : (int)strlen(sym->name), sym->name);
+		if (fnmatch(a->pattern, plain, 0))
+			return 0;
+	}
 	for (i = 0; i < mod->nr_entries; i++)
 		if (mod->entries[i].offset == sym->value)
 			return 0; /* an entry point already, or the other table's copy */
@@ -760,9 +772,9 @@ static int add_symbol(void *opaque, const struct pyx_elf_sym *sym)
 	return 0;
 }
 
-size_t pyx_module__add_all_symbols(struct pyx_process *proc, struct pyx_module *mod)
+static size_t add_symbols(struct pyx_process *proc, struct pyx_module *mod, const char *pattern)
 {
-	struct symbol_add a = { .mod = mod, .cap = mod->nr_entries };
+	struct symbol_add a = {.mod = mod, .cap = mod->nr_entries, .pattern = pattern};
 	struct pyx_debuginfo dbg;
 	struct pyx_elf *debug_elf;
 
@@ -778,6 +790,33 @@ size_t pyx_module__add_all_symbols(struct pyx_process *proc, struct pyx_module *
 		pyx_debuginfo__release(&dbg);
 	}
 	return a.added;
+}
+
+size_t pyx_module__add_all_symbols(struct pyx_process *proc, struct pyx_module *mod)
+{
+	return add_symbols(proc, mod, NULL);
+}
+
+struct pyx_module *pyx_module__of_symbols(struct pyx_process *proc, struct pyx_object *obj,
+					  const char *pattern)
+{
+	struct pyx_module *mod;
+
+	if (!pyx_process__object_elf(proc, obj)) {
+		errno = ENOENT;
+		return NULL;
+	}
+	mod = calloc(1, sizeof(*mod));
+	if (!mod)
+		return NULL;
+	mod->object = obj;
+	snprintf(mod->name, sizeof(mod->name), "%s", pyx_basename(obj->path));
+	if (!add_symbols(proc, mod, pattern)) {
+		pyx_module__free(mod);
+		errno = ENOENT;
+		return NULL;
+	}
+	return mod;
 }
 
 void pyx_module__free(struct pyx_module *mod)

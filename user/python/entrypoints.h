@@ -33,18 +33,18 @@ enum pyx_entry_kind {
 	PYX_ENTRY_METHOD,	/* a type's PyMethodDef */
 	PYX_ENTRY_GETTER,
 	PYX_ENTRY_SETTER,
-	PYX_ENTRY_SLOT,		/* a type slot (tp_init, tp_dealloc, sq_length...) */
-	PYX_ENTRY_SYMBOL,	/* any other function symbol of the module (--all-symbols) */
+	PYX_ENTRY_SLOT,	  /* a type slot (tp_init, tp_dealloc, sq_length...) */
+	PYX_ENTRY_SYMBOL, /* any other function symbol of the module (--all-symbols) */
 };
 
 struct pyx_entry_point {
-	char name[160];	     /* Python name: "PIL._imaging.fill", "ImagingCore.getpixel" */
-	char symbol[128];    /* C symbol, "" when the object has no symbol for it */
-	uint64_t address;    /* runtime address in the target */
-	uint64_t offset;     /* link-time address in the object */
+	char name[160];	  /* Python name: "PIL._imaging.fill", "ImagingCore.getpixel" */
+	char symbol[128]; /* C symbol, "" when the object has no symbol for it */
+	uint64_t address; /* runtime address in the target */
+	uint64_t offset;  /* link-time address in the object */
 	enum pyx_signature signature;
 	enum pyx_entry_kind kind;
-	unsigned int flags;  /* METH_* for methods and functions */
+	unsigned int flags; /* METH_* for methods and functions */
 	/* Probe placement (probes/centry.c: pyx_centry_plan). */
 	unsigned int probe_delta; /* probe at address + delta: the cheapest safe place */
 	int probe_class;	  /* enum pyx_probe_class there; 0 when not probeable */
@@ -52,13 +52,14 @@ struct pyx_entry_point {
 };
 
 struct pyx_module {
-	char name[128];	     /* import name as resolved ("PIL._imaging") */
+	char name[128]; /* import name as resolved ("PIL._imaging") */
 	struct pyx_object *object;
 	char build_id[96];
 	struct pyx_entry_point *entries;
 	size_t nr_entries;
 	size_t nr_types;
 	size_t nr_method_tables;
+	uint32_t cookie_base; /* BPF cookie of entries[0] (probes/centry.c); entries follow */
 };
 
 /*
@@ -77,6 +78,15 @@ int pyx_module__discover(struct pyx_process *proc, struct pyx_python *py, const 
  * its symbol. Returns how many were added.
  */
 size_t pyx_module__add_all_symbols(struct pyx_process *proc, struct pyx_module *mod);
+
+/*
+ * The function symbols of @obj (.symtab, .dynsym, its debug file) whose
+ * names match the shell glob @pattern, as a module of plain C functions
+ * (signature unknown), named after the object's file. NULL with errno
+ * (ENOENT: nothing matches).
+ */
+struct pyx_module *pyx_module__of_symbols(struct pyx_process *proc, struct pyx_object *obj,
+					  const char *pattern);
 void pyx_module__free(struct pyx_module *mod);
 
 #endif /* PYX_PYTHON_ENTRYPOINTS_H */
