@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <linux/perf_event.h>
 
 #include "session.h"
 #include "util/log.h"
@@ -424,6 +425,25 @@ void pyx_session__request_stop(struct pyx_session *session)
 enum pyx_stop_reason pyx_session__stop_reason(const struct pyx_session *session)
 {
 	return session->stop;
+}
+
+int pyx_session__attach_perf(struct pyx_session *session, struct bpf_program *prog,
+			     struct perf_event_attr *attr, pid_t pid, int cpu)
+{
+	struct bpf_link *link;
+	int fd, err;
+
+	fd = (int)syscall(SYS_perf_event_open, attr, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	link = bpf_program__attach_perf_event(prog, fd);
+	if (!link) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	/* The link owns the event now: destroying it closes the fd. */
+	return pyx_session__add_link(session, link);
 }
 
 int pyx_session__add_link(struct pyx_session *session, struct bpf_link *link)

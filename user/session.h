@@ -33,29 +33,29 @@ struct pyx_skel_ops {
 	struct bpf_object *(*object)(void *skel);
 };
 
-#define PYX_SKEL_OPS(prefix)                                                                   \
-	static void *prefix##_skel_open(const struct bpf_object_open_opts *opts)               \
-	{                                                                                      \
-		return prefix##__open_opts(opts);                                              \
-	}                                                                                      \
-	static int prefix##_skel_load(void *skel)                                              \
-	{                                                                                      \
-		return prefix##__load(skel);                                                   \
-	}                                                                                      \
-	static void prefix##_skel_destroy(void *skel)                                          \
-	{                                                                                      \
-		prefix##__destroy(skel);                                                       \
-	}                                                                                      \
-	static struct bpf_object *prefix##_skel_object(void *skel)                             \
-	{                                                                                      \
-		return ((struct prefix *)skel)->obj;                                           \
-	}                                                                                      \
-	static const struct pyx_skel_ops prefix##_ops = {                                      \
-		.name = #prefix,                                                               \
-		.open = prefix##_skel_open,                                                    \
-		.load = prefix##_skel_load,                                                    \
-		.destroy = prefix##_skel_destroy,                                              \
-		.object = prefix##_skel_object,                                                \
+#define PYX_SKEL_OPS(prefix)                                                     \
+	static void *prefix##_skel_open(const struct bpf_object_open_opts *opts) \
+	{                                                                        \
+		return prefix##__open_opts(opts);                                \
+	}                                                                        \
+	static int prefix##_skel_load(void *skel)                                \
+	{                                                                        \
+		return prefix##__load(skel);                                     \
+	}                                                                        \
+	static void prefix##_skel_destroy(void *skel)                            \
+	{                                                                        \
+		prefix##__destroy(skel);                                         \
+	}                                                                        \
+	static struct bpf_object *prefix##_skel_object(void *skel)               \
+	{                                                                        \
+		return ((struct prefix *)skel)->obj;                             \
+	}                                                                        \
+	static const struct pyx_skel_ops prefix##_ops = {                        \
+		.name = #prefix,                                                 \
+		.open = prefix##_skel_open,                                      \
+		.load = prefix##_skel_load,                                      \
+		.destroy = prefix##_skel_destroy,                                \
+		.object = prefix##_skel_object,                                  \
 	}
 
 struct pyx_session;
@@ -66,18 +66,18 @@ enum pyx_stop_reason {
 	PYX_STOP_DURATION,    /* -d elapsed */
 	PYX_STOP_TARGET_EXIT, /* the traced process exited */
 	PYX_STOP_ERROR,
-	PYX_STOP_REQUESTED,   /* a callback asked to stop */
+	PYX_STOP_REQUESTED, /* a callback asked to stop */
 };
 
 struct pyx_session_opts {
 	const struct pyx_ctx *ctx;
-	const void *cfg;	/* copied into the object's .rodata.cfg section */
+	const void *cfg; /* copied into the object's .rodata.cfg section */
 	size_t cfg_size;
-	pid_t target_pid;	/* its exit ends the poll; 0 for none */
-	pid_t resume_pid;	/* launch mode: SIGCONT this process once probes are live */
-	uint64_t duration_ns;	/* 0: until Ctrl-C or SIGTERM */
-	uint64_t interval_ns;	/* 0: on_interval only at the end */
-	void *cookie;		/* passed to every callback */
+	pid_t target_pid;     /* its exit ends the poll; 0 for none */
+	pid_t resume_pid;     /* launch mode: SIGCONT this process once probes are live */
+	uint64_t duration_ns; /* 0: until Ctrl-C or SIGTERM */
+	uint64_t interval_ns; /* 0: on_interval only at the end */
+	void *cookie;	      /* passed to every callback */
 	/* After open, before load: autoload choices, map sizes. */
 	int (*prepare)(void *cookie, void *skel);
 	/* After load: attach links (hand them to pyx_session__add_link). */
@@ -119,6 +119,15 @@ enum pyx_stop_reason pyx_session__stop_reason(const struct pyx_session *session)
 const char *pyx_stop_reason_name(enum pyx_stop_reason reason);
 
 /* The session owns @link from now on (destroyed with the session); NULL links are refused. */
+/*
+ * Open a perf event (@attr for thread @pid on any CPU, or every task on
+ * @cpu with pid -1) and attach @prog to it; the session owns both. -errno:
+ * -ESRCH a thread gone, -ENODEV an offline CPU, or the attach's error.
+ */
+struct perf_event_attr;
+int pyx_session__attach_perf(struct pyx_session *session, struct bpf_program *prog,
+			     struct perf_event_attr *attr, pid_t pid, int cpu);
+
 int pyx_session__add_link(struct pyx_session *session, struct bpf_link *link);
 
 void *pyx_session__skel(const struct pyx_session *session);

@@ -15,6 +15,7 @@
 #include <pyxtrace/calls.h>
 
 #include "calls.skel.h"
+#include "cmd/calls_sampled.h"
 #include "cmd/cmd.h"
 #include "output/hist.h"
 #include "output/json.h"
@@ -51,6 +52,9 @@ static const char *const sort_names[] = {
 struct calls_opts {
 	const char *module; /* --module: its C entry points in the same table */
 	const char *cfunc;  /* --cfunc: C functions matching this glob, in the same table */
+	bool sampled;	    /* --sampled: sample stacks instead (time shares) */
+	unsigned int hz;    /* --hz: samples per second per running thread */
+	const char *folded; /* --folded FILE: folded stacks (sampled mode) */
 	uint64_t interval_ns;
 	pid_t thread;		 /* --thread: host TID; 0: every thread */
 	uint64_t min_latency_ns; /* --min-latency: only functions with a call this slow */
@@ -90,7 +94,6 @@ struct calls_run {
 	const char *stop_reason;
 	bool final;
 	bool live;
-	bool jit; /* the target asked for the JIT (PYTHON_JIT): its traces bypass the hooks */
 };
 
 static void calls_usage(FILE *out, const char *prog)
@@ -98,7 +101,7 @@ static void calls_usage(FILE *out, const char *prog)
 	fprintf(out,
 		"Usage: %s calls (-p PID [--container ID] | -- CMD [ARGS...]) [-i TIME]\n"
 		"       [--module NAME] [--cfunc GLOB] [--sort KEY] [--top N] [--match REGEX]\n"
-		"       [--thread TID]\n"
+		"       [--thread TID] [--sampled [--hz N] [--folded FILE]]\n"
 		"       [--min-latency TIME]\n"
 		"       [-d TIME] [--json] [-o FILE]\n"
 		"\n"
@@ -124,6 +127,10 @@ static void calls_usage(FILE *out, const char *prog)
 		"  --match REGEX          only functions whose qualified name or file matches\n"
 		"                         (POSIX extended regex; counting is not filtered)\n"
 		"  --thread TID           only calls made by this thread (host TID)\n"
+		"  --sampled              sample Python stacks instead (time shares, not call\n"
+		"                         counts; automatic under PYTHON_JIT or without hooks)\n"
+		"  --hz N                 samples a second per running thread (default 199)\n"
+		"  --folded FILE          write folded stacks for flame graphs (implies --sampled)\n"
 		"  --min-latency TIME     only functions with at least one call this slow\n",
 		prog, CALLS_DEFAULT_TOP);
 	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
@@ -527,8 +534,7 @@ static void print_json(void *cookie)
 	pyx_out_process(&json, "process", run->proc);
 	pyx_out_python(&json, "python", run->py);
 	pyx_json_kv_string(&json, "mode", "eval-hooks");
-	pyx_json_kv_bool(&json, "exact", !run->jit);
-	pyx_json_kv_bool(&json, "jit", run->jit);
+	pyx_json_kv_bool(&json, "exact", true);
 	pyx_json_key(&json, "opcode_table");
 	pyx_json_object_begin(&json);
 	pyx_json_kv_hex(&json, "address", run->hooks.table);
@@ -589,9 +595,8 @@ static void print_text(void *cookie)
 	struct function_row **order;
 	size_t i, n, matched;
 
-	fprintf(out, "%s: Python %s, %s (eval-loop hooks), %s (%s)\n",
+	fprintf(out, "%s: Python %s, exact calls (eval-loop hooks), %s (%s)\n",
 		pyx_process_label(run->proc, label, sizeof(label)), run->py->version,
-		run->jit ? "calls outside JIT code only" : "exact calls",
 		pyx_format_duration(run->duration_ns, dur, sizeof(dur)),
 		run->stop_reason ? run->stop_reason : "so far");
 	order = sorted_rows(run, &n, &matched);
@@ -767,7 +772,8 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	struct pyx_calls_cfg cfg = {};
 	uint64_t interval_ns = opts->interval_ns;
 	int err, ret = PYX_EXIT_FAILURE;
-	char why[1024];
+	const char *sampled_why;
+	char why[1024], jit[16];
 
 	err = pyx_cmd_open_python(ctx, common, &run.proc, &run.py, &run.layout);
 	if (err)
@@ -782,31 +788,56 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 			goto out_free;
 		}
 	}
-	err = pyx_eval_hooks__find(run.proc, run.py, &run.hooks, why, sizeof(why));
-	if (err) {
-		pyx_error(ctx, "%s", why);
+	sampled_why = opts->sampled ? "asked" : NULL;
+	/*
+	 * PYTHON_JIT=1 (3.13+ builds with the JIT: Debian's 3.14 has it) runs hot
+	 * loops as JIT traces, whose calls pass none of the hooks: measured on
+	 * Debian 3.14, 28 672 of 200 000 calls seen. Sample instead, and say so.
+	 */
+	if (!sampled_why && run.py->minor >= 13 &&
+	    !pyx_process__getenv(run.proc, "PYTHON_JIT", jit, sizeof(jit)) && jit[0] &&
+	    strcmp(jit, "0")) {
+		sampled_why = "PYTHON_JIT: JIT code bypasses the exact hooks";
+		pyx_warn(ctx,
+			 "the target runs with PYTHON_JIT=%s: JIT-compiled code passes none of the "
+			 "exact hooks, sampling instead (restart it without PYTHON_JIT for exact "
+			 "call counts)",
+			 jit);
+	}
+	if (!sampled_why) {
+		err = pyx_eval_hooks__find(run.proc, run.py, &run.hooks, why, sizeof(why));
+		if (err == -ENOENT) {
+			/* What the user can do for exact results is in why. */
+			pyx_warn(ctx, "no exact call hooks: %s; sampling instead", why);
+			sampled_why = "no exact hooks";
+		} else if (err) {
+			pyx_error(ctx, "%s", why);
+			goto out_free;
+		}
+	}
+	if (sampled_why) {
+		struct pyx_calls_sampled s = {
+			.ctx = ctx,
+			.common = common,
+			.proc = run.proc,
+			.py = run.py,
+			.layout = &run.layout,
+			.why = sampled_why,
+			.hz = opts->hz,
+			.thread = opts->thread,
+			.top = opts->top,
+			.sort_total = opts->sort != SORT_SELF,
+			.match = opts->match ? &opts->match_re : NULL,
+			.folded = opts->folded,
+		};
+
+		if (opts->module || opts->cfunc)
+			pyx_warn(ctx, "--module and --cfunc need the exact mode: ignored");
+		ret = pyx_calls_sampled_run(&s);
 		goto out_free;
 	}
 	if (add_natives(&run, opts))
 		goto out_free;
-	/*
-	 * PYTHON_JIT=1 (3.13+ builds with the JIT: Debian's 3.14 has it) runs hot
-	 * loops as JIT traces, whose calls pass none of the hooks: measured on
-	 * Debian 3.14, 28 672 of 200 000 calls seen. Say so, do not claim exact.
-	 */
-	if (run.py->minor >= 13) {
-		char jit[16];
-
-		run.jit = !pyx_process__getenv(run.proc, "PYTHON_JIT", jit, sizeof(jit)) &&
-			  strcmp(jit, "0") && jit[0];
-		if (run.jit)
-			pyx_warn(
-				ctx,
-				"the target runs with PYTHON_JIT=%s: calls made inside JIT-compiled "
-				"code are not seen, counts are a lower bound (restart it without "
-				"PYTHON_JIT for exact counts)",
-				jit);
-	}
 	if (run.hooks.single_stepped)
 		pyx_warn(ctx,
 			 "%zu of %zu hooks sit on an instruction the kernel single-steps (~12 µs a "
@@ -859,7 +890,10 @@ out_free:
 }
 
 enum {
-	OPT_CFUNC = 0x3ffe,
+	OPT_SAMPLED = 0x3ffb,
+	OPT_HZ,
+	OPT_FOLDED,
+	OPT_CFUNC,
 	OPT_MODULE = 0x3fff,
 	OPT_SORT = 0x4000,
 	OPT_TOP,
@@ -873,6 +907,9 @@ static const struct option calls_options[] = {
 	{"interval", required_argument, NULL, OPT_INTERVAL},
 	{"module", required_argument, NULL, OPT_MODULE},
 	{"cfunc", required_argument, NULL, OPT_CFUNC},
+	{"sampled", no_argument, NULL, OPT_SAMPLED},
+	{"hz", required_argument, NULL, OPT_HZ},
+	{"folded", required_argument, NULL, OPT_FOLDED},
 	{"sort", required_argument, NULL, OPT_SORT},
 	{"top", required_argument, NULL, OPT_TOP},
 	{"match", required_argument, NULL, OPT_MATCH},
@@ -913,6 +950,19 @@ static int calls_option(void *cookie, int val, const char *arg)
 	case OPT_CFUNC:
 		opts->cfunc = arg;
 		return 0;
+	case OPT_SAMPLED:
+		opts->sampled = true;
+		return 0;
+	case OPT_HZ:
+		if (pyx_parse_count(arg, 1, 10000, &n))
+			return pyx_option_error(&pyx_cmd_calls, "--hz", arg,
+						"use 1 to 10000 samples a second");
+		opts->hz = (unsigned int)n;
+		return 0;
+	case OPT_FOLDED:
+		opts->folded = arg; /* folded stacks come from samples */
+		opts->sampled = true;
+		return 0;
 	case OPT_THREAD:
 		if (pyx_parse_pid(arg, &opts->thread))
 			return pyx_option_error(&pyx_cmd_calls, "--thread", arg,
@@ -940,7 +990,7 @@ static int calls_option(void *cookie, int val, const char *arg)
 
 static int calls_run(struct pyx_ctx *ctx, int argc, char **argv)
 {
-	struct calls_opts opts = {};
+	struct calls_opts opts = {.hz = 199};
 	struct pyx_common_opts common;
 	int err, ret;
 

@@ -416,22 +416,11 @@ static int sample_attach(void *cookie, struct pyx_session *session, void *skel_p
 	int err;
 
 	for (i = 0; i < sc->nr_tids; i++) {
-		struct bpf_link *link;
-		int fd;
-
 		/* Per thread, any CPU: it fires only while that thread runs. */
-		fd = (int)syscall(SYS_perf_event_open, &attr, (pid_t)sc->tids[i], -1, -1,
-				  PERF_FLAG_FD_CLOEXEC);
-		if (fd < 0)
+		err = pyx_session__attach_perf(session, skel->progs.sample_thread, &attr,
+					       (pid_t)sc->tids[i], -1);
+		if (err == -ESRCH)
 			continue; /* gone already */
-		link = bpf_program__attach_perf_event(skel->progs.sample_thread, fd);
-		if (!link) {
-			err = -errno;
-			close(fd);
-			return err;
-		}
-		/* The link owns the event now: destroying it closes the fd. */
-		err = pyx_session__add_link(session, link);
 		if (err)
 			return err;
 		bpf_map__update_elem(skel->maps.wanted, &sc->tids[i], sizeof(sc->tids[i]), &one,

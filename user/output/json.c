@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #include "output/json.h"
@@ -161,6 +162,16 @@ void pyx_json_u64(struct pyx_json *json, uint64_t value)
 	fprintf(json->out, "%" PRIu64, value);
 }
 
+void pyx_json_double(struct pyx_json *json, double value)
+{
+	if (!isfinite(value)) {
+		pyx_json_null(json);
+		return;
+	}
+	value_prefix(json);
+	fprintf(json->out, "%.6g", value);
+}
+
 void pyx_json_i64(struct pyx_json *json, int64_t value)
 {
 	value_prefix(json);
@@ -195,6 +206,12 @@ void pyx_json_kv_u64(struct pyx_json *json, const char *key, uint64_t value)
 {
 	pyx_json_key(json, key);
 	pyx_json_u64(json, value);
+}
+
+void pyx_json_kv_double(struct pyx_json *json, const char *key, double value)
+{
+	pyx_json_key(json, key);
+	pyx_json_double(json, value);
 }
 
 void pyx_json_kv_i64(struct pyx_json *json, const char *key, int64_t value)

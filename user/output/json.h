@@ -33,6 +33,7 @@ void pyx_json_key(struct pyx_json *json, const char *key);
 void pyx_json_string(struct pyx_json *json, const char *str);
 void pyx_json_string_len(struct pyx_json *json, const char *str, size_t len);
 void pyx_json_u64(struct pyx_json *json, uint64_t value);
+void pyx_json_double(struct pyx_json *json, double value);
 void pyx_json_i64(struct pyx_json *json, int64_t value);
 void pyx_json_bool(struct pyx_json *json, bool value);
 void pyx_json_null(struct pyx_json *json);
@@ -43,6 +44,8 @@ void pyx_json_hex(struct pyx_json *json, uint64_t value);
 void pyx_json_kv_string(struct pyx_json *json, const char *key, const char *str);
 void pyx_json_kv_u64(struct pyx_json *json, const char *key, uint64_t value);
 void pyx_json_kv_i64(struct pyx_json *json, const char *key, int64_t value);
+/* A finite double ("%.6g"); null otherwise. */
+void pyx_json_kv_double(struct pyx_json *json, const char *key, double value);
 void pyx_json_kv_bool(struct pyx_json *json, const char *key, bool value);
 void pyx_json_kv_hex(struct pyx_json *json, const char *key, uint64_t value);
 void pyx_json_kv_null(struct pyx_json *json, const char *key);
