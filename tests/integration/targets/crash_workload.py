@@ -46,7 +46,7 @@ def trigger(what):
     import pyxfixture
 
     if sys.argv[2:] == ["late"]:
-        time.sleep(0.2)  # the tracer learns the new module (it would race a crash right away)
+        time.sleep(1.0)  # the tracer learns the new module (it would race a crash right away)
     fn = getattr(pyxfixture, what)
     # memory_error() raises a MemoryError, caught here, RAISES times; the others end the process.
     frame = sys._getframe()
