@@ -75,10 +75,18 @@ struct entry {
 	__u32 __pad;
 };
 
+#define EVALS_MAX 16 /* C -> Python nesting remembered per thread (3.11) */
+
 struct shadow {
 	__u32 depth;
 	__u32 overflow; /* frames started past PYX_CALLS_DEPTH: counted, not timed */
 	__u64 tstate;	/* the thread's PyThreadState, found once (thread_state()) */
+	__u64 entry_frame; /* 3.11: the frame the eval loop was just entered for (its RESUME is next) */
+	__u32 nr_evals; /* 3.11: eval-loop activations entered from C, innermost last... */
+	__u32 seq;	/* hooks run by the thread (shadow_of() counts them) */
+	__u32 push_seq; /* seq when RESUME last pushed an entry */
+	__u32 __pad2;
+	__u64 evals[EVALS_MAX]; /* ...and the frame each was entered for */
 	struct entry e[PYX_CALLS_DEPTH];
 };
 
@@ -185,6 +193,9 @@ static __always_inline int read_code(struct task_struct *task, __u64 code, __u64
 	*guard = frame_field_u64(buf, pyx_cfg.span_filename) ^
 		 (frame_field_u64(buf, pyx_cfg.span_name) << 1) ^
 		 ((__u64)frame_field_u32(buf, pyx_cfg.span_firstlineno) << 48);
+	/* A module's code at a freed one's address can reuse its file name's too: not its table. */
+	if (pyx_cfg.span_linetable != PYX_OFF_NONE)
+		*guard ^= frame_field_u64(buf, pyx_cfg.span_linetable) << 3;
 	*generator = pyx_cfg.span_flags != PYX_OFF_NONE &&
 		     (frame_field_u32(buf, pyx_cfg.span_flags) & PYX_CALLS_CO_GENERATOR_FLAGS);
 	return 0;
@@ -303,8 +314,12 @@ static __always_inline bool is_resumption(struct task_struct *task, __u64 instr)
 
 static __always_inline struct shadow *shadow_of(struct task_struct *task, bool create)
 {
-	return bpf_task_storage_get(&shadows, task, NULL,
-				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	struct shadow *sh = bpf_task_storage_get(&shadows, task, NULL,
+						 create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+
+	if (sh)
+		sh->seq++;
+	return sh;
 }
 
 static __always_inline void push(struct shadow *sh, const struct entry *e)
@@ -401,8 +416,17 @@ static __always_inline void enter_frame(struct task_struct *task, struct shadow 
 	struct entry e = {};
 
 	if (sh->depth && sh->depth <= PYX_CALLS_DEPTH &&
-	    entry_at(sh, (sh->depth - 1))->frame == cur->frame)
-		return;
+	    entry_at(sh, (sh->depth - 1))->frame == cur->frame) {
+		/*
+		 * The same start seen twice (INSTRUMENTED_RESUME goes on into
+		 * RESUME: no other hook between), or a resumption whose
+		 * suspension went unseen: nothing new.
+		 */
+		if (resumption || sh->push_seq + 1 == sh->seq)
+			return;
+		/* A new frame at the address of one that ended unseen. */
+		end_above(task, sh, 1, now);
+	}
 	e.frame = cur->frame;
 	e.previous = cur->previous;
 	e.code = cur->code;
@@ -432,6 +456,7 @@ static __always_inline void enter_frame(struct task_struct *task, struct shadow 
 	if (st)
 		st->calls++;
 	push(sh, &e);
+	sh->push_seq = sh->seq;
 }
 
 /* 3.11+: RESUME and its forms, the first instruction of every frame's run. */
@@ -441,7 +466,7 @@ int BPF_UPROBE(calls_resume)
 	struct task_struct *task;
 	struct cur_frame cur;
 	struct shadow *sh;
-	__u64 now;
+	__u64 now, frame;
 
 	if (!ours())
 		return 0;
@@ -450,8 +475,16 @@ int BPF_UPROBE(calls_resume)
 	sh = shadow_of(task, true);
 	if (!sh)
 		return 0;
-	if (read_current_frame(task, thread_state(task, sh), &cur) || !cur.code ||
-	    (cur.flags & PYX_FRAME_C_SHIM)) {
+	/*
+	 * 3.11: an entry frame's RESUME can run before the eval loop has stored
+	 * it as the current frame (Debian's LTO build: the main script's module
+	 * read as a stale frame); its frame came with the eval call instead.
+	 */
+	frame = sh->entry_frame;
+	sh->entry_frame = 0;
+	if (frame ? read_frame(task, frame, &cur)
+		  : read_current_frame(task, thread_state(task, sh), &cur) || !cur.code ||
+			    (cur.flags & PYX_FRAME_C_SHIM)) {
 		pyx_count_drop(PYX_DROP_READ);
 		return 0;
 	}
@@ -777,6 +810,29 @@ static __always_inline struct entry *top_of(struct task_struct *task, struct sha
 	return entry_at(sh, (d - 1));
 }
 
+/* 3.11: _PyEval_EvalFrameDefault(tstate, frame, throwflag) entered: @frame's RESUME is next. */
+SEC("uprobe.multi")
+int BPF_UPROBE(calls_eval_enter)
+{
+	__u64 frame = PT_REGS_PARM2(ctx), throwflag = PT_REGS_PARM3(ctx);
+	struct shadow *sh;
+
+	barrier_var(frame);
+	barrier_var(throwflag);
+	if (!ours())
+		return 0;
+	sh = shadow_of(bpf_get_current_task_btf(), true);
+	/* Thrown into (gen.throw()): it unwinds without running RESUME. */
+	if (!sh)
+		return 0;
+	sh->entry_frame = (__u32)throwflag ? 0 : frame;
+	/* Paired with its return (calls_eval_return) like the kernel pairs the uretprobe. */
+	if (sh->nr_evals < EVALS_MAX)
+		sh->evals[sh->nr_evals & (EVALS_MAX - 1)] = frame;
+	sh->nr_evals++;
+	return 0;
+}
+
 SEC("uretprobe.multi")
 int BPF_URETPROBE(calls_eval_return)
 {
@@ -784,17 +840,29 @@ int BPF_URETPROBE(calls_eval_return)
 	struct cur_frame cur;
 	struct shadow *sh;
 	struct entry *top;
-	__u64 now, tstate = 0;
+	__u64 now, tstate = 0, frame = 0;
+	__u32 n;
 
 	if (!ours())
 		return 0;
 	now = bpf_ktime_get_ns();
 	task = bpf_get_current_task_btf();
 	top = top_of(task, &sh);
+	if (!sh)
+		return 0;
+	sh->entry_frame = 0; /* an entry that never reached RESUME (it raised first) */
+	n = sh->nr_evals;
+	if (n) {
+		sh->nr_evals = n - 1;
+		if (n <= EVALS_MAX)
+			frame = sh->evals[(n - 1) & (EVALS_MAX - 1)];
+	}
 	if (!top || (top->flags & ENTRY_GENERATOR))
 		return 0;
 	tstate = thread_state(task, sh);
-	if (read_current_frame(task, tstate, &cur) || cur.frame != top->previous)
+	/* The frame this activation was entered for; past the nesting kept, its caller is current. */
+	if (frame ? top->frame != frame
+		  : read_current_frame(task, tstate, &cur) || cur.frame != top->previous)
 		return 0;
 	finish(task, sh, sh->depth - 1, now, exception_set(task, tstate));
 	return 0;

@@ -39,6 +39,8 @@ struct pyx_calls_cfg {
 	__u32 span_name;
 	__u32 span_firstlineno;
 	__u32 span_flags;
+	__u32 span_linetable; /* its line table's address: one more for the guard; NONE */
+	__u32 __pad;
 	struct pyx_codesnap_cfg snap;
 	struct pyx_py_layout layout;
 };

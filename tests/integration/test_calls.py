@@ -153,12 +153,8 @@ def test_calls_launch(interp, tmp_path, pyxtrace_bin):
         if name == "count":
             want = sum(plain.values()) + sum(own.values())
         assert fn[name]["calls"] == want, (name, fn[name], want)
-    # main() itself ran once, from the module's first line on. (Debian's LTO 3.11 is
-    # known to miss the script's own module frame: its first RESUME never reaches the
-    # hook, although every other frame's does; docs/commands/calls.md.)
-    assert fn["main"]["calls"] == 1
-    if interp.name != "bookworm-3.11":
-        assert fn["<module>"]["calls"] == 1
+    # main() itself ran once, and the script's own module frame, from its first line on.
+    assert fn["main"]["calls"] == 1 and fn["<module>"]["calls"] == 1
 
 
 @pytest.mark.interps("sid-3.14")

@@ -359,6 +359,8 @@ static int calls_attach(void *cookie, struct pyx_session *session, void *skel_pt
 		err = attach_kind(run, skel->progs.calls_eval_return, PYX_HOOK_EVAL_RETURN,
 				  session);
 	if (!err)
+		err = attach_kind(run, skel->progs.calls_eval_enter, PYX_HOOK_EVAL_ENTER, session);
+	if (!err)
 		err = attach_kind(run, skel->progs.calls_yield, PYX_HOOK_YIELD, session);
 	if (!err)
 		err = attach_kind(run, skel->progs.calls_return, PYX_HOOK_RETURN, session);
@@ -645,30 +647,40 @@ static void print_text(void *cookie)
 
 /*
  * The span of a code object read at each start (struct pyx_calls_cfg): its
- * file name, name and first line (the guard) and, ≤3.10, co_flags, which
+ * file name, name and first line (the guard), its line table's address
+ * (more guard, when it fits in the span) and, ≤3.10, co_flags, which
  * follows PyObject_HEAD and five ints there (frames have no owner field).
+ * Seen on Debian's 3.11: the main script's module code took the address,
+ * the file name's address and the first line of a freed `<string>` one.
  */
 static int code_span(struct pyx_calls_cfg *cfg, const struct pyx_code_layout *code, bool legacy)
 {
-	uint32_t offs[4] = {code->co_filename, code->co_name, code->co_firstlineno,
-			    legacy ? 36 : PYX_OFF_NONE};
-	uint32_t lens[4] = {8, 8, 4, 4}, lo = UINT32_MAX, hi = 0;
-	uint32_t *rel[4] = {&cfg->span_filename, &cfg->span_name, &cfg->span_firstlineno,
-			    &cfg->span_flags};
-	size_t i;
+	uint32_t offs[5] = {code->co_filename, code->co_name, code->co_firstlineno,
+			    legacy ? 36 : PYX_OFF_NONE, code->co_linetable};
+	uint32_t lens[5] = {8, 8, 4, 4, 8}, lo = UINT32_MAX, hi = 0;
+	uint32_t *rel[5] = {&cfg->span_filename, &cfg->span_name, &cfg->span_firstlineno,
+			    &cfg->span_flags, &cfg->span_linetable};
+	size_t i, n = 5;
 
-	for (i = 0; i < 4; i++) {
-		if (offs[i] == PYX_OFF_NONE)
-			continue;
-		lo = offs[i] < lo ? offs[i] : lo;
-		hi = offs[i] + lens[i] > hi ? offs[i] + lens[i] : hi;
+	for (;;) {
+		lo = UINT32_MAX;
+		hi = 0;
+		for (i = 0; i < n; i++) {
+			if (offs[i] == PYX_OFF_NONE)
+				continue;
+			lo = offs[i] < lo ? offs[i] : lo;
+			hi = offs[i] + lens[i] > hi ? offs[i] + lens[i] : hi;
+		}
+		if (hi - lo <= PYX_CALLS_SPAN_MAX)
+			break;
+		if (n == 4)
+			return -E2BIG;
+		n = 4; /* without the line table */
 	}
-	if (hi - lo > PYX_CALLS_SPAN_MAX)
-		return -E2BIG;
 	cfg->span_off = lo;
 	cfg->span_len = hi - lo;
-	for (i = 0; i < 4; i++)
-		*rel[i] = offs[i] == PYX_OFF_NONE ? PYX_OFF_NONE : offs[i] - lo;
+	for (i = 0; i < 5; i++)
+		*rel[i] = i < n && offs[i] != PYX_OFF_NONE ? offs[i] - lo : PYX_OFF_NONE;
 	return 0;
 }
 

@@ -110,6 +110,8 @@ const char *pyx_eval_hook_kind_name(enum pyx_eval_hook_kind kind)
 		return "pop";
 	case PYX_HOOK_EVAL_RETURN:
 		return "eval-return";
+	case PYX_HOOK_EVAL_ENTER:
+		return "eval-enter";
 	case PYX_HOOK_FRAME_ENTER:
 		return "frame-enter";
 	case PYX_HOOK_RETURN:
@@ -620,6 +622,15 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 			goto out_free;
 		plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
 		out->hooks[out->nr_hooks - 1].delta = 0; /* a return probe sits on the entry */
+		/*
+		 * The same place, so the same trap: the frame it was entered for,
+		 * whose RESUME may run before the frame is stored as current.
+		 */
+		err = add_hook(out, PYX_HOOK_EVAL_ENTER, "_PyEval_EvalFrameDefault", eval->vaddr,
+			       0);
+		if (err)
+			goto out_free;
+		out->hooks[out->nr_hooks - 1].cls = out->hooks[out->nr_hooks - 2].cls;
 	}
 	for (i = 0, j = 0; i < out->nr_hooks; i++)
 		j += out->hooks[i].kind == PYX_HOOK_POP;

@@ -26,6 +26,7 @@ enum pyx_eval_hook_kind {
 	PYX_HOOK_YIELD,	      /* a generator/coroutine frame suspends */
 	PYX_HOOK_POP,	      /* a finished frame is popped (returned or raised) */
 	PYX_HOOK_EVAL_RETURN, /* 3.11: the eval loop returns to C (an entry frame ended) */
+	PYX_HOOK_EVAL_ENTER,  /* 3.11: the eval loop entered for a frame (its RESUME is next) */
 	PYX_HOOK_FRAME_ENTER, /* ≤3.10: the eval function's entry: a frame starts or resumes */
 	PYX_HOOK_RETURN,      /* ≤3.10: RETURN_VALUE */
 	PYX_HOOK_UNWIND,      /* ≤3.10: PyTraceBack_Here: an exception reached a frame */
