@@ -322,6 +322,19 @@ static __always_inline struct shadow *shadow_of(struct task_struct *task, bool c
 	return sh;
 }
 
+/*
+ * What every hook starts with: the target's thread, the time, and its
+ * shadow stack (created on @create). NULL: not ours, or nothing to do.
+ */
+static __always_inline struct shadow *hook_begin(struct task_struct **task, __u64 *now, bool create)
+{
+	if (!ours())
+		return NULL;
+	*now = bpf_ktime_get_ns();
+	*task = bpf_get_current_task_btf();
+	return shadow_of(*task, create);
+}
+
 static __always_inline void push(struct shadow *sh, const struct entry *e)
 {
 	__u32 d = sh->depth;
@@ -468,11 +481,7 @@ int BPF_UPROBE(calls_resume)
 	struct shadow *sh;
 	__u64 now, frame;
 
-	if (!ours())
-		return 0;
-	now = bpf_ktime_get_ns();
-	task = bpf_get_current_task_btf();
-	sh = shadow_of(task, true);
+	sh = hook_begin(&task, &now, true);
 	if (!sh)
 		return 0;
 	/*
@@ -632,14 +641,10 @@ int BPF_UPROBE(calls_centry)
 	struct shadow *sh;
 
 	barrier_var(sp);
-	if (!ours())
-		return 0;
-	now = bpf_ktime_get_ns();
-	key.code = bpf_get_attach_cookie(ctx);
-	task = bpf_get_current_task_btf();
-	sh = shadow_of(task, true);
+	sh = hook_begin(&task, &now, true);
 	if (!sh)
 		return 0;
+	key.code = bpf_get_attach_cookie(ctx);
 	st = stats_of(&key, true);
 	if (st)
 		st->calls++;
@@ -661,11 +666,7 @@ int BPF_URETPROBE(calls_cexit)
 	struct shadow *sh;
 
 	barrier_var(sp);
-	if (!ours())
-		return 0;
-	now = bpf_ktime_get_ns();
-	task = bpf_get_current_task_btf();
-	sh = shadow_of(task, false);
+	sh = hook_begin(&task, &now, false);
 	if (sh)
 		pop_frame(task, sh, sp - 8, 0, false, now);
 	return 0;
@@ -684,14 +685,10 @@ int BPF_UPROBE(calls_pop)
 	arg2 = PT_REGS_PARM2(ctx);
 	barrier_var(arg1);
 	barrier_var(arg2);
-	if (!ours())
-		return 0;
-	now = bpf_ktime_get_ns();
-	cookie = bpf_get_attach_cookie(ctx);
-	task = bpf_get_current_task_btf();
-	sh = shadow_of(task, false);
+	sh = hook_begin(&task, &now, false);
 	if (!sh)
 		return 0;
+	cookie = bpf_get_attach_cookie(ctx);
 	if (cookie == PYX_CALLS_POP_ARG2) {
 		tstate = arg1;
 		frame = arg2;
@@ -720,18 +717,14 @@ int BPF_UPROBE(calls_frame_enter)
 	arg2 = PT_REGS_PARM2(ctx);
 	barrier_var(arg1);
 	barrier_var(arg2);
-	if (!ours())
+	sh = hook_begin(&task, &now, true);
+	if (!sh)
 		return 0;
-	now = bpf_ktime_get_ns();
 	frame = bpf_get_attach_cookie(ctx) == PYX_CALLS_POP_ARG2 ? arg2 : arg1;
-	task = bpf_get_current_task_btf();
 	if (read_frame(task, frame, &cur) || !cur.code) {
 		pyx_count_drop(PYX_DROP_READ);
 		return 0;
 	}
-	sh = shadow_of(task, true);
-	if (!sh)
-		return 0;
 	/* Whatever ran above its caller has ended (an exception, a yield from). */
 	found = find_frame(sh, cur.previous);
 	if (found > 1)
@@ -748,11 +741,7 @@ int BPF_UPROBE(calls_return)
 	struct shadow *sh;
 	__u64 frame = 0, tstate = 0, now;
 
-	if (!ours())
-		return 0;
-	now = bpf_ktime_get_ns();
-	task = bpf_get_current_task_btf();
-	sh = shadow_of(task, false);
+	sh = hook_begin(&task, &now, false);
 	if (!sh)
 		return 0;
 	tstate = thread_state(task, sh);
@@ -775,11 +764,7 @@ int BPF_UPROBE(calls_unwind)
 	__u32 found;
 
 	barrier_var(frame);
-	if (!ours())
-		return 0;
-	now = bpf_ktime_get_ns();
-	task = bpf_get_current_task_btf();
-	sh = shadow_of(task, false);
+	sh = hook_begin(&task, &now, false);
 	if (!sh)
 		return 0;
 	found = find_frame(sh, frame);
@@ -788,26 +773,14 @@ int BPF_UPROBE(calls_unwind)
 	return 0;
 }
 
-/*
- * 3.11: an entry frame (one the eval loop was called for from C) is
- * popped by its C caller, which LTO builds may have inlined every piece of
- * (Debian's _PyFunction_Vectorcall): when the eval loop returns, the top
- * entry is that frame if the thread's current frame is its caller again.
- * A generator's frame is left alone: it may only have yielded.
- */
-/* The thread's shadow stack and its top entry, if it has one. */
-static __always_inline struct entry *top_of(struct task_struct *task, struct shadow **shp)
+/* The top entry of a thread's shadow stack, if it has one. */
+static __always_inline struct entry *top_of(struct shadow *sh)
 {
-	struct shadow *sh = shadow_of(task, false);
-	__u32 d;
+	__u32 d = sh->depth;
 
-	*shp = sh;
-	if (!sh)
-		return NULL;
-	d = sh->depth;
 	if (!d || d > PYX_CALLS_DEPTH)
 		return NULL;
-	return entry_at(sh, (d - 1));
+	return entry_at(sh, d - 1);
 }
 
 /* 3.11: _PyEval_EvalFrameDefault(tstate, frame, throwflag) entered: @frame's RESUME is next. */
@@ -833,6 +806,15 @@ int BPF_UPROBE(calls_eval_enter)
 	return 0;
 }
 
+/*
+ * 3.11: an entry frame (one the eval loop was called for from C) is
+ * popped by its C caller, which LTO builds may have inlined every piece of
+ * (Debian's _PyFunction_Vectorcall): when the eval loop returns, the top
+ * entry is that frame if it is the one this activation was entered for
+ * (calls_eval_enter), or, past the nesting remembered, if the thread's
+ * current frame is its caller again.
+ * A generator's frame is left alone: it may only have yielded.
+ */
 SEC("uretprobe.multi")
 int BPF_URETPROBE(calls_eval_return)
 {
@@ -843,13 +825,10 @@ int BPF_URETPROBE(calls_eval_return)
 	__u64 now, tstate = 0, frame = 0;
 	__u32 n;
 
-	if (!ours())
-		return 0;
-	now = bpf_ktime_get_ns();
-	task = bpf_get_current_task_btf();
-	top = top_of(task, &sh);
+	sh = hook_begin(&task, &now, false);
 	if (!sh)
 		return 0;
+	top = top_of(sh);
 	sh->entry_frame = 0; /* an entry that never reached RESUME (it raised first) */
 	n = sh->nr_evals;
 	if (n) {
@@ -876,11 +855,10 @@ int BPF_UPROBE(calls_yield)
 	struct entry *top;
 	__u64 now;
 
-	if (!ours())
+	sh = hook_begin(&task, &now, false);
+	if (!sh)
 		return 0;
-	now = bpf_ktime_get_ns();
-	task = bpf_get_current_task_btf();
-	top = top_of(task, &sh);
+	top = top_of(sh);
 	/* Not a generator: one resumed by throw(), whose RESUME did not run. */
 	if (top && (top->flags & ENTRY_GENERATOR))
 		suspend_top(sh, now);

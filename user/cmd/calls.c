@@ -648,15 +648,16 @@ static void print_text(void *cookie)
 /*
  * The span of a code object read at each start (struct pyx_calls_cfg): its
  * file name, name and first line (the guard), its line table's address
- * (more guard, when it fits in the span) and, ≤3.10, co_flags, which
- * follows PyObject_HEAD and five ints there (frames have no owner field).
+ * (more guard, when it fits in the span) and, ≤3.10, co_flags (frames have
+ * no owner field: evalhooks gives its offset).
  * Seen on Debian's 3.11: the main script's module code took the address,
  * the file name's address and the first line of a freed `<string>` one.
  */
-static int code_span(struct pyx_calls_cfg *cfg, const struct pyx_code_layout *code, bool legacy)
+static int code_span(struct pyx_calls_cfg *cfg, const struct pyx_code_layout *code,
+		     uint32_t co_flags)
 {
-	uint32_t offs[5] = {code->co_filename, code->co_name, code->co_firstlineno,
-			    legacy ? 36 : PYX_OFF_NONE, code->co_linetable};
+	uint32_t offs[5] = {code->co_filename, code->co_name, code->co_firstlineno, co_flags,
+			    code->co_linetable};
 	uint32_t lens[5] = {8, 8, 4, 4, 8}, lo = UINT32_MAX, hi = 0;
 	uint32_t *rel[5] = {&cfg->span_filename, &cfg->span_name, &cfg->span_firstlineno,
 			    &cfg->span_flags, &cfg->span_linetable};
@@ -801,14 +802,8 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		}
 	}
 	sampled_why = opts->sampled ? "asked" : NULL;
-	/*
-	 * PYTHON_JIT=1 (3.13+ builds with the JIT: Debian's 3.14 has it) runs hot
-	 * loops as JIT traces, whose calls pass none of the hooks: measured on
-	 * Debian 3.14, 28 672 of 200 000 calls seen. Sample instead, and say so.
-	 */
-	if (!sampled_why && run.py->minor >= 13 &&
-	    !pyx_process__getenv(run.proc, "PYTHON_JIT", jit, sizeof(jit)) && jit[0] &&
-	    strcmp(jit, "0")) {
+	/* JIT-compiled code passes none of the hooks: sample instead, and say so. */
+	if (!sampled_why && pyx_eval_hooks__jit_requested(run.proc, run.py, jit, sizeof(jit))) {
 		sampled_why = "PYTHON_JIT: JIT code bypasses the exact hooks";
 		pyx_warn(ctx,
 			 "the target runs with PYTHON_JIT=%s: JIT-compiled code passes none of the "
@@ -858,7 +853,7 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	if (!pyx_codesnap_cfg(&cfg.snap, &run.layout.code))
 		pyx_warn(ctx,
 			 "code objects too large to copy: short-lived functions may be unnamed");
-	err = code_span(&cfg, &run.layout.code, run.hooks.legacy);
+	err = code_span(&cfg, &run.layout.code, run.hooks.co_flags);
 	if (err) {
 		pyx_error(ctx, "code objects of this build are laid out too sparsely to read");
 		goto out_free;

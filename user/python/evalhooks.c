@@ -99,6 +99,18 @@ static const struct pop_function pop_functions[] = {
 	{"clear_gen_frame", PYX_CALLS_POP_ARG2, false, 12, 99},
 };
 
+/*
+ * PYTHON_JIT=1 (3.13+ builds with the JIT: Debian's 3.14 has it) runs hot
+ * loops as JIT traces, whose calls pass none of the hooks: measured on
+ * Debian 3.14, 28 672 of 200 000 calls of a hot loop seen.
+ */
+bool pyx_eval_hooks__jit_requested(const struct pyx_process *proc, const struct pyx_python *py,
+				   char *value, size_t size)
+{
+	return py->minor >= 13 && !pyx_process__getenv(proc, "PYTHON_JIT", value, size) &&
+	       value[0] && strcmp(value, "0");
+}
+
 const char *pyx_eval_hook_kind_name(enum pyx_eval_hook_kind kind)
 {
 	switch (kind) {
@@ -449,6 +461,8 @@ static int add_legacy_hooks(struct pyx_eval_hooks *out, struct pyx_python *py, s
 		return err;
 	plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
 	out->legacy = true;
+	/* PyObject_HEAD, then co_argcount, co_posonlyargcount, co_kwonlyargcount, co_nlocals, co_stacksize. */
+	out->co_flags = 36;
 	return 0;
 }
 
@@ -466,6 +480,7 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 	int err;
 
 	memset(out, 0, sizeof(*out));
+	out->co_flags = PYX_OFF_NONE;
 	for (i = 0; i < ARRAY_SIZE(version_ops); i++)
 		if (version_ops[i].minor == py->minor)
 			ops = &version_ops[i];

@@ -55,6 +55,7 @@ struct pyx_eval_hooks {
 	size_t single_stepped;	/* hot hooks on an instruction the kernel single-steps */
 	size_t yields_unhooked; /* YIELD_VALUE forms left to late detection (single-stepped) */
 	bool legacy;		/* ≤3.10: one eval activation per frame */
+	uint32_t co_flags; /* ≤3.10: offset of co_flags (frames have no owner field); else NONE */
 };
 
 /*
@@ -66,5 +67,13 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 			 struct pyx_eval_hooks *out, char *why, size_t why_size);
 
 const char *pyx_eval_hook_kind_name(enum pyx_eval_hook_kind kind);
+
+/*
+ * Whether @proc asked for the JIT (PYTHON_JIT set and not "0", on 3.13+
+ * where builds may have one): JIT-compiled code passes none of the hooks.
+ * The variable's value goes to @value.
+ */
+bool pyx_eval_hooks__jit_requested(const struct pyx_process *proc, const struct pyx_python *py,
+				   char *value, size_t size);
 
 #endif /* PYX_PYTHON_EVALHOOKS_H */
