@@ -49,12 +49,50 @@ usdt:{path}:python:function__return /@d[tid]/ {{
 """
 
 
-def run_once(interp, mode):
+# Entry and return printed per event, like BCC's uflow: the peer of `pyxtrace flow`.
+BPFTRACE_FLOW = """
+usdt:{path}:python:function__entry {{ printf("%d -> %s %s:%d\\n", tid, str(arg1), str(arg0), arg2); }}
+usdt:{path}:python:function__return {{ printf("%d <- %s\\n", tid, str(arg1)); }}
+"""
+
+
+def wait_file(path, needle, timeout=30):
+    """Wait until the file @path holds @needle."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path) and needle in open(path, errors="replace").read(4096):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{path} never said {needle!r}")
+
+
+def tracer_argv(mode, pid, root, python, tmp):
+    """(argv, the stream (or file) to wait on, the line that says it is live) of @mode's
+    tracer."""
+    if mode == "floor":
+        return [WALK_COST, str(pid), "-", "-", "eval-hooks"], "stdout", "attached"
+    if mode == "calls":
+        return [PYXTRACE, "calls", "-v", "--json", "-p", str(pid)], "stderr", "attached, tracing"
+    if mode == "flow":
+        return ([PYXTRACE, "flow", "-v", "--json", "-o", os.path.join(tmp, "flow.jsonl"), "-p",
+                 str(pid)], "stderr", "attached, tracing")
+    script = BPFTRACE if mode == "bpftrace" else BPFTRACE_FLOW
+    argv = ["bpftrace", "--usdt-file-activation", "-e", script.format(path=(root or "") + python)]
+    if mode == "bpftrace-flow":
+        # Its output, "Attaching" included, goes to the file (the pipe would be the bottleneck).
+        argv[1:1] = ["-o", os.path.join(tmp, "bpftrace.out")]
+        return argv, os.path.join(tmp, "bpftrace.out"), "Attaching"
+    return argv, "stdout", "Attaching"
+
+
+def run_once(interp, mode, n=N):
+    """One run of fib(@n) under @mode; the target's own timing, plus what the
+    tracer reported (RSS, hooks; flow: its end document)."""
     label, root, python, _ = interp
     tmp = tempfile.mkdtemp(prefix="pyx-bench-", dir=(root + "/tmp") if root else None)
     inside = "/tmp/" + os.path.basename(tmp) if root else tmp
     shutil.copy(WORKLOAD, tmp)
-    argv = [python, os.path.join(inside, "fib_calls.py"), str(N), inside + "/go",
+    argv = [python, os.path.join(inside, "fib_calls.py"), str(n), inside + "/go",
             inside + "/ready"]
     if root:
         argv = ["unshare", "--mount", "--propagation", "private", "--", "chroot", root] + argv
@@ -64,29 +102,25 @@ def run_once(interp, mode):
         procs.append(target)
         while not os.path.exists(os.path.join(tmp, "ready")):
             time.sleep(0.005)
-        tracer, out = None, {"rss_kib": None, "hooks": None}
-        if mode == "floor":
-            tracer = subprocess.Popen([WALK_COST, str(target.pid), "-", "-", "eval-hooks"],
-                                      stdout=subprocess.PIPE, text=True)
-            wait_line(tracer.stdout, "attached")
-        elif mode == "calls":
-            tracer = subprocess.Popen([PYXTRACE, "calls", "-v", "--json", "-p", str(target.pid)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            wait_line(tracer.stderr, "attached, tracing")
-        elif mode == "bpftrace":
-            tracer = subprocess.Popen(["bpftrace", "--usdt-file-activation", "-e",
-                                       BPFTRACE.format(path=(root or "") + python)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            wait_line(tracer.stdout, "Attaching")
-            time.sleep(0.5)
+        tracer, out = None, {"rss_kib": None, "hooks": None, "flow_end": None}
+        if mode != "untraced":
+            targv, stream, live = tracer_argv(mode, target.pid, root, python, tmp)
+            tracer = subprocess.Popen(targv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+            if stream.startswith("/"):
+                wait_file(stream, live)
+            else:
+                wait_line(getattr(tracer, stream), live)
+            if mode.startswith("bpftrace"):
+                time.sleep(0.5)
         procs.append(tracer)
         open(os.path.join(tmp, "go"), "w").close()
         result = json.loads(target.stdout.readline())
-        if mode == "calls":
+        if mode in ("calls", "flow"):
             out["rss_kib"] = peak_rss_kib(tracer.pid)
         target.wait()
         if tracer is not None:
-            if mode == "bpftrace":
+            if mode.startswith("bpftrace"):
                 tracer.terminate()
             text = tracer.communicate(timeout=60)[0]
             if mode == "calls":
@@ -94,6 +128,10 @@ def run_once(interp, mode):
                 fib = next(f for f in doc["functions"] if f["function"] == "fib")
                 assert fib["calls"] >= result["calls"], fib
                 out["hooks"] = ", ".join(f"{h['at']}: {h['probe']}" for h in doc["hooks"])
+            elif mode == "flow":
+                with open(os.path.join(tmp, "flow.jsonl"), "rb") as f:
+                    f.seek(-4096, os.SEEK_END)
+                    out["flow_end"] = json.loads(f.read().splitlines()[-1])
         result.update(out)
         return result
     finally:

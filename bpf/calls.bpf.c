@@ -51,6 +51,12 @@ struct {
 	__uint(max_entries, 4 * 1024 * 1024); /* ~1100 new code objects at once */
 } urgent SEC(".maps");
 
+/* flow: every event in order (sized by user space; calls leaves it a page). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024 * 1024);
+} events SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -134,6 +140,47 @@ static __always_inline bool ours(void)
 static __always_inline bool in_opset(const volatile __u64 *set, __u8 op)
 {
 	return (set[(op >> 6) & 3] >> (op & 63)) & 1;
+}
+
+/*
+ * flow: event @event of entry @e at @depth, @caller the entry under it
+ * (CALL) or NULL. Dead code for calls (the config is constant at load).
+ */
+#define FLOW_WAKEUP_BYTES (1024 * 1024)
+
+static __always_inline void flow_emit(__u32 event, const struct entry *e, __u32 depth, __u64 now,
+				      __u64 duration_ns, __u32 flags, const struct entry *caller)
+{
+	struct pyx_rec_flow *rec;
+	__u64 avail;
+
+	if (!pyx_cfg.flow || (pyx_cfg.flow_depth && depth > pyx_cfg.flow_depth))
+		return;
+	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	if (!rec) {
+		pyx_count_drop(PYX_DROP_RINGBUF);
+		return;
+	}
+	rec->hdr.type = PYX_REC_FLOW;
+	rec->hdr.size = sizeof(*rec);
+	rec->event = event;
+	rec->tid = (__u32)bpf_get_current_pid_tgid();
+	rec->depth = depth;
+	rec->flags = flags | ((e->flags & ENTRY_UNTIMED) ? PYX_FLOW_F_UNTIMED : 0);
+	rec->time_ns = now;
+	rec->duration_ns = duration_ns;
+	rec->fn.code = e->code;
+	rec->fn.guard = e->guard;
+	rec->caller.code = caller ? caller->code : 0;
+	rec->caller.guard = caller ? caller->guard : 0;
+	/*
+	 * A wakeup per event costs the target more than the event itself: user
+	 * space polls the ring on a timer and is woken only as the ring fills.
+	 */
+	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(rec, avail >= FLOW_WAKEUP_BYTES && avail < 2 * FLOW_WAKEUP_BYTES
+					? BPF_RB_FORCE_WAKEUP
+					: BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void announce_code(const struct pyx_calls_key *key)
@@ -335,7 +382,8 @@ static __always_inline struct shadow *hook_begin(struct task_struct **task, __u6
 	return shadow_of(*task, create);
 }
 
-static __always_inline void push(struct shadow *sh, const struct entry *e)
+/* Push @e; flow: as event @event (CALL or RESUME). */
+static __always_inline void push(struct shadow *sh, const struct entry *e, __u32 event)
 {
 	__u32 d = sh->depth;
 
@@ -346,6 +394,8 @@ static __always_inline void push(struct shadow *sh, const struct entry *e)
 	}
 	*entry_at(sh, d) = *e;
 	sh->depth = d + 1;
+	flow_emit(event, e, d + 1, e->resume_ns, 0, 0,
+		  event == PYX_FLOW_CALL && d ? entry_at(sh, d - 1) : NULL);
 }
 
 /*
@@ -362,6 +412,7 @@ static __always_inline void suspend_top(struct shadow *sh, __u64 now)
 	d--;
 	e = entry_at(sh, d);
 	e->ran_ns += now - e->resume_ns;
+	flow_emit(PYX_FLOW_SUSPEND, e, d + 1, now, now - e->resume_ns, 0, NULL);
 	if (d) {
 		struct entry *parent = entry_at(sh, (d - 1));
 
@@ -459,7 +510,7 @@ static __always_inline void enter_frame(struct task_struct *task, struct shadow 
 			} else {
 				e.flags |= ENTRY_UNTIMED; /* started before we attached */
 			}
-			push(sh, &e);
+			push(sh, &e, PYX_FLOW_RESUME);
 			return;
 		}
 	}
@@ -468,7 +519,7 @@ static __always_inline void enter_frame(struct task_struct *task, struct shadow 
 	st = stats_of(&key, true);
 	if (st)
 		st->calls++;
-	push(sh, &e);
+	push(sh, &e, PYX_FLOW_CALL);
 	sh->push_seq = sh->seq;
 }
 
@@ -549,6 +600,8 @@ static __always_inline void finish(struct task_struct *task, struct shadow *sh, 
 	struct entry *e = entry_at(sh, d);
 
 	record(task, e, now, exception);
+	flow_emit(PYX_FLOW_RETURN, e, d + 1, now, now - e->start_ns,
+		  exception ? PYX_FLOW_F_EXCEPTION : 0, NULL);
 	if (d) {
 		struct entry *parent = entry_at(sh, (d - 1));
 
@@ -599,6 +652,7 @@ static __always_inline void end_above(struct task_struct *task, struct shadow *s
 			finish(task, sh, d - 1, now, true);
 		} else {
 			pyx_count_drop(PYX_DROP_UNPAIRED);
+			flow_emit(PYX_FLOW_LOST, top, d, now, 0, 0, NULL);
 			sh->depth = d - 1;
 		}
 	}
@@ -653,7 +707,7 @@ int BPF_UPROBE(calls_centry)
 	e.guard = key.guard;
 	e.start_ns = now;
 	e.resume_ns = now;
-	push(sh, &e);
+	push(sh, &e, PYX_FLOW_CALL);
 	return 0;
 }
 
@@ -699,6 +753,19 @@ int BPF_UPROBE(calls_pop)
 	return 0;
 }
 
+/* How many of the @n top entries are Python frames above any C function's. */
+static __always_inline __u32 python_on_top(struct shadow *sh, __u32 n)
+{
+	__u32 d = sh->depth, i;
+
+	if (d > PYX_CALLS_DEPTH)
+		return 0;
+	for (i = 0; i < POP_SEARCH && i < n && i < d; i++)
+		if (entry_at(sh, (d - 1 - i))->guard == PYX_CALLS_NATIVE_GUARD)
+			break;
+	return i;
+}
+
 /*
  * ≤3.10: _PyEval_EvalFrameDefault runs each frame in its own activation,
  * from its start and at each resumption of a generator (f_lasti >= 0).
@@ -725,10 +792,13 @@ int BPF_UPROBE(calls_frame_enter)
 		pyx_count_drop(PYX_DROP_READ);
 		return 0;
 	}
-	/* Whatever ran above its caller has ended (an exception, a yield from). */
+	/*
+	 * Python frames above its caller have ended (an exception, a yield
+	 * from); a C function above it (--module) is what called it.
+	 */
 	found = find_frame(sh, cur.previous);
 	if (found > 1)
-		end_above(task, sh, found - 1, now);
+		end_above(task, sh, python_on_top(sh, found - 1), now);
 	enter_frame(task, sh, &cur, (__s64)cur.instr >= 0, now);
 	return 0;
 }

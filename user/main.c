@@ -21,6 +21,7 @@ static const struct pyx_cmd *const commands[] = {
 	&pyx_cmd_crash,
 	&pyx_cmd_watch,
 	&pyx_cmd_calls,
+	&pyx_cmd_flow,
 };
 
 static void usage(FILE *out, const char *prog)

@@ -40,6 +40,8 @@ struct pyx_calls_cfg {
 	__u32 span_firstlineno;
 	__u32 span_flags;
 	__u32 span_linetable; /* its line table's address: one more for the guard; NONE */
+	__u32 flow;	      /* pyxtrace flow: each event also goes to the events ring */
+	__u32 flow_depth;     /* flow: only events of frames this deep or less; 0: all */
 	__u32 __pad;
 	struct pyx_codesnap_cfg snap;
 	struct pyx_py_layout layout;
@@ -92,6 +94,35 @@ struct pyx_rec_calls_code {
 	struct pyx_rec_hdr hdr;
 	struct pyx_calls_key key;
 	struct pyx_code_snap snap;
+};
+
+/* What a PYX_REC_FLOW record tells. */
+enum pyx_flow_event {
+	PYX_FLOW_CALL = 1,    /* a frame started (a call) */
+	PYX_FLOW_RETURN = 2,  /* a frame ended: returned, or raised (PYX_FLOW_F_EXCEPTION) */
+	PYX_FLOW_RESUME = 3,  /* a generator or coroutine resumed */
+	PYX_FLOW_SUSPEND = 4, /* a generator or coroutine suspended (yield, await) */
+	PYX_FLOW_LOST = 5,    /* a frame that ended unseen (drops.unpaired): no time */
+};
+
+#define PYX_FLOW_F_EXCEPTION (1u << 0) /* RETURN: left with an exception set */
+#define PYX_FLOW_F_UNTIMED   (1u << 1) /* its start was before the trace: no duration */
+
+/*
+ * PYX_REC_FLOW (events ring, flow only): one event of a thread, in the
+ * order the thread made them. depth is the frame's place on the thread's
+ * shadow stack (1: the outermost frame seen since the trace began).
+ */
+struct pyx_rec_flow {
+	struct pyx_rec_hdr hdr;
+	__u32 event; /* enum pyx_flow_event */
+	__u32 tid;   /* host TID */
+	__u32 depth;
+	__u32 flags;	   /* PYX_FLOW_F_* */
+	__u64 time_ns;	   /* CLOCK_MONOTONIC */
+	__u64 duration_ns; /* RETURN: since the call (inclusive); SUSPEND: this run */
+	struct pyx_calls_key fn;
+	struct pyx_calls_key caller; /* CALL: the frame under it ({0, 0}: none seen) */
 };
 
 #endif /* __PYXTRACE_CALLS_H */

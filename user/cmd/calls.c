@@ -15,6 +15,7 @@
 #include <pyxtrace/calls.h>
 
 #include "calls.skel.h"
+#include "cmd/calls_exact.h"
 #include "cmd/calls_sampled.h"
 #include "cmd/cmd.h"
 #include "output/hist.h"
@@ -60,20 +61,7 @@ struct calls_opts {
 	uint64_t min_latency_ns; /* --min-latency: only functions with a call this slow */
 	enum calls_sort sort;
 	size_t top; /* 0: the default (text) or every function (JSON) */
-	const char *match;
-	regex_t match_re;
-};
-
-/* One Python function (code object) counted. */
-struct function_row {
-	struct pyx_calls_key key;
-	char *function;
-	char *qualname;
-	char *file;
-	int line;
-	bool named;
-	bool native;		   /* a C entry point of --module */
-	struct pyx_calls_stats st; /* summed over CPUs */
+	struct pyx_match match;
 };
 
 struct calls_run {
@@ -82,13 +70,7 @@ struct calls_run {
 	struct pyx_process *proc;
 	struct pyx_python *py;
 	struct pyx_python_layout layout;
-	struct pyx_eval_hooks hooks;
-	struct pyx_module **natives; /* --module, --cfunc: C functions by cookie range */
-	size_t nr_natives;
-	size_t nr_native_functions;
-	struct function_row *rows;
-	size_t nr_rows, cap_rows;
-	size_t *index; /* open addressing over rows by key: cap_rows * 2 slots, 0 = empty */
+	struct pyx_calls_exact x; /* hooks, C functions, the functions seen */
 	uint64_t drops[PYX_DROP__MAX];
 	uint64_t duration_ns;
 	const char *stop_reason;
@@ -142,241 +124,20 @@ static void calls_usage(FILE *out, const char *prog)
 		prog, prog, prog);
 }
 
-static size_t key_hash(const struct pyx_calls_key *key, size_t slots)
-{
-	uint64_t h = (key->code ^ (key->guard * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-
-	return (size_t)(h >> 17) & (slots - 1);
-}
-
-static bool same_key(const struct pyx_calls_key *a, const struct pyx_calls_key *b)
-{
-	return a->code == b->code && a->guard == b->guard;
-}
-
-/* Slot of @key in the index: where it is, or the empty one where it would go. */
-static size_t index_slot(const struct calls_run *run, const struct pyx_calls_key *key)
-{
-	size_t slots = run->cap_rows * 2, i = key_hash(key, slots);
-
-	while (run->index[i] && !same_key(&run->rows[run->index[i] - 1].key, key))
-		i = (i + 1) & (slots - 1);
-	return i;
-}
-
-static int grow_rows(struct calls_run *run)
-{
-	size_t cap = run->cap_rows ? run->cap_rows * 2 : 256, i;
-	struct function_row *rows = realloc(run->rows, cap * sizeof(*rows));
-	size_t *index;
-
-	if (!rows)
-		return -ENOMEM;
-	run->rows = rows;
-	index = calloc(cap * 2, sizeof(*index));
-	if (!index)
-		return -ENOMEM;
-	free(run->index);
-	run->index = index;
-	run->cap_rows = cap;
-	for (i = 0; i < run->nr_rows; i++)
-		run->index[index_slot(run, &run->rows[i].key)] = i + 1;
-	return 0;
-}
-
-static struct function_row *row_of(struct calls_run *run, const struct pyx_calls_key *key,
-				   bool create)
-{
-	struct function_row *row;
-	size_t slot;
-
-	if (run->cap_rows) {
-		slot = index_slot(run, key);
-		if (run->index[slot])
-			return &run->rows[run->index[slot] - 1];
-	}
-	if (!create)
-		return NULL;
-	if (run->nr_rows == run->cap_rows && grow_rows(run))
-		return NULL;
-	row = &run->rows[run->nr_rows++];
-	memset(row, 0, sizeof(*row));
-	row->key = *key;
-	run->index[index_slot(run, key)] = run->nr_rows;
-	return row;
-}
-
-struct snap_mem {
-	const struct pyx_code_snap *snap;
-	struct pyx_process *proc;
-};
-
-static int snap_read(void *ctx, uint64_t addr, void *buf, size_t len)
-{
-	const struct snap_mem *m = ctx;
-
-	if (m->snap && !pyx_codesnap_read(m->snap, 1, addr, buf, len))
-		return 0;
-	return pyx_process__read(m->proc, addr, buf, len);
-}
-
-/*
- * Name a row from the copy of its code object taken when it was first
- * counted (@snap), else from the live process.
- */
-static void name_row(struct calls_run *run, struct function_row *row,
-		     const struct pyx_code_snap *snap)
-{
-	struct snap_mem mem = {.snap = snap, .proc = run->proc};
-	struct pyx_code_cache *cache;
-	struct pyx_frame_info info;
-
-	if (row->named)
-		return;
-	if (row->key.guard == PYX_CALLS_NATIVE_GUARD) {
-		const struct pyx_entry_point *e = NULL;
-		const struct pyx_module *mod = NULL;
-		size_t i;
-
-		for (i = 0; i < run->nr_natives && !e; i++) {
-			mod = run->natives[i];
-			if (row->key.code >= mod->cookie_base &&
-			    row->key.code - mod->cookie_base < mod->nr_entries)
-				e = &mod->entries[row->key.code - mod->cookie_base];
-		}
-		if (!e)
-			return;
-		row->native = true;
-		row->function = strdup(e->name);
-		row->qualname = strdup(e->name);
-		row->file = strdup(mod->object->path);
-		row->named = row->function && row->qualname && row->file;
-		return;
-	}
-	cache = pyx_code_cache__new(&run->layout.code,
-				    (struct pyx_mem){.read = snap_read, .ctx = &mem});
-	if (!cache)
-		return;
-	if (!pyx_code_cache__resolve(cache, row->key.code, PYX_CODE_NO_GUARD, 0, false, &info)) {
-		row->function = strdup(info.function ? info.function : "?");
-		row->qualname = strdup(info.qualname ? info.qualname : row->function);
-		row->file = strdup(info.file ? info.file : "?");
-		row->line = info.firstlineno;
-		row->named = row->function && row->qualname && row->file;
-	}
-	pyx_code_cache__free(cache);
-}
-
 static int calls_prepare(void *cookie, void *skel_ptr)
 {
+	struct calls_bpf *skel = skel_ptr;
+
 	(void)cookie;
-	(void)skel_ptr;
-	return 0;
+	/* The flow's event ring: unused here. */
+	return bpf_map__set_max_entries(skel->maps.events, (__u32)getpagesize());
 }
 
-static int attach_kind(struct calls_run *run, struct bpf_program *prog,
-		       enum pyx_eval_hook_kind kind, struct pyx_session *session)
-{
-	LIBBPF_OPTS(bpf_uprobe_multi_opts, opts, .retprobe = kind == PYX_HOOK_EVAL_RETURN);
-	const struct pyx_object *obj = run->hooks.object;
-	unsigned long offsets[PYX_EVAL_HOOKS_MAX];
-	__u64 cookies[PYX_EVAL_HOOKS_MAX];
-	struct bpf_link *link;
-	char path[96];
-	size_t i, n = 0;
-	int err;
-
-	for (i = 0; i < run->hooks.nr_hooks; i++) {
-		const struct pyx_eval_hook *h = &run->hooks.hooks[i];
-		uint64_t off;
-
-		if (h->kind != kind)
-			continue;
-		if (pyx_elf__vaddr_to_offset(obj->elf, h->vaddr + h->delta, &off))
-			continue;
-		offsets[n] = (unsigned long)off;
-		cookies[n] = h->pop_arg;
-		n++;
-	}
-	if (!n)
-		return 0;
-	opts.offsets = offsets;
-	opts.cookies = cookies;
-	opts.cnt = n;
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, run->proc->pid,
-		 obj->map_start, obj->map_end);
-	link = bpf_program__attach_uprobe_multi(prog, run->proc->pid, path, NULL, &opts);
-	if (!link && !pyx_process__alive(run->proc)) {
-		/* Its map_files entry went with it (ENOENT): not an error, the session flushes. */
-		pyx_debug(run->ctx, "the target exited while the %s hooks were attached",
-			  pyx_eval_hook_kind_name(kind));
-		return 0;
-	}
-	if (!link) {
-		err = -errno;
-		pyx_error(run->ctx, "cannot attach the %s hooks of %s (file offset 0x%lx%s): %s",
-			  pyx_eval_hook_kind_name(kind), obj->path, offsets[0],
-			  n > 1 ? " and more" : "", strerror(-err));
-		return err;
-	}
-	return pyx_session__add_link(session, link);
-}
-
-static int attach_natives(struct calls_run *run, struct bpf_program *prog, bool retprobe,
-			  struct pyx_session *session)
-{
-	size_t i;
-	int err;
-
-	for (i = 0; i < run->nr_natives; i++) {
-		struct pyx_module *mod = run->natives[i];
-		struct bpf_link *link = pyx_centry_attach(prog, run->proc, mod, retprobe);
-
-		if (!link) {
-			err = -errno;
-			if (!pyx_process__alive(run->proc))
-				return 0;
-			pyx_error(run->ctx, "cannot attach to the %s of %s's C functions: %s",
-				  retprobe ? "returns" : "entries", mod->name, strerror(-err));
-			return err;
-		}
-		err = pyx_session__add_link(session, link);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
-static int calls_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
+static int calls_attach(void *cookie, struct pyx_session *session, void *skel)
 {
 	struct calls_run *run = cookie;
-	struct calls_bpf *skel = skel_ptr;
-	int err;
 
-	/* Pops and yields first: a frame started once resume is live must find them live. */
-	err = attach_kind(run, skel->progs.calls_pop, PYX_HOOK_POP, session);
-	if (!err)
-		err = attach_kind(run, skel->progs.calls_eval_return, PYX_HOOK_EVAL_RETURN,
-				  session);
-	if (!err)
-		err = attach_kind(run, skel->progs.calls_eval_enter, PYX_HOOK_EVAL_ENTER, session);
-	if (!err)
-		err = attach_kind(run, skel->progs.calls_yield, PYX_HOOK_YIELD, session);
-	if (!err)
-		err = attach_kind(run, skel->progs.calls_return, PYX_HOOK_RETURN, session);
-	if (!err)
-		err = attach_kind(run, skel->progs.calls_unwind, PYX_HOOK_UNWIND, session);
-	/* --module, --cfunc: returns first, so no entry is pushed that nothing would pop. */
-	if (!err)
-		err = attach_natives(run, skel->progs.calls_cexit, true, session);
-	if (!err)
-		err = attach_natives(run, skel->progs.calls_centry, false, session);
-	if (!err)
-		err = attach_kind(run, skel->progs.calls_frame_enter, PYX_HOOK_FRAME_ENTER,
-				  session);
-	if (!err)
-		err = attach_kind(run, skel->progs.calls_resume, PYX_HOOK_RESUME, session);
-	return err;
+	return pyx_calls_exact__attach(&run->x, session, skel);
 }
 
 static void read_stats(struct calls_run *run, struct calls_bpf *skel)
@@ -391,10 +152,10 @@ static void read_stats(struct calls_run *run, struct calls_bpf *skel)
 	values = calloc((size_t)cpus, sizeof(*values));
 	if (!values)
 		return;
-	for (i = 0; i < run->nr_rows; i++)
-		memset(&run->rows[i].st, 0, sizeof(run->rows[i].st));
+	for (i = 0; i < run->x.nr_fns; i++)
+		memset(&run->x.fns[i].st, 0, sizeof(run->x.fns[i].st));
 	while (!bpf_map__get_next_key(skel->maps.stats, prev, &next, sizeof(next))) {
-		struct function_row *row;
+		struct pyx_calls_fn *row;
 		struct pyx_calls_stats *sum;
 
 		key = next;
@@ -402,10 +163,9 @@ static void read_stats(struct calls_run *run, struct calls_bpf *skel)
 		if (bpf_map__lookup_elem(skel->maps.stats, &key, sizeof(key), values,
 					 (size_t)cpus * sizeof(*values), 0))
 			continue;
-		row = row_of(run, &key, true);
+		row = pyx_calls_exact__fn(&run->x, &key, true, NULL);
 		if (!row)
 			break;
-		name_row(run, row, NULL);
 		sum = &row->st;
 		for (c = 0; c < cpus; c++) {
 			const struct pyx_calls_stats *v = &values[c];
@@ -450,17 +210,11 @@ static int calls_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t s
 {
 	struct calls_run *run = cookie;
 
-	if (hdr->type == PYX_REC_CALLS_CODE && size >= sizeof(struct pyx_rec_calls_code)) {
-		const struct pyx_rec_calls_code *rec = (const void *)hdr;
-		struct function_row *row = row_of(run, &rec->key, true);
-
-		if (row)
-			name_row(run, row, &rec->snap);
-	}
+	pyx_calls_exact__on_record(&run->x, hdr, size);
 	return 0;
 }
 
-static uint64_t sort_key(const struct calls_run *run, const struct function_row *row)
+static uint64_t sort_key(const struct calls_run *run, const struct pyx_calls_fn *row)
 {
 	const struct pyx_calls_stats *st = &row->st;
 
@@ -482,8 +236,8 @@ static uint64_t sort_key(const struct calls_run *run, const struct function_row 
 static int by_sort_key(const void *a, const void *b, void *cookie)
 {
 	const struct calls_run *run = cookie;
-	const struct function_row *ra = *(const struct function_row *const *)a;
-	const struct function_row *rb = *(const struct function_row *const *)b;
+	const struct pyx_calls_fn *ra = *(const struct pyx_calls_fn *const *)a;
+	const struct pyx_calls_fn *rb = *(const struct pyx_calls_fn *const *)b;
 	uint64_t ka = sort_key(run, ra), kb = sort_key(run, rb);
 
 	if (ka != kb)
@@ -493,30 +247,27 @@ static int by_sort_key(const void *a, const void *b, void *cookie)
 	return ra->key.code < rb->key.code ? -1 : ra->key.code > rb->key.code;
 }
 
-static bool row_shown(const struct calls_run *run, const struct function_row *row)
+static bool row_shown(const struct calls_run *run, const struct pyx_calls_fn *row)
 {
 	if (!row->st.calls && !row->st.timed)
 		return false;
 	if (run->opts->min_latency_ns && row->st.max_ns < run->opts->min_latency_ns)
 		return false;
-	if (!run->opts->match)
-		return true;
-	return (row->qualname && !regexec(&run->opts->match_re, row->qualname, 0, NULL, 0)) ||
-	       (row->file && !regexec(&run->opts->match_re, row->file, 0, NULL, 0));
+	return pyx_match_fn(&run->opts->match, row->qualname, row->file);
 }
 
 /* The rows to print, sorted; *shown_of is how many matched before --top. */
-static struct function_row **sorted_rows(struct calls_run *run, size_t *n, size_t *matched)
+static struct pyx_calls_fn **sorted_rows(struct calls_run *run, size_t *n, size_t *matched)
 {
-	struct function_row **order = calloc(run->nr_rows ? run->nr_rows : 1, sizeof(*order));
+	struct pyx_calls_fn **order = calloc(run->x.nr_fns ? run->x.nr_fns : 1, sizeof(*order));
 	size_t i, limit = run->opts->top;
 
 	*n = *matched = 0;
 	if (!order)
 		return NULL;
-	for (i = 0; i < run->nr_rows; i++)
-		if (row_shown(run, &run->rows[i]))
-			order[(*matched)++] = &run->rows[i];
+	for (i = 0; i < run->x.nr_fns; i++)
+		if (row_shown(run, &run->x.fns[i]))
+			order[(*matched)++] = &run->x.fns[i];
 	qsort_r(order, *matched, sizeof(*order), by_sort_key, run);
 	if (!limit && !run->ctx->json)
 		limit = CALLS_DEFAULT_TOP;
@@ -527,7 +278,7 @@ static struct function_row **sorted_rows(struct calls_run *run, size_t *n, size_
 static void print_json(void *cookie)
 {
 	struct calls_run *run = cookie;
-	struct function_row **order;
+	struct pyx_calls_fn **order;
 	struct pyx_json json;
 	size_t i, n, matched;
 
@@ -539,13 +290,13 @@ static void print_json(void *cookie)
 	pyx_json_kv_bool(&json, "exact", true);
 	pyx_json_key(&json, "opcode_table");
 	pyx_json_object_begin(&json);
-	pyx_json_kv_hex(&json, "address", run->hooks.table);
-	pyx_json_kv_string(&json, "from", run->hooks.table_symbol_origin);
+	pyx_json_kv_hex(&json, "address", run->x.hooks.table);
+	pyx_json_kv_string(&json, "from", run->x.hooks.table_symbol_origin);
 	pyx_json_object_end(&json);
 	pyx_json_key(&json, "hooks");
 	pyx_json_array_begin(&json);
-	for (i = 0; i < run->hooks.nr_hooks; i++) {
-		const struct pyx_eval_hook *h = &run->hooks.hooks[i];
+	for (i = 0; i < run->x.hooks.nr_hooks; i++) {
+		const struct pyx_eval_hook *h = &run->x.hooks.hooks[i];
 
 		pyx_json_object_begin(&json);
 		pyx_json_kv_string(&json, "kind", pyx_eval_hook_kind_name(h->kind));
@@ -562,7 +313,7 @@ static void print_json(void *cookie)
 	pyx_json_array_begin(&json);
 	order = sorted_rows(run, &n, &matched);
 	for (i = 0; order && i < n; i++) {
-		const struct function_row *row = order[i];
+		const struct pyx_calls_fn *row = order[i];
 		const struct pyx_calls_stats *st = &row->st;
 
 		pyx_json_object_begin(&json);
@@ -594,7 +345,7 @@ static void print_text(void *cookie)
 	FILE *out = run->ctx->out;
 	char label[160], dur[32], total[32], self[32], avg[32], p50[32], p99[32], max[32];
 	char where[320];
-	struct function_row **order;
+	struct pyx_calls_fn **order;
 	size_t i, n, matched;
 
 	fprintf(out, "%s: Python %s, exact calls (eval-loop hooks), %s (%s)\n",
@@ -607,7 +358,7 @@ static void print_text(void *cookie)
 	fprintf(out, "%-36s %-30s %9s %5s %10s %10s %10s %10s %10s %10s\n", "FUNCTION", "FILE:LINE",
 		"CALLS", "EXC", "TOTAL", "SELF", "AVG", "P50", "P99", "MAX");
 	for (i = 0; i < n; i++) {
-		const struct function_row *row = order[i];
+		const struct pyx_calls_fn *row = order[i];
 		const struct pyx_calls_stats *st = &row->st;
 		const char *file = row->file ? row->file : "?";
 		size_t flen = strlen(file);
@@ -637,145 +388,13 @@ static void print_text(void *cookie)
 			st->timed ? pyx_format_duration(st->max_ns, max, sizeof(max)) : "-");
 	}
 	if (!matched)
-		fputs(run->opts->match ? "(no calls matching --match)\n" : "(no calls)\n", out);
+		fputs(run->opts->match.pattern ? "(no calls matching --match)\n" : "(no calls)\n",
+		      out);
 	else if (n < matched)
 		fprintf(out, "(%zu more function%s; --top)\n", matched - n,
 			matched - n == 1 ? "" : "s");
 	pyx_print_drops(out, run->drops, 0);
 	free(order);
-}
-
-/*
- * The span of a code object read at each start (struct pyx_calls_cfg): its
- * file name, name and first line (the guard), its line table's address
- * (more guard, when it fits in the span) and, ≤3.10, co_flags (frames have
- * no owner field: evalhooks gives its offset).
- * Seen on Debian's 3.11: the main script's module code took the address,
- * the file name's address and the first line of a freed `<string>` one.
- */
-static int code_span(struct pyx_calls_cfg *cfg, const struct pyx_code_layout *code,
-		     uint32_t co_flags)
-{
-	uint32_t offs[5] = {code->co_filename, code->co_name, code->co_firstlineno, co_flags,
-			    code->co_linetable};
-	uint32_t lens[5] = {8, 8, 4, 4, 8}, lo = UINT32_MAX, hi = 0;
-	uint32_t *rel[5] = {&cfg->span_filename, &cfg->span_name, &cfg->span_firstlineno,
-			    &cfg->span_flags, &cfg->span_linetable};
-	size_t i, n = 5;
-
-	for (;;) {
-		lo = UINT32_MAX;
-		hi = 0;
-		for (i = 0; i < n; i++) {
-			if (offs[i] == PYX_OFF_NONE)
-				continue;
-			lo = offs[i] < lo ? offs[i] : lo;
-			hi = offs[i] + lens[i] > hi ? offs[i] + lens[i] : hi;
-		}
-		if (hi - lo <= PYX_CALLS_SPAN_MAX)
-			break;
-		if (n == 4)
-			return -E2BIG;
-		n = 4; /* without the line table */
-	}
-	cfg->span_off = lo;
-	cfg->span_len = hi - lo;
-	for (i = 0; i < 5; i++)
-		*rel[i] = i < n && offs[i] != PYX_OFF_NONE ? offs[i] - lo : PYX_OFF_NONE;
-	return 0;
-}
-
-static void free_rows(struct calls_run *run)
-{
-	size_t i;
-
-	for (i = 0; i < run->nr_rows; i++) {
-		free(run->rows[i].function);
-		free(run->rows[i].qualname);
-		free(run->rows[i].file);
-	}
-	free(run->rows);
-	free(run->index);
-}
-
-/* C functions across modules: one cookie space, at most this many probed. */
-#define CALLS_MAX_NATIVE 4096
-
-static int add_native(struct calls_run *run, struct pyx_module *mod)
-{
-	struct pyx_module **natives;
-
-	if (run->nr_native_functions + mod->nr_entries > CALLS_MAX_NATIVE) {
-		pyx_error(run->ctx, "more than %d C functions to probe: narrow --cfunc",
-			  CALLS_MAX_NATIVE);
-		pyx_module__free(mod);
-		return -E2BIG;
-	}
-	natives = realloc(run->natives, (run->nr_natives + 1) * sizeof(*natives));
-	if (!natives) {
-		pyx_module__free(mod);
-		return -ENOMEM;
-	}
-	run->natives = natives;
-	mod->cookie_base = (uint32_t)run->nr_native_functions;
-	pyx_centry_plan(mod);
-	natives[run->nr_natives++] = mod;
-	run->nr_native_functions += mod->nr_entries;
-	return 0;
-}
-
-/*
- * --module: a module's C entry points; --cfunc: the function symbols
- * matching a glob in the interpreter and every extension module loaded.
- */
-static int add_natives(struct calls_run *run, const struct calls_opts *opts)
-{
-	struct pyx_module *mod;
-	char why[1024], name[128];
-	size_t i, matched = 0;
-	int err;
-
-	if (opts->module) {
-		err = pyx_module__discover(run->proc, run->py, opts->module, &mod, why,
-					   sizeof(why));
-		if (err) {
-			pyx_error(run->ctx, "%s", why);
-			return err;
-		}
-		if (!mod->nr_entries) {
-			pyx_error(run->ctx, "%s: no entry points found", mod->name);
-			pyx_module__free(mod);
-			return -ENOENT;
-		}
-		err = add_native(run, mod);
-		if (err)
-			return err;
-	}
-	if (!opts->cfunc)
-		return 0;
-	for (i = 0; i < run->proc->nr_objects; i++) {
-		struct pyx_object *obj = &run->proc->objects[i];
-
-		if (!obj->executable ||
-		    (obj != run->py->interp &&
-		     !pyx_python__extension_name(obj->path, name, sizeof(name))))
-			continue;
-		mod = pyx_module__of_symbols(run->proc, obj, opts->cfunc);
-		if (!mod)
-			continue;
-		matched += mod->nr_entries;
-		err = add_native(run, mod);
-		if (err)
-			return err;
-	}
-	if (!matched) {
-		pyx_error(run->ctx,
-			  "--cfunc '%s' matches no function symbol of the interpreter or its "
-			  "extension modules",
-			  opts->cfunc);
-		return -ENOENT;
-	}
-	return 0;
 }
 
 static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
@@ -791,29 +410,23 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	err = pyx_cmd_open_python(ctx, common, &run.proc, &run.py, &run.layout);
 	if (err)
 		return err;
-	if (opts->thread) {
-		char task[64];
-
-		snprintf(task, sizeof(task), "/proc/%d/task/%d", run.proc->pid, opts->thread);
-		if (access(task, F_OK)) {
-			pyx_error(ctx, "thread %d is not a thread of process %d (see ps -T -p %d)",
-				  opts->thread, run.proc->pid, run.proc->pid);
-			goto out_free;
-		}
-	}
+	run.x = (struct pyx_calls_exact){
+		.ctx = ctx, .proc = run.proc, .py = run.py, .layout = &run.layout};
+	if (pyx_cmd_check_thread(ctx, run.proc, opts->thread))
+		goto out_free;
 	sampled_why = opts->sampled ? "asked" : NULL;
-	/* JIT-compiled code passes none of the hooks: sample instead, and say so. */
-	if (!sampled_why && pyx_eval_hooks__jit_requested(run.proc, run.py, jit, sizeof(jit))) {
-		sampled_why = "PYTHON_JIT: JIT code bypasses the exact hooks";
-		pyx_warn(ctx,
-			 "the target runs with PYTHON_JIT=%s: JIT-compiled code passes none of the "
-			 "exact hooks, sampling instead (restart it without PYTHON_JIT for exact "
-			 "call counts)",
-			 jit);
-	}
 	if (!sampled_why) {
-		err = pyx_eval_hooks__find(run.proc, run.py, &run.hooks, why, sizeof(why));
-		if (err == -ENOENT) {
+		err = pyx_calls_exact__find(&run.x, jit, sizeof(jit), why, sizeof(why));
+		if (err == -EOPNOTSUPP) {
+			/* JIT-compiled code passes none of the hooks: sample instead, and say so. */
+			sampled_why = "PYTHON_JIT: JIT code bypasses the exact hooks";
+			pyx_warn(
+				ctx,
+				"the target runs with PYTHON_JIT=%s: JIT-compiled code passes none "
+				"of the exact hooks, sampling instead (restart it without "
+				"PYTHON_JIT for exact call counts)",
+				jit);
+		} else if (err == -ENOENT) {
 			/* What the user can do for exact results is in why. */
 			pyx_warn(ctx, "no exact call hooks: %s; sampling instead", why);
 			sampled_why = "no exact hooks";
@@ -834,7 +447,7 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 			.thread = opts->thread,
 			.top = opts->top,
 			.sort_total = opts->sort != SORT_SELF,
-			.match = opts->match ? &opts->match_re : NULL,
+			.match = opts->match.pattern ? &opts->match.re : NULL,
 			.folded = opts->folded,
 		};
 
@@ -843,30 +456,13 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		ret = pyx_calls_sampled_run(&s);
 		goto out_free;
 	}
-	if (add_natives(&run, opts))
+	if (pyx_calls_exact__prepare(&run.x, opts->module, opts->cfunc, &cfg))
 		goto out_free;
-	if (run.hooks.single_stepped)
-		pyx_warn(ctx,
-			 "%zu of %zu hooks sit on an instruction the kernel single-steps (~12 µs a "
-			 "hit): expect a high overhead",
-			 run.hooks.single_stepped, run.hooks.nr_hooks);
-	if (!pyx_codesnap_cfg(&cfg.snap, &run.layout.code))
-		pyx_warn(ctx,
-			 "code objects too large to copy: short-lived functions may be unnamed");
-	err = code_span(&cfg, &run.layout.code, run.hooks.co_flags);
-	if (err) {
-		pyx_error(ctx, "code objects of this build are laid out too sparsely to read");
-		goto out_free;
-	}
 	run.live = !ctx->json && isatty(fileno(ctx->out));
 	if (run.live && !interval_ns)
 		interval_ns = 1000000000ull;
 	cfg.tgid = (__u32)run.proc->pid;
 	cfg.tid = (__u32)opts->thread;
-	memcpy(cfg.resume_ops, run.hooks.resume_ops, sizeof(cfg.resume_ops));
-	memcpy(cfg.yield_ops, run.hooks.yield_ops, sizeof(cfg.yield_ops));
-	cfg.stale_are_exceptions = run.hooks.legacy;
-	cfg.layout = run.layout.walk;
 	struct pyx_session_opts sopts = {
 		.ctx = ctx,
 		.cfg = &cfg,
@@ -887,10 +483,7 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	pyx_cmd_print_table(ctx, run.live, true, false, print_json, print_text, &run);
 	ret = PYX_EXIT_OK;
 out_free:
-	free_rows(&run);
-	for (size_t i = 0; i < run.nr_natives; i++)
-		pyx_module__free(run.natives[i]);
-	free(run.natives);
+	pyx_calls_exact__free(&run.x);
 	pyx_python__free(run.py);
 	pyx_process__close(run.proc);
 	return ret;
@@ -971,25 +564,11 @@ static int calls_option(void *cookie, int val, const char *arg)
 		opts->sampled = true;
 		return 0;
 	case OPT_THREAD:
-		if (pyx_parse_pid(arg, &opts->thread))
-			return pyx_option_error(&pyx_cmd_calls, "--thread", arg,
-						"use a host thread id (ps -T)");
-		return 0;
+		return pyx_opt_thread(&pyx_cmd_calls, arg, &opts->thread);
 	case OPT_MIN_LATENCY:
-		if (pyx_parse_duration(arg, &opts->min_latency_ns) || !opts->min_latency_ns)
-			return pyx_option_error(&pyx_cmd_calls, "--min-latency", arg,
-						"use e.g. 100us, 5ms");
-		return 0;
+		return pyx_opt_min_latency(&pyx_cmd_calls, arg, &opts->min_latency_ns);
 	case OPT_MATCH:
-		if (opts->match)
-			regfree(&opts->match_re);
-		if (regcomp(&opts->match_re, arg, REG_EXTENDED | REG_NOSUB)) {
-			opts->match = NULL;
-			return pyx_option_error(&pyx_cmd_calls, "--match", arg,
-						"not a POSIX extended regular expression");
-		}
-		opts->match = arg;
-		return 0;
+		return pyx_opt_match(&pyx_cmd_calls, arg, &opts->match);
 	default:
 		return -EINVAL;
 	}
@@ -1007,16 +586,12 @@ static int calls_run(struct pyx_ctx *ctx, int argc, char **argv)
 		ret = err < 0 ? PYX_EXIT_OK : err;
 		goto out;
 	}
-	if (!common.pid && !common.launch_argv) {
-		ret = pyx_usage_error(
-			ctx, &pyx_cmd_calls,
-			"a target is required: -p PID, --container ID -p PID or -- CMD");
+	ret = pyx_cmd_require_target(ctx, &pyx_cmd_calls, &common);
+	if (ret)
 		goto out;
-	}
 	ret = pyx_cmd_run_target(ctx, &common, calls_target, &opts);
 out:
-	if (opts.match)
-		regfree(&opts.match_re);
+	pyx_match_free(&opts.match);
 	return ret;
 }
 

@@ -9,6 +9,7 @@
 #define PYX_CMD_CMD_H
 
 #include <getopt.h>
+#include <regex.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -92,6 +93,27 @@ int pyx_cmd_open_python(const struct pyx_ctx *ctx, const struct pyx_common_opts 
 			struct pyx_process **proc, struct pyx_python **py,
 			struct pyx_python_layout *layout);
 
+/* Options several commands share, parsed alike: 0 or pyx_option_error()'s -EINVAL. */
+int pyx_opt_thread(const struct pyx_cmd *cmd, const char *arg, pid_t *tid);
+int pyx_opt_min_latency(const struct pyx_cmd *cmd, const char *arg, uint64_t *ns);
+
+/* --match REGEX: on a function's qualified name or its file. */
+struct pyx_match {
+	const char *pattern; /* NULL: everything matches */
+	regex_t re;
+};
+
+int pyx_opt_match(const struct pyx_cmd *cmd, const char *arg, struct pyx_match *match);
+bool pyx_match_fn(const struct pyx_match *match, const char *qualname, const char *file);
+void pyx_match_free(struct pyx_match *match);
+
+/* -p, --container or -- CMD given; else the usage error (PYX_EXIT_USAGE). */
+int pyx_cmd_require_target(const struct pyx_ctx *ctx, const struct pyx_cmd *cmd,
+			   const struct pyx_common_opts *common);
+
+/* --thread @tid (0: none) is a thread of @proc; else the one-line error and PYX_EXIT_FAILURE. */
+int pyx_cmd_check_thread(const struct pyx_ctx *ctx, const struct pyx_process *proc, pid_t tid);
+
 /* Same check used before any BPF work: one line naming the missing capability. */
 int pyx_cmd_check_privileges(const struct pyx_ctx *ctx);
 
@@ -117,5 +139,6 @@ extern const struct pyx_cmd pyx_cmd_stack;
 extern const struct pyx_cmd pyx_cmd_crash;
 extern const struct pyx_cmd pyx_cmd_watch;
 extern const struct pyx_cmd pyx_cmd_calls;
+extern const struct pyx_cmd pyx_cmd_flow;
 
 #endif /* PYX_CMD_CMD_H */

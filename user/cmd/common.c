@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "python/detect.h"
@@ -274,6 +275,70 @@ int pyx_cmd_check_privileges(const struct pyx_ctx *ctx)
 		return 0;
 	pyx_error(ctx, "missing %s (needed to %s): run pyxtrace as root, e.g. 'sudo %s ...'",
 		  missing->name, missing->why, ctx->prog);
+	return PYX_EXIT_FAILURE;
+}
+
+int pyx_opt_thread(const struct pyx_cmd *cmd, const char *arg, pid_t *tid)
+{
+	if (pyx_parse_pid(arg, tid))
+		return pyx_option_error(cmd, "--thread", arg, "use a host thread id (ps -T)");
+	return 0;
+}
+
+int pyx_opt_min_latency(const struct pyx_cmd *cmd, const char *arg, uint64_t *ns)
+{
+	if (pyx_parse_duration(arg, ns) || !*ns)
+		return pyx_option_error(cmd, "--min-latency", arg, "use e.g. 100us, 5ms");
+	return 0;
+}
+
+int pyx_opt_match(const struct pyx_cmd *cmd, const char *arg, struct pyx_match *match)
+{
+	if (match->pattern)
+		regfree(&match->re);
+	match->pattern = NULL;
+	if (regcomp(&match->re, arg, REG_EXTENDED | REG_NOSUB))
+		return pyx_option_error(cmd, "--match", arg,
+					"not a POSIX extended regular expression");
+	match->pattern = arg;
+	return 0;
+}
+
+bool pyx_match_fn(const struct pyx_match *match, const char *qualname, const char *file)
+{
+	if (!match->pattern)
+		return true;
+	return (qualname && !regexec(&match->re, qualname, 0, NULL, 0)) ||
+	       (file && !regexec(&match->re, file, 0, NULL, 0));
+}
+
+void pyx_match_free(struct pyx_match *match)
+{
+	if (match->pattern)
+		regfree(&match->re);
+	match->pattern = NULL;
+}
+
+int pyx_cmd_require_target(const struct pyx_ctx *ctx, const struct pyx_cmd *cmd,
+			   const struct pyx_common_opts *common)
+{
+	if (common->pid || common->launch_argv)
+		return 0;
+	return pyx_usage_error(ctx, cmd,
+			       "a target is required: -p PID, --container ID -p PID or -- CMD");
+}
+
+int pyx_cmd_check_thread(const struct pyx_ctx *ctx, const struct pyx_process *proc, pid_t tid)
+{
+	char task[64];
+
+	if (!tid)
+		return 0;
+	snprintf(task, sizeof(task), "/proc/%d/task/%d", proc->pid, tid);
+	if (!access(task, F_OK))
+		return 0;
+	pyx_error(ctx, "thread %d is not a thread of process %d (see ps -T -p %d)", tid, proc->pid,
+		  proc->pid);
 	return PYX_EXIT_FAILURE;
 }
 

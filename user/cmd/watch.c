@@ -833,10 +833,9 @@ static int watch_run(struct pyx_ctx *ctx, int argc, char **argv)
 		return err < 0 ? PYX_EXIT_OK : err;
 	if (!opts.module)
 		return pyx_usage_error(ctx, &pyx_cmd_watch, "--module NAME is required");
-	if (!common.pid && !common.launch_argv)
-		return pyx_usage_error(
-			ctx, &pyx_cmd_watch,
-			"a target is required: -p PID, --container ID -p PID or -- CMD");
+	err = pyx_cmd_require_target(ctx, &pyx_cmd_watch, &common);
+	if (err)
+		return err;
 	return pyx_cmd_run_target(ctx, &common, watch_target, &opts);
 }
 
