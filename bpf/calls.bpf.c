@@ -54,7 +54,7 @@ struct {
 /* flow: every event in order (sized by user space; calls leaves it a page). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 * 1024 * 1024);
+	__uint(max_entries, 16 * 1024 * 1024);
 } events SEC(".maps");
 
 struct {

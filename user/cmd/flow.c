@@ -44,7 +44,7 @@ static const char *const format_names[] = {
 	[FORMAT_FOLDED] = "folded",
 };
 
-#define FLOW_RING_DEFAULT (64u << 20) /* bytes: ~0.9 M events waiting */
+#define FLOW_RING_DEFAULT (16u << 20) /* bytes: ~200 k events waiting */
 
 struct flow_opts {
 	const char *module;
@@ -124,7 +124,7 @@ static void flow_usage(FILE *out, const char *prog)
 		"  --min-latency TIME     only calls this slow, each written when it returns\n"
 		"  --depth N              only frames at most N deep (1: the outermost frame\n"
 		"                         seen since the trace began); filtered in the kernel\n"
-		"  --ringbuf-size SIZE    events waiting for pyxtrace, in MiB (default 64);\n"
+		"  --ringbuf-size SIZE    events waiting for pyxtrace, in MiB (default 16);\n"
 		"                         beyond, events are dropped and counted\n",
 		prog);
 	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
@@ -245,14 +245,13 @@ static const char *event_name(__u32 event)
 	}
 }
 
-/* "fib (calls_workload.py:3)", "burn [C] (pyxfixture.so)". */
+/* "fib (calls_workload.py:3)", "pyxfixture.burn [C]". */
 static void fn_label(const struct pyx_calls_fn *fn, char *buf, size_t size)
 {
 	if (!fn)
 		snprintf(buf, size, "?");
-	else if (fn->native)
-		snprintf(buf, size, "%s [C] (%s)", fn->qualname ? fn->qualname : "?",
-			 pyx_basename(fn->file ? fn->file : "?"));
+	else if (fn->native) /* its module's file is in the JSON */
+		snprintf(buf, size, "%s [C]", fn->qualname ? fn->qualname : "?");
 	else
 		snprintf(buf, size, "%s (%s:%d)", fn->qualname ? fn->qualname : "?",
 			 pyx_basename(fn->file ? fn->file : "?"), fn->line);
