@@ -72,10 +72,15 @@ def tracer_argv(mode, pid, root, python, tmp):
     if mode == "floor":
         return [WALK_COST, str(pid), "-", "-", "eval-hooks"], "stdout", "attached"
     if mode == "calls":
-        return [PYXTRACE, "calls", "-v", "--json", "-p", str(pid)], "stderr", "attached, tracing"
+        # The cost of every call is measured: no overhead budget pausing the hooks.
+        return ([PYXTRACE, "calls", "-v", "--json", "--max-overhead", "0", "-p", str(pid)],
+                "stderr", "attached, tracing")
+    if mode == "calls-budget":
+        return ([PYXTRACE, "calls", "-v", "--json", "-p", str(pid)], "stderr",
+                "attached, tracing")
     if mode == "flow":
-        return ([PYXTRACE, "flow", "-v", "--json", "-o", os.path.join(tmp, "flow.jsonl"), "-p",
-                 str(pid)], "stderr", "attached, tracing")
+        return ([PYXTRACE, "flow", "-v", "--json", "--max-overhead", "0", "-o",
+                 os.path.join(tmp, "flow.jsonl"), "-p", str(pid)], "stderr", "attached, tracing")
     script = BPFTRACE if mode == "bpftrace" else BPFTRACE_FLOW
     argv = ["bpftrace", "--usdt-file-activation", "-e", script.format(path=(root or "") + python)]
     if mode == "bpftrace-flow":
@@ -116,14 +121,16 @@ def run_once(interp, mode, n=N):
         procs.append(tracer)
         open(os.path.join(tmp, "go"), "w").close()
         result = json.loads(target.stdout.readline())
-        if mode in ("calls", "flow"):
+        if mode in ("calls", "flow", "calls-budget"):
             out["rss_kib"] = peak_rss_kib(tracer.pid)
         target.wait()
         if tracer is not None:
             if mode.startswith("bpftrace"):
                 tracer.terminate()
             text = tracer.communicate(timeout=60)[0]
-            if mode == "calls":
+            if mode == "calls-budget":
+                out["overhead"] = json.loads(text)["overhead"]
+            elif mode == "calls":
                 doc = json.loads(text)
                 fib = next(f for f in doc["functions"] if f["function"] == "fib")
                 assert fib["calls"] >= result["calls"], fib

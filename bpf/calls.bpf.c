@@ -78,7 +78,7 @@ struct entry {
 	__u64 ran_ns;	 /* running stretches before the current one (generators) */
 	__u64 child_ns;	 /* running time of its callees */
 	__u32 flags;
-	__u32 __pad;
+	__u32 generation; /* pyx_generation when it was pushed */
 };
 
 #define EVALS_MAX 16 /* C -> Python nesting remembered per thread (3.11) */
@@ -88,10 +88,10 @@ struct shadow {
 	__u32 overflow; /* frames started past PYX_CALLS_DEPTH: counted, not timed */
 	__u64 tstate;	/* the thread's PyThreadState, found once (thread_state()) */
 	__u64 entry_frame; /* 3.11: the frame the eval loop was just entered for (its RESUME is next) */
-	__u32 nr_evals; /* 3.11: eval-loop activations entered from C, innermost last... */
-	__u32 seq;	/* hooks run by the thread (shadow_of() counts them) */
-	__u32 push_seq; /* seq when RESUME last pushed an entry */
-	__u32 __pad2;
+	__u32 nr_evals;		/* 3.11: eval-loop activations entered from C, innermost last... */
+	__u32 seq;		/* hooks run by the thread (shadow_of() counts them) */
+	__u32 push_seq;		/* seq when RESUME last pushed an entry */
+	__u32 generation;	/* pyx_generation its entries belong to */
 	__u64 evals[EVALS_MAX]; /* ...and the frame each was entered for */
 	struct entry e[PYX_CALLS_DEPTH];
 };
@@ -359,13 +359,29 @@ static __always_inline bool is_resumption(struct task_struct *task, __u64 instr)
 	return in_opset(pyx_cfg.resume_ops, unit[0]) && (unit[1] & 3);
 }
 
+/*
+ * Bumped by user space each time it attaches the hooks again after a pause
+ * (--max-overhead): what the shadow stacks and suspended entries hold from
+ * before is stale, its ends were never seen.
+ */
+volatile __u32 pyx_generation;
+
 static __always_inline struct shadow *shadow_of(struct task_struct *task, bool create)
 {
 	struct shadow *sh = bpf_task_storage_get(&shadows, task, NULL,
 						 create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	__u32 generation = pyx_generation;
 
-	if (sh)
-		sh->seq++;
+	if (!sh)
+		return NULL;
+	sh->seq++;
+	if (sh->generation != generation) {
+		sh->generation = generation;
+		sh->depth = 0;
+		sh->overflow = 0;
+		sh->nr_evals = 0;
+		sh->entry_frame = 0;
+	}
 	return sh;
 }
 
@@ -497,12 +513,14 @@ static __always_inline void enter_frame(struct task_struct *task, struct shadow 
 	e.guard = cur->guard;
 	e.start_ns = now;
 	e.resume_ns = now;
+	e.generation = sh->generation;
 	if (cur->flags & PYX_FRAME_GENERATOR) {
 		e.flags = ENTRY_GENERATOR;
 		if (resumption) {
 			struct entry *saved = bpf_map_lookup_elem(&suspended, &cur->frame);
 
-			if (saved && saved->code == cur->code && saved->guard == cur->guard) {
+			if (saved && saved->code == cur->code && saved->guard == cur->guard &&
+			    saved->generation == sh->generation) {
 				e.start_ns = saved->start_ns;
 				e.ran_ns = saved->ran_ns;
 				e.child_ns = saved->child_ns;

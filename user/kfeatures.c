@@ -33,8 +33,7 @@ __attribute__((noinline, used)) int pyx_feature_trigger(int value)
 	return value + 1;
 }
 
-/* Open the features object with only @prog_name loadable, then load it. */
-static struct features_bpf *open_with_only(const char *prog_name, int *err)
+struct features_bpf *pyx_features_open_only(const char *prog_name, int *err)
 {
 	struct features_bpf *skel;
 	struct bpf_program *prog;
@@ -44,7 +43,7 @@ static struct features_bpf *open_with_only(const char *prog_name, int *err)
 		*err = -errno;
 		return NULL;
 	}
-	bpf_object__for_each_program(prog, skel->obj)
+	bpf_object__for_each_program (prog, skel->obj)
 		bpf_program__set_autoload(prog, !strcmp(bpf_program__name(prog), prog_name));
 	*err = features_bpf__load(skel);
 	if (*err) {
@@ -58,12 +57,12 @@ static void check_uprobe(struct pyx_feature_result *res, bool multi)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "pyx_feature_trigger");
 	LIBBPF_OPTS(bpf_uprobe_multi_opts, mopts);
-	const char *syms[] = { "pyx_feature_trigger" };
+	const char *syms[] = {"pyx_feature_trigger"};
 	struct features_bpf *skel;
 	struct bpf_link *link;
 	int err;
 
-	skel = open_with_only(multi ? "probe_uprobe_multi" : "probe_uprobe", &err);
+	skel = pyx_features_open_only(multi ? "probe_uprobe_multi" : "probe_uprobe", &err);
 	if (!skel) {
 		snprintf(res->detail, sizeof(res->detail), "cannot load: %s", strerror(-err));
 		return;
@@ -98,7 +97,7 @@ static void check_load(struct pyx_feature_result *res, const char *prog_name, co
 	struct features_bpf *skel;
 	int err;
 
-	skel = open_with_only(prog_name, &err);
+	skel = pyx_features_open_only(prog_name, &err);
 	if (!skel) {
 		snprintf(res->detail, sizeof(res->detail), "%s (%s)", strerror(-err), hint);
 		return;
@@ -114,7 +113,7 @@ static void check_task_iter(struct pyx_feature_result *res)
 	char buf[64];
 	int err, fd;
 
-	skel = open_with_only("probe_task_iter", &err);
+	skel = pyx_features_open_only("probe_task_iter", &err);
 	if (!skel) {
 		snprintf(res->detail, sizeof(res->detail), "%s (needs kernel 6.0+ with BTF)",
 			 strerror(-err));
@@ -147,15 +146,17 @@ void pyx_features_probe(const struct pyx_ctx *ctx, struct pyx_feature_result res
 	if (access("/sys/kernel/btf/vmlinux", R_OK) == 0)
 		results[PYX_FEAT_BTF].ok = true;
 	else
-		snprintf(results[PYX_FEAT_BTF].detail, sizeof(results[PYX_FEAT_BTF].detail),
-			 "no /sys/kernel/btf/vmlinux: use a kernel built with CONFIG_DEBUG_INFO_BTF=y");
+		snprintf(
+			results[PYX_FEAT_BTF].detail, sizeof(results[PYX_FEAT_BTF].detail),
+			"no /sys/kernel/btf/vmlinux: use a kernel built with CONFIG_DEBUG_INFO_BTF=y");
 
 	if (!results[PYX_FEAT_BTF].ok) {
 		/* Every program here relies on CO-RE: without BTF nothing else can be checked. */
 		unsigned int i;
 
 		for (i = PYX_FEAT_BTF + 1; i < PYX_FEAT__MAX; i++)
-			snprintf(results[i].detail, sizeof(results[i].detail), "not checked: no BTF");
+			snprintf(results[i].detail, sizeof(results[i].detail),
+				 "not checked: no BTF");
 		return;
 	}
 	check_uprobe(&results[PYX_FEAT_UPROBE], false);

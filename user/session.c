@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "session.h"
 #include "util/log.h"
+#include "util/parse.h"
 
 #define CTL_SECTION  ".data.ctl"
 #define CFG_SECTION  ".rodata.cfg"
@@ -40,6 +42,7 @@ struct pyx_session {
 	int signal_fd;
 	int pid_fd;
 	int timer_fd;
+	int tick_fd; /* opts.tick_ns: the command's controller (on_tick) */
 	sigset_t old_mask;
 	bool mask_changed;
 	uint64_t start_ns;
@@ -79,14 +82,6 @@ const char *pyx_stop_reason_name(enum pyx_stop_reason reason)
 	default:
 		return "running";
 	}
-}
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static int write_config(struct pyx_session *s)
@@ -200,6 +195,23 @@ static int epoll_add(struct pyx_session *s, int fd)
  * SIGINT/SIGTERM arrive through a signalfd so the loop can flush and detach
  * in order; the previous mask is restored on destroy.
  */
+/* A periodic timer every @period_ns in the event loop. */
+static int add_timer(struct pyx_session *s, uint64_t period_ns, int *fd)
+{
+	struct itimerspec its = {
+		.it_value.tv_sec = (time_t)(period_ns / 1000000000ull),
+		.it_value.tv_nsec = (long)(period_ns % 1000000000ull),
+	};
+
+	its.it_interval = its.it_value;
+	*fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (*fd < 0)
+		return -errno;
+	if (timerfd_settime(*fd, 0, &its, NULL))
+		return -errno;
+	return epoll_add(s, *fd);
+}
+
 static int setup_poll(struct pyx_session *s)
 {
 	sigset_t mask;
@@ -235,21 +247,12 @@ static int setup_poll(struct pyx_session *s)
 			return err;
 	}
 	if (s->opts.interval_ns) {
-		struct itimerspec its = {
-			.it_value.tv_sec = (time_t)(s->opts.interval_ns / 1000000000ull),
-			.it_value.tv_nsec = (long)(s->opts.interval_ns % 1000000000ull),
-		};
-
-		its.it_interval = its.it_value;
-		s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-		if (s->timer_fd < 0)
-			return -errno;
-		if (timerfd_settime(s->timer_fd, 0, &its, NULL))
-			return -errno;
-		err = epoll_add(s, s->timer_fd);
+		err = add_timer(s, s->opts.interval_ns, &s->timer_fd);
 		if (err)
 			return err;
 	}
+	if (s->opts.tick_ns && s->opts.on_tick)
+		return add_timer(s, s->opts.tick_ns, &s->tick_fd);
 	return 0;
 }
 
@@ -265,7 +268,7 @@ int pyx_session__start(struct pyx_session **out, const struct pyx_skel_ops *ops,
 		return -ENOMEM;
 	s->ops = ops;
 	s->opts = *opts;
-	s->epoll_fd = s->signal_fd = s->pid_fd = s->timer_fd = -1;
+	s->epoll_fd = s->signal_fd = s->pid_fd = s->timer_fd = s->tick_fd = -1;
 
 	s->skel = ops->open(NULL);
 	if (!s->skel) {
@@ -309,7 +312,7 @@ int pyx_session__start(struct pyx_session **out, const struct pyx_skel_ops *ops,
 		goto out_destroy;
 	}
 	/* Everything is attached: from now on, events are complete. */
-	s->start_ns = monotonic_ns();
+	s->start_ns = pyx_monotonic_ns();
 	__atomic_store_n(&s->ctl->ready, 1, __ATOMIC_RELEASE);
 	pyx_info(ctx, "%s: %zu probe link%s attached, tracing", ops->name, s->nr_links,
 		 s->nr_links == 1 ? "" : "s");
@@ -353,7 +356,7 @@ static int wait_timeout_ms(const struct pyx_session *s)
 
 	if (!s->opts.duration_ns)
 		return -1;
-	elapsed = monotonic_ns() - s->start_ns;
+	elapsed = pyx_monotonic_ns() - s->start_ns;
 	if (elapsed >= s->opts.duration_ns)
 		return 0;
 	left = s->opts.duration_ns - elapsed;
@@ -392,12 +395,20 @@ int pyx_session__run(struct pyx_session *s)
 				err = run_interval(s, false);
 				if (err)
 					s->stop = PYX_STOP_ERROR;
+			} else if (fd == s->tick_fd) {
+				uint64_t ticks;
+
+				if (read(s->tick_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+					pyx_debug(s->opts.ctx, "timerfd read: %s", strerror(errno));
+				err = s->opts.on_tick(s->opts.cookie, s);
+				if (err)
+					s->stop = PYX_STOP_ERROR;
 			} else if (s->ringbuf) {
 				ring_buffer__consume(s->ringbuf);
 			}
 		}
 		if (s->stop == PYX_STOP_NONE && s->opts.duration_ns &&
-		    monotonic_ns() - s->start_ns >= s->opts.duration_ns)
+		    pyx_monotonic_ns() - s->start_ns >= s->opts.duration_ns)
 			s->stop = PYX_STOP_DURATION;
 	}
 	/* Whatever ended the loop, flush what the kernel still holds, then report. */
@@ -446,6 +457,56 @@ int pyx_session__attach_perf(struct pyx_session *session, struct bpf_program *pr
 	return pyx_session__add_link(session, link);
 }
 
+static void *destroy_link(void *link)
+{
+	bpf_link__destroy(link);
+	return NULL;
+}
+
+/*
+ * Destroying a uprobe link waits for the kernel to be sure no handler runs
+ * (~35 ms here), while the target still pays the trap of every probe not yet
+ * gone: the links go at once, each from its own thread.
+ */
+static void destroy_links(struct bpf_link **links, size_t n)
+{
+	pthread_t *threads = n > 1 ? calloc(n, sizeof(*threads)) : NULL;
+	bool *started = n > 1 ? calloc(n, sizeof(*started)) : NULL;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!threads || !started ||
+		    pthread_create(&threads[i], NULL, destroy_link, links[i]))
+			bpf_link__destroy(links[i]);
+		else
+			started[i] = true;
+	for (i = 0; started && i < n; i++)
+		if (started[i])
+			pthread_join(threads[i], NULL);
+	free(threads);
+	free(started);
+}
+
+void pyx_session__detach(struct pyx_session *session)
+{
+	/* Not ready first: no handler sees half of its partners gone. */
+	pyx_session__quiesce(session);
+	destroy_links(session->links, session->nr_links);
+	session->nr_links = 0;
+}
+
+void pyx_session__consume(struct pyx_session *session)
+{
+	if (session->ringbuf)
+		ring_buffer__consume(session->ringbuf);
+}
+
+void pyx_session__reattached(struct pyx_session *session)
+{
+	if (session->ctl)
+		__atomic_store_n(&session->ctl->ready, 1, __ATOMIC_RELEASE);
+}
+
 int pyx_session__add_link(struct pyx_session *session, struct bpf_link *link)
 {
 	struct bpf_link **links;
@@ -478,26 +539,25 @@ void pyx_session__drops(const struct pyx_session *session, uint64_t drops[PYX_DR
 
 uint64_t pyx_session__elapsed_ns(const struct pyx_session *session)
 {
-	return session->start_ns ? monotonic_ns() - session->start_ns : 0;
+	return session->start_ns ? pyx_monotonic_ns() - session->start_ns : 0;
 }
 
 void pyx_session__destroy(struct pyx_session *s)
 {
-	size_t i;
-
 	if (!s)
 		return;
 	if (s->ctl)
 		__atomic_store_n(&s->ctl->ready, 0, __ATOMIC_RELEASE);
 	/* Detach first, so nothing fires into maps that are going away. */
-	for (i = 0; i < s->nr_links; i++)
-		bpf_link__destroy(s->links[i]);
+	destroy_links(s->links, s->nr_links);
 	free(s->links);
 	ring_buffer__free(s->ringbuf);
 	if (s->skel)
 		s->ops->destroy(s->skel);
 	if (s->timer_fd >= 0)
 		close(s->timer_fd);
+	if (s->tick_fd >= 0)
+		close(s->tick_fd);
 	if (s->pid_fd >= 0)
 		close(s->pid_fd);
 	if (s->signal_fd >= 0)

@@ -86,6 +86,9 @@ struct pyx_session_opts {
 	int (*on_record)(void *cookie, const struct pyx_rec_hdr *hdr, size_t size);
 	/* Every interval, and once with final = true when the session stops. */
 	int (*on_interval)(void *cookie, struct pyx_session *session, bool final);
+	/* Every tick_ns while tracing (0: never): a controller, e.g. the overhead budget. */
+	uint64_t tick_ns;
+	int (*on_tick)(void *cookie, struct pyx_session *session);
 };
 
 /*
@@ -129,6 +132,18 @@ int pyx_session__attach_perf(struct pyx_session *session, struct bpf_program *pr
 			     struct perf_event_attr *attr, pid_t pid, int cpu);
 
 int pyx_session__add_link(struct pyx_session *session, struct bpf_link *link);
+
+/*
+ * Clear the ready flag and destroy every link, the last attached first (the
+ * probes are gone from the target; the object stays loaded): a command
+ * pausing its probes attaches them again later, then calls
+ * pyx_session__reattached() to set the ready flag again.
+ */
+void pyx_session__detach(struct pyx_session *session);
+void pyx_session__reattached(struct pyx_session *session);
+
+/* Handle every record waiting in the rings now (from a tick: before a pause). */
+void pyx_session__consume(struct pyx_session *session);
 
 void *pyx_session__skel(const struct pyx_session *session);
 

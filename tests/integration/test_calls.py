@@ -19,7 +19,8 @@ def exact_interps():
 
 
 def run_calls(pyxtrace_bin, target, *extra, container=False):
-    args = ["calls", "-v", "--json", *extra]
+    # Exactness is what is checked: no overhead budget (its own test pauses the hooks).
+    args = ["calls", "-v", "--json", "--max-overhead", "0", *extra]
     args += ["--container", target.container_id, "-p", target.ns_pid] if container \
         else ["-p", target.pid]
     proc = pyx.start_attached(pyxtrace_bin, *args)
@@ -124,7 +125,7 @@ def test_calls_table_without_symbols(interp, start_target, pyxtrace_bin):
     for it in (interp, twin):
         target = start_target(it, "calls_workload.py")
         target.wait_for("ready")
-        doc = pyx.run(pyxtrace_bin, "calls", "--json", "-p", target.pid, "-d", "0.2s",
+        doc = pyx.run(pyxtrace_bin, "calls", "--json", "--max-overhead", "0", "-p", target.pid, "-d", "0.2s",
                       check_rc=0).json()
         hooks[it.source] = doc
     stripped, named = hooks["pyenv-stripped"], hooks["pyenv"]
@@ -141,7 +142,7 @@ def test_calls_launch(interp, tmp_path, pyxtrace_bin):
     program is counted from its first call."""
     interp.require()
     script = os.path.join(os.path.dirname(__file__), "targets", "calls_workload.py")
-    res = pyx.run(pyxtrace_bin, "calls", "--json", "--", interp.python_host, script, "launch",
+    res = pyx.run(pyxtrace_bin, "calls", "--json", "--max-overhead", "0", "--", interp.python_host, script, "launch",
                   check_rc=0, env={**os.environ, "PYX_OUT": str(tmp_path)})
     doc = res.json()
     result = json.loads((tmp_path / "result.json").read_text())
@@ -269,3 +270,38 @@ def test_calls_usage(pyxtrace_bin):
     assert res.rc == 2 and "--match" in res.stderr, res
     res = pyx.run(pyxtrace_bin, "calls", "-p", "1", "--min-latency", "soon")
     assert res.rc == 2 and "--min-latency" in res.stderr, res
+
+
+@pytest.mark.interps("bookworm-3.11,pyenv-3.9,sid-3.14")
+def test_calls_overhead_budget(interp, start_target, pyxtrace_bin):
+    """--max-overhead (default 5 %): a target spinning on Python calls pays far
+    more than that while the hooks are on, so they are paused after their first
+    window and the counts cover that window only (fewer than the target made);
+    a light target stays within budget and is counted exactly."""
+    interp.require()
+    heavy = start_target(interp, "budget_workload.py", ["heavy"])
+    heavy.wait_for("ready")
+    proc = pyx.start_attached(pyxtrace_bin, "calls", "-v", "--json", "-p", heavy.pid)
+    open(heavy.path("go"), "w").close()
+    doc = pyx.finish(proc).json()
+    made = heavy.read_json("result.json")["calls"]["fib"]
+    over = doc["overhead"]
+    assert over["max_pct"] == 5 and over["pauses"] >= 1, over
+    assert over["max_window_pct"] > 5 and over["traced_fraction"] < 0.5, over
+    costs = over["probe_costs_ns"]
+    assert 0 < costs["optimized"] and 0 < costs["emulated"] and 0 < costs["single_step"], costs
+    fib = next(f for f in doc["functions"] if f["function"] == "fib")
+    assert 0 < fib["calls"] < made, (fib["calls"], made)
+    assert doc["drops"]["overflow"] == 0 and doc["drops"]["unpaired"] == 0, doc["drops"]
+
+    light = start_target(interp, "budget_workload.py", ["light"])
+    light.wait_for("ready")
+    proc = pyx.start_attached(pyxtrace_bin, "calls", "-v", "--json", "-p", light.pid)
+    open(light.path("go"), "w").close()
+    doc = pyx.finish(proc).json()
+    assert doc["overhead"]["pauses"] == 0 and doc["overhead"]["traced_fraction"] == 1, doc
+    tick = next(f for f in doc["functions"] if f["function"] == "tick")
+    assert tick["calls"] == light.read_json("result.json")["calls"]["tick"] == 40
+
+    res = pyx.run(pyxtrace_bin, "calls", "-p", "1", "--max-overhead", "lots")
+    assert res.rc == 2 and "--max-overhead" in res.stderr, res

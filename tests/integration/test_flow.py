@@ -24,7 +24,7 @@ def target_args(target, container):
 
 
 def run_flow(pyxtrace_bin, target, *extra, container=False):
-    proc = pyx.start_attached(pyxtrace_bin, "flow", "-v", *extra,
+    proc = pyx.start_attached(pyxtrace_bin, "flow", "-v", "--max-overhead", "0", *extra,
                               *target_args(target, container))
     open(target.path("go"), "w").close()
     return pyx.finish(proc)
@@ -116,9 +116,11 @@ def test_flow_chrome_trace(interp, start_target, pyxtrace_bin, tmp_path):
     target = start_target(interp, "flow_workload.py", ["1000"])
     target.wait_for("ready")
     out = tmp_path / "trace.json"
-    flow = pyx.start_attached(pyxtrace_bin, "flow", "-v", "--format", "chrome", "-o", out,
+    flow = pyx.start_attached(pyxtrace_bin, "flow", "-v", "--max-overhead", "0", "--format",
+                              "chrome", "-o", out,
                               "-p", target.pid)
-    calls = pyx.start_attached(pyxtrace_bin, "calls", "-v", "--json", "-p", target.pid)
+    calls = pyx.start_attached(pyxtrace_bin, "calls", "-v", "--json", "--max-overhead", "0",
+                               "-p", target.pid)
     open(target.path("go"), "w").close()
     calls_doc = pyx.finish(calls).json()
     pyx.finish(flow)
@@ -155,7 +157,8 @@ def test_flow_burst(interp, start_target, pyxtrace_bin):
     n = 2_000_000
     target = start_target(interp, "flow_workload.py", [str(n)])
     target.wait_for("ready")
-    proc = subprocess.Popen([pyxtrace_bin, "flow", "-v", "--json", "--match", "^tiny$", "-p",
+    proc = subprocess.Popen([pyxtrace_bin, "flow", "-v", "--json", "--max-overhead", "0", "--match",
+                             "^tiny$", "-p",
                              str(target.pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     seen = ""
@@ -185,6 +188,29 @@ def test_flow_burst(interp, start_target, pyxtrace_bin):
         assert got == {"call": n, "return": n}
 
 
+@pytest.mark.interps("bookworm-3.11,sid-3.14")
+def test_flow_overhead_budget(interp, start_target, pyxtrace_bin):
+    """--max-overhead (default 5 %) on a target spinning on calls: the trace says
+    where it paused, no event comes from the pause, and it holds fewer calls than
+    the target made."""
+    interp.require()
+    target = start_target(interp, "budget_workload.py", ["heavy"])
+    target.wait_for("ready")
+    proc = pyx.start_attached(pyxtrace_bin, "flow", "-v", "--json", "-p", target.pid)
+    open(target.path("go"), "w").close()
+    docs = pyx.finish(proc).json_lines()
+    made = target.read_json("result.json")["calls"]["fib"]
+    paused = [i for i, d in enumerate(docs) if d["event"] == "paused"]
+    assert paused and docs[paused[0]]["overhead_pct"] > 5, docs[-1]
+    resumed = [i for i, d in enumerate(docs) if d["event"] == "resumed"]
+    # Nothing between a pause and the next resumption.
+    end = resumed[0] if resumed else len(docs) - 1
+    assert all(d["event"] in ("paused", "end") for d in docs[paused[0]:end]), docs[paused[0]:end][:5]
+    calls = sum(1 for d in docs if d["event"] == "call" and d["function"] == "fib")
+    assert 0 < calls < made
+    assert docs[-1]["overhead"]["pauses"] >= 1
+
+
 def test_flow_usage(pyxtrace_bin):
     res = pyx.run(pyxtrace_bin, "flow")
     assert res.rc == 2 and "a target is required" in res.stderr, res
@@ -194,5 +220,7 @@ def test_flow_usage(pyxtrace_bin):
     assert res.rc == 2 and "--depth" in res.stderr, res
     res = pyx.run(pyxtrace_bin, "flow", "-p", "1", "--json", "--format", "chrome")
     assert res.rc == 2 and "choose one" in res.stderr, res
+    res = pyx.run(pyxtrace_bin, "flow", "-p", "1", "--max-overhead", "-3")
+    assert res.rc == 2 and "--max-overhead" in res.stderr, res
     res = pyx.run(pyxtrace_bin, "flow", "-p", "4194303")
     assert res.rc == 1 and res.stderr.count("\n") == 1, res

@@ -59,6 +59,7 @@ struct calls_opts {
 	uint64_t interval_ns;
 	pid_t thread;		 /* --thread: host TID; 0: every thread */
 	uint64_t min_latency_ns; /* --min-latency: only functions with a call this slow */
+	double max_overhead_pct; /* --max-overhead: 0 for no limit */
 	enum calls_sort sort;
 	size_t top; /* 0: the default (text) or every function (JSON) */
 	struct pyx_match match;
@@ -84,7 +85,7 @@ static void calls_usage(FILE *out, const char *prog)
 		"Usage: %s calls (-p PID [--container ID] | -- CMD [ARGS...]) [-i TIME]\n"
 		"       [--module NAME] [--cfunc GLOB] [--sort KEY] [--top N] [--match REGEX]\n"
 		"       [--thread TID] [--sampled [--hz N] [--folded FILE]]\n"
-		"       [--min-latency TIME]\n"
+		"       [--min-latency TIME] [--max-overhead PCT]\n"
 		"       [-d TIME] [--json] [-o FILE]\n"
 		"\n"
 		"Every Python function the process runs: exact call counts, exceptions,\n"
@@ -113,8 +114,11 @@ static void calls_usage(FILE *out, const char *prog)
 		"                         counts; automatic under PYTHON_JIT or without hooks)\n"
 		"  --hz N                 samples a second per running thread (default 199)\n"
 		"  --folded FILE          write folded stacks for flame graphs (implies --sampled)\n"
-		"  --min-latency TIME     only functions with at least one call this slow\n",
-		prog, CALLS_DEFAULT_TOP);
+		"  --min-latency TIME     only functions with at least one call this slow\n"
+		"  --max-overhead PCT     keep the hooks' cost within PCT %% of the target's CPU\n"
+		"                         time (default %g): above it they are paused, and the\n"
+		"                         counts cover the time they were on; 0: no limit\n",
+		prog, CALLS_DEFAULT_TOP, PYX_CALLS_MAX_OVERHEAD_DEFAULT);
 	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
 	fprintf(out,
 		"\nExamples:\n"
@@ -136,8 +140,22 @@ static int calls_prepare(void *cookie, void *skel_ptr)
 static int calls_attach(void *cookie, struct pyx_session *session, void *skel)
 {
 	struct calls_run *run = cookie;
+	int err;
 
+	if (run->opts->max_overhead_pct > 0) {
+		err = pyx_calls_exact__budget(&run->x, skel, run->opts->max_overhead_pct);
+		if (err)
+			return err;
+	}
 	return pyx_calls_exact__attach(&run->x, session, skel);
+}
+
+static int calls_on_tick(void *cookie, struct pyx_session *session)
+{
+	struct calls_run *run = cookie;
+
+	pyx_calls_exact__tick(&run->x, session, pyx_session__skel(session));
+	return 0;
 }
 
 static void read_stats(struct calls_run *run, struct calls_bpf *skel)
@@ -193,8 +211,10 @@ static int calls_on_interval(void *cookie, struct pyx_session *session, bool fin
 {
 	struct calls_run *run = cookie;
 
-	if (final)
+	if (final) {
 		pyx_session__quiesce(session);
+		pyx_calls_exact__budget_end(&run->x);
+	}
 	read_stats(run, pyx_session__skel(session));
 	pyx_session__drops(session, run->drops);
 	run->duration_ns = pyx_session__elapsed_ns(session);
@@ -309,6 +329,7 @@ static void print_json(void *cookie)
 	pyx_json_array_end(&json);
 	pyx_json_kv_u64(&json, "duration_ns", run->duration_ns);
 	pyx_json_kv_string(&json, "stopped_by", run->stop_reason);
+	pyx_calls_exact__json_overhead(&run->x, &json);
 	pyx_json_key(&json, "functions");
 	pyx_json_array_begin(&json);
 	order = sorted_rows(run, &n, &matched);
@@ -352,6 +373,7 @@ static void print_text(void *cookie)
 		pyx_process_label(run->proc, label, sizeof(label)), run->py->version,
 		pyx_format_duration(run->duration_ns, dur, sizeof(dur)),
 		run->stop_reason ? run->stop_reason : "so far");
+	pyx_calls_exact__print_overhead(&run->x, out);
 	order = sorted_rows(run, &n, &matched);
 	if (!order)
 		return;
@@ -476,6 +498,8 @@ static int calls_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		.attach = calls_attach,
 		.on_record = calls_on_record,
 		.on_interval = calls_on_interval,
+		.tick_ns = opts->max_overhead_pct > 0 ? PYX_BUDGET_TICK_NS : 0,
+		.on_tick = calls_on_tick,
 	};
 	err = pyx_session__trace(&calls_bpf_ops, &sopts);
 	if (err)
@@ -500,6 +524,7 @@ enum {
 	OPT_MATCH,
 	OPT_THREAD,
 	OPT_MIN_LATENCY,
+	OPT_MAX_OVERHEAD,
 	OPT_INTERVAL = 'i',
 };
 
@@ -515,6 +540,7 @@ static const struct option calls_options[] = {
 	{"match", required_argument, NULL, OPT_MATCH},
 	{"thread", required_argument, NULL, OPT_THREAD},
 	{"min-latency", required_argument, NULL, OPT_MIN_LATENCY},
+	{"max-overhead", required_argument, NULL, OPT_MAX_OVERHEAD},
 	{},
 };
 
@@ -567,6 +593,8 @@ static int calls_option(void *cookie, int val, const char *arg)
 		return pyx_opt_thread(&pyx_cmd_calls, arg, &opts->thread);
 	case OPT_MIN_LATENCY:
 		return pyx_opt_min_latency(&pyx_cmd_calls, arg, &opts->min_latency_ns);
+	case OPT_MAX_OVERHEAD:
+		return pyx_opt_max_overhead(&pyx_cmd_calls, arg, &opts->max_overhead_pct);
 	case OPT_MATCH:
 		return pyx_opt_match(&pyx_cmd_calls, arg, &opts->match);
 	default:
@@ -576,7 +604,7 @@ static int calls_option(void *cookie, int val, const char *arg)
 
 static int calls_run(struct pyx_ctx *ctx, int argc, char **argv)
 {
-	struct calls_opts opts = {.hz = 199};
+	struct calls_opts opts = {.hz = 199, .max_overhead_pct = PYX_CALLS_MAX_OVERHEAD_DEFAULT};
 	struct pyx_common_opts common;
 	int err, ret;
 

@@ -21,7 +21,9 @@
 #include "python/entrypoints.h"
 #include "session.h"
 #include "target/process.h"
+#include "output/json.h"
 #include "util/log.h"
+#include "util/parse.h"
 
 static size_t key_hash(const struct pyx_calls_key *key, size_t slots)
 {
@@ -221,33 +223,185 @@ static int attach_natives(struct pyx_calls_exact *x, struct bpf_program *prog, b
 	return 0;
 }
 
+static struct bpf_program *prog_of(struct calls_bpf *skel, enum pyx_eval_hook_kind kind)
+{
+	switch (kind) {
+	case PYX_HOOK_RESUME:
+		return skel->progs.calls_resume;
+	case PYX_HOOK_POP:
+		return skel->progs.calls_pop;
+	case PYX_HOOK_YIELD:
+		return skel->progs.calls_yield;
+	case PYX_HOOK_EVAL_ENTER:
+		return skel->progs.calls_eval_enter;
+	case PYX_HOOK_EVAL_RETURN:
+		return skel->progs.calls_eval_return;
+	case PYX_HOOK_FRAME_ENTER:
+		return skel->progs.calls_frame_enter;
+	case PYX_HOOK_RETURN:
+		return skel->progs.calls_return;
+	case PYX_HOOK_UNWIND:
+		return skel->progs.calls_unwind;
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * Attach order: pops and yields first (a frame started once resume is live
+ * must find them live), then the C functions (returns before entries, so
+ * no entry is pushed that nothing would pop), the starts last.
+ */
+static const enum pyx_eval_hook_kind ends_first[] = {
+	PYX_HOOK_POP,	PYX_HOOK_EVAL_RETURN, PYX_HOOK_EVAL_ENTER,
+	PYX_HOOK_YIELD, PYX_HOOK_RETURN,      PYX_HOOK_UNWIND,
+};
+static const enum pyx_eval_hook_kind starts_last[] = {PYX_HOOK_FRAME_ENTER, PYX_HOOK_RESUME};
+
 int pyx_calls_exact__attach(struct pyx_calls_exact *x, struct pyx_session *session,
 			    struct calls_bpf *skel)
 {
-	int err;
+	size_t i;
+	int err = 0;
 
-	/* Pops and yields first: a frame started once resume is live must find them live. */
-	err = attach_kind(x, skel->progs.calls_pop, PYX_HOOK_POP, session);
-	if (!err)
-		err = attach_kind(x, skel->progs.calls_eval_return, PYX_HOOK_EVAL_RETURN, session);
-	if (!err)
-		err = attach_kind(x, skel->progs.calls_eval_enter, PYX_HOOK_EVAL_ENTER, session);
-	if (!err)
-		err = attach_kind(x, skel->progs.calls_yield, PYX_HOOK_YIELD, session);
-	if (!err)
-		err = attach_kind(x, skel->progs.calls_return, PYX_HOOK_RETURN, session);
-	if (!err)
-		err = attach_kind(x, skel->progs.calls_unwind, PYX_HOOK_UNWIND, session);
-	/* --module, --cfunc: returns first, so no entry is pushed that nothing would pop. */
+	for (i = 0; i < PYX_ARRAY_SIZE(ends_first) && !err; i++)
+		err = attach_kind(x, prog_of(skel, ends_first[i]), ends_first[i], session);
 	if (!err)
 		err = attach_natives(x, skel->progs.calls_cexit, true, session);
 	if (!err)
 		err = attach_natives(x, skel->progs.calls_centry, false, session);
-	if (!err)
-		err = attach_kind(x, skel->progs.calls_frame_enter, PYX_HOOK_FRAME_ENTER, session);
-	if (!err)
-		err = attach_kind(x, skel->progs.calls_resume, PYX_HOOK_RESUME, session);
+	for (i = 0; i < PYX_ARRAY_SIZE(starts_last) && !err; i++)
+		err = attach_kind(x, prog_of(skel, starts_last[i]), starts_last[i], session);
+	if (!err && x->budgeted)
+		pyx_budget__attached(&x->budget, pyx_monotonic_ns());
 	return err;
+}
+
+int pyx_calls_exact__budget(struct pyx_calls_exact *x, struct calls_bpf *skel, double max_pct)
+{
+	const struct pyx_probe_costs *costs = &x->budget.costs;
+	uint64_t entry_trap = 0;
+	size_t i, m;
+	int kind, err;
+
+	err = pyx_budget__init(&x->budget, x->ctx, x->proc->pid, max_pct);
+	if (err)
+		return err;
+	x->budgeted = true;
+	/*
+	 * Each program at the trap of its costliest site, rare ones aside (a
+	 * single-stepped RESUME runs once per code object, before quickening).
+	 */
+	for (kind = 0; kind < PYX_HOOK__MAX; kind++) {
+		uint64_t trap = 0, rare_trap = 0;
+
+		for (i = 0; i < x->hooks.nr_hooks; i++) {
+			const struct pyx_eval_hook *h = &x->hooks.hooks[i];
+			uint64_t t = kind == PYX_HOOK_EVAL_RETURN
+					     ? costs->return_ns
+					     : pyx_probe_costs_trap(costs, h->cls);
+			uint64_t *worst = h->rare ? &rare_trap : &trap;
+
+			if ((int)h->kind == kind && t > *worst)
+				*worst = t;
+		}
+		if (!trap)
+			trap = rare_trap;
+		if (trap && prog_of(skel, (enum pyx_eval_hook_kind)kind))
+			err = pyx_budget__add_prog(&x->budget, bpf_program__fd(prog_of(skel, kind)),
+						   trap);
+		if (err)
+			return err;
+	}
+	for (m = 0; m < x->nr_natives; m++)
+		for (i = 0; i < x->natives[m]->nr_entries; i++) {
+			uint64_t t =
+				pyx_probe_costs_trap(costs, x->natives[m]->entries[i].probe_class);
+
+			entry_trap = t > entry_trap ? t : entry_trap;
+		}
+	if (entry_trap) {
+		err = pyx_budget__add_prog(&x->budget, bpf_program__fd(skel->progs.calls_centry),
+					   entry_trap);
+		if (!err)
+			err = pyx_budget__add_prog(&x->budget,
+						   bpf_program__fd(skel->progs.calls_cexit),
+						   costs->return_ns);
+	}
+	return err;
+}
+
+enum pyx_budget_action pyx_calls_exact__tick(struct pyx_calls_exact *x, struct pyx_session *session,
+					     struct calls_bpf *skel)
+{
+	enum pyx_budget_action action;
+
+	if (!x->budgeted)
+		return PYX_BUDGET_NONE;
+	action = pyx_budget__tick(&x->budget, pyx_monotonic_ns());
+	if (action == PYX_BUDGET_DETACH) {
+		pyx_session__detach(session);
+	} else if (action == PYX_BUDGET_ATTACH) {
+		/* What the shadow stacks hold is stale: the ends in the pause were not seen. */
+		skel->bss->pyx_generation++;
+		if (pyx_calls_exact__attach(x, session, skel) && pyx_process__alive(x->proc))
+			pyx_warn(x->ctx, "cannot attach the hooks again after a pause");
+		pyx_session__reattached(session);
+	}
+	return action;
+}
+
+void pyx_calls_exact__budget_end(struct pyx_calls_exact *x)
+{
+	if (x->budgeted)
+		pyx_budget__end(&x->budget, pyx_monotonic_ns());
+}
+
+void pyx_calls_exact__json_overhead(const struct pyx_calls_exact *x, struct pyx_json *json)
+{
+	const struct pyx_budget *b = &x->budget;
+	uint64_t total = b->traced_ns + b->paused_ns;
+
+	pyx_json_key(json, "overhead");
+	if (!x->budgeted) {
+		pyx_json_null(json);
+		return;
+	}
+	pyx_json_object_begin(json);
+	pyx_json_kv_double(json, "max_pct", b->max_pct);
+	pyx_json_kv_double(json, "last_window_pct", b->last_pct);
+	pyx_json_kv_double(json, "max_window_pct", b->max_seen_pct);
+	pyx_json_kv_u64(json, "traced_ns", b->traced_ns);
+	pyx_json_kv_u64(json, "paused_ns", b->paused_ns);
+	pyx_json_kv_double(json, "traced_fraction",
+			   total ? (double)b->traced_ns / (double)total : 1.0);
+	pyx_json_kv_u64(json, "pauses", b->pauses);
+	pyx_json_key(json, "probe_costs_ns");
+	pyx_json_object_begin(json);
+	pyx_json_kv_u64(json, "optimized", b->costs.trap_ns[PYX_PROBE_OPTIMIZED]);
+	pyx_json_kv_u64(json, "emulated", b->costs.trap_ns[PYX_PROBE_EMULATED]);
+	pyx_json_kv_u64(json, "single_step", b->costs.trap_ns[PYX_PROBE_SINGLESTEP]);
+	pyx_json_kv_u64(json, "return", b->costs.return_ns);
+	pyx_json_object_end(json);
+	pyx_json_object_end(json);
+}
+
+void pyx_calls_exact__print_overhead(const struct pyx_calls_exact *x, FILE *out)
+{
+	const struct pyx_budget *b = &x->budget;
+	uint64_t total = b->traced_ns + b->paused_ns;
+	char traced[32], all[32];
+
+	if (!x->budgeted || !b->pauses)
+		return;
+	fprintf(out,
+		"(--max-overhead %g%%: the hooks cost the target up to %.0f%% of its CPU time, so "
+		"they were on %s of %s, in %u window%s: counts cover those; --max-overhead 0 "
+		"for all)\n",
+		b->max_pct, b->max_seen_pct,
+		pyx_format_duration(b->traced_ns, traced, sizeof(traced)),
+		pyx_format_duration(total, all, sizeof(all)), b->pauses + (b->on ? 1 : 0),
+		b->pauses + (b->on ? 1 : 0) == 1 ? "" : "s");
 }
 
 /*
@@ -444,6 +598,8 @@ void pyx_calls_exact__free(struct pyx_calls_exact *x)
 	size_t i;
 
 	free_fns(x);
+	if (x->budgeted)
+		pyx_budget__free(&x->budget);
 	for (i = 0; i < x->nr_natives; i++)
 		pyx_module__free(x->natives[i]);
 	free(x->natives);

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <linux/types.h>
@@ -20,6 +21,7 @@
 #include "pyx.h"
 #include "python/evalhooks.h"
 #include "python/layout.h"
+#include "probes/budget.h"
 
 struct pyx_session;
 struct pyx_module;
@@ -49,6 +51,8 @@ struct pyx_calls_exact {
 	struct pyx_module **natives; /* --module, --cfunc: C functions by cookie range */
 	size_t nr_natives;
 	size_t nr_native_functions;
+	bool budgeted; /* --max-overhead */
+	struct pyx_budget budget;
 	struct pyx_calls_fn *fns;
 	size_t nr_fns, cap_fns;
 	size_t *index; /* open addressing over fns by key: cap_fns * 2 slots, 0 = empty */
@@ -85,6 +89,31 @@ struct pyx_calls_fn *pyx_calls_exact__fn(struct pyx_calls_exact *x, const struct
 /* A record of the urgent ring: a PYX_REC_CALLS_CODE names its function. */
 void pyx_calls_exact__on_record(struct pyx_calls_exact *x, const struct pyx_rec_hdr *hdr,
 				size_t size);
+
+/*
+ * --max-overhead @max_pct (> 0): calibrate, and weigh each of @skel's
+ * programs by its costliest site. After load, before attach. 0 or -errno.
+ */
+int pyx_calls_exact__budget(struct pyx_calls_exact *x, struct calls_bpf *skel, double max_pct);
+
+/*
+ * The session's tick: over budget, detach every hook; the pause over,
+ * attach them again (fresh shadow stacks). What happened.
+ */
+enum pyx_budget_action pyx_calls_exact__tick(struct pyx_calls_exact *x, struct pyx_session *session,
+					     struct calls_bpf *skel);
+
+/* The trace ended: close the budget's last phase. */
+void pyx_calls_exact__budget_end(struct pyx_calls_exact *x);
+
+/* "overhead": the budget and how much of the time the hooks were on (null: no budget). */
+struct pyx_json;
+void pyx_calls_exact__json_overhead(const struct pyx_calls_exact *x, struct pyx_json *json);
+/* One line when the hooks were paused (nothing otherwise). */
+void pyx_calls_exact__print_overhead(const struct pyx_calls_exact *x, FILE *out);
+
+/* The default of --max-overhead, percent of the target's CPU time. */
+#define PYX_CALLS_MAX_OVERHEAD_DEFAULT 5.0
 
 void pyx_calls_exact__free(struct pyx_calls_exact *x);
 

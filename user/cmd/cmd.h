@@ -96,6 +96,8 @@ int pyx_cmd_open_python(const struct pyx_ctx *ctx, const struct pyx_common_opts 
 /* Options several commands share, parsed alike: 0 or pyx_option_error()'s -EINVAL. */
 int pyx_opt_thread(const struct pyx_cmd *cmd, const char *arg, pid_t *tid);
 int pyx_opt_min_latency(const struct pyx_cmd *cmd, const char *arg, uint64_t *ns);
+/* --max-overhead PCT: a percentage ("5", "2.5%"), 0 for no limit. */
+int pyx_opt_max_overhead(const struct pyx_cmd *cmd, const char *arg, double *pct);
 
 /* --match REGEX: on a function's qualified name or its file. */
 struct pyx_match {

@@ -292,6 +292,23 @@ int pyx_opt_min_latency(const struct pyx_cmd *cmd, const char *arg, uint64_t *ns
 	return 0;
 }
 
+int pyx_opt_max_overhead(const struct pyx_cmd *cmd, const char *arg, double *pct)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (end != arg && *end == '%')
+		end++;
+	if (errno || end == arg || *end || !(v >= 0) || v > 1000000)
+		return pyx_option_error(
+			cmd, "--max-overhead", arg,
+			"use a percentage of the target's CPU time, e.g. 5 (0: no limit)");
+	*pct = v;
+	return 0;
+}
+
 int pyx_opt_match(const struct pyx_cmd *cmd, const char *arg, struct pyx_match *match)
 {
 	if (match->pattern)

@@ -31,6 +31,7 @@
 #include "target/process.h"
 #include "unwind/unwind.h"
 #include "util/log.h"
+#include "util/parse.h"
 
 PYX_SKEL_OPS(crash_bpf);
 
@@ -452,14 +453,6 @@ static int snap_read(void *ctx, uint64_t addr, void *buf, size_t len)
 	return pyx_process__read(m->proc, addr, buf, len);
 }
 
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Whether @a and @b map the same executable files. */
 static bool same_code(const struct pyx_process *a, const struct pyx_process *b)
 {
@@ -494,7 +487,7 @@ static void refresh_unwinder(struct crash_run *run, bool now)
 	struct pyx_process *proc = NULL;
 	struct pyx_unwinder *unwinder;
 	struct pyx_stackview *view;
-	uint64_t t = monotonic_ns();
+	uint64_t t = pyx_monotonic_ns();
 
 	if (!run->maps_changed || (!now && t - run->refreshed_ns < CRASH_REFRESH_NS))
 		return;

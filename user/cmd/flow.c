@@ -56,6 +56,7 @@ struct flow_opts {
 	bool format_set;
 	struct pyx_match match;
 	unsigned long ring_bytes;
+	double max_overhead_pct; /* 0: no limit */
 };
 
 /* A frame of a thread as the trace has seen it, at its shadow-stack depth. */
@@ -106,6 +107,7 @@ static void flow_usage(FILE *out, const char *prog)
 		"Usage: %s flow (-p PID [--container ID] | -- CMD [ARGS...])\n"
 		"       [--module NAME] [--cfunc GLOB] [--match REGEX] [--thread TID]\n"
 		"       [--min-latency TIME] [--depth N] [--format text|json|chrome|folded]\n"
+		"       [--ringbuf-size MIB] [--max-overhead PCT]\n"
 		"       [-d TIME] [--json] [-o FILE]\n"
 		"\n"
 		"The call trace itself: every start, return, suspension and resumption of a\n"
@@ -125,8 +127,11 @@ static void flow_usage(FILE *out, const char *prog)
 		"  --depth N              only frames at most N deep (1: the outermost frame\n"
 		"                         seen since the trace began); filtered in the kernel\n"
 		"  --ringbuf-size SIZE    events waiting for pyxtrace, in MiB (default 16);\n"
-		"                         beyond, events are dropped and counted\n",
-		prog);
+		"                         beyond, events are dropped and counted\n"
+		"  --max-overhead PCT     keep the hooks' cost within PCT %% of the target's CPU\n"
+		"                         time (default %g): above it they are paused (said in the\n"
+		"                         trace); 0: no limit\n",
+		prog, PYX_CALLS_MAX_OVERHEAD_DEFAULT);
 	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
 	fprintf(out,
 		"\nExamples:\n"
@@ -134,14 +139,6 @@ static void flow_usage(FILE *out, const char *prog)
 		"  %s flow -p 1234 --module _imaging --min-latency 1ms\n"
 		"  %s flow -p 1234 -d 5s --format chrome -o trace.json\n",
 		prog, prog, prog);
-}
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static uint64_t rel_ns(const struct flow_run *run, uint64_t t)
@@ -509,6 +506,31 @@ static int flow_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t si
 	return 0;
 }
 
+/*
+ * Frames still running at @end_ns (the end, or a pause: the stacks restart
+ * after it): cut there on the timeline (marked), folded as they are.
+ */
+static void close_frames(struct flow_run *run, uint64_t end_ns)
+{
+	size_t i;
+
+	for (i = 0; i < run->nr_threads; i++) {
+		struct flow_thread *t = run->threads[i];
+
+		while (t->depth) {
+			struct flow_frame *f = &t->stack[t->depth - 1];
+
+			if (f->fn && run->opts->format == FORMAT_CHROME && fn_matches(run, f->fn))
+				write_chrome_slice(run, t->tid, f, end_ns, false, true);
+			else if (f->fn && run->opts->format == FORMAT_FOLDED)
+				fold_stretch(run, t, t->depth, end_ns);
+			if (t->depth > 1)
+				t->stack[t->depth - 2].child_ns += end_ns - f->run_start_ns;
+			t->depth--;
+		}
+	}
+}
+
 static int flow_prepare(void *cookie, void *skel_ptr)
 {
 	struct flow_run *run = cookie;
@@ -520,10 +542,69 @@ static int flow_prepare(void *cookie, void *skel_ptr)
 static int flow_attach(void *cookie, struct pyx_session *session, void *skel)
 {
 	struct flow_run *run = cookie;
+	int err;
 
 	run->session = session;
-	run->t0_ns = monotonic_ns();
+	if (run->opts->max_overhead_pct > 0) {
+		err = pyx_calls_exact__budget(&run->x, skel, run->opts->max_overhead_pct);
+		if (err)
+			return err;
+	}
+	run->t0_ns = pyx_monotonic_ns();
 	return pyx_calls_exact__attach(&run->x, session, skel);
+}
+
+/* A pause (--max-overhead) begins or ends: said in the trace itself. */
+static void write_pause(struct flow_run *run, bool paused, uint64_t now)
+{
+	FILE *out = run->ctx->out;
+	uint64_t t = rel_ns(run, now);
+	const struct pyx_budget *b = &run->x.budget;
+
+	switch (run->opts->format) {
+	case FORMAT_TEXT:
+		if (paused)
+			fprintf(out,
+				"%4llu.%06llu # paused: the hooks cost %.0f%% of the target's CPU time "
+				"(--max-overhead %g%%)\n",
+				(unsigned long long)(t / 1000000000),
+				(unsigned long long)(t % 1000000000 / 1000), b->last_pct,
+				b->max_pct);
+		else
+			fprintf(out, "%4llu.%06llu # resumed\n",
+				(unsigned long long)(t / 1000000000),
+				(unsigned long long)(t % 1000000000 / 1000));
+		break;
+	case FORMAT_JSON:
+		fprintf(out, "{\"event\":\"%s\",\"time_ns\":%llu", paused ? "paused" : "resumed",
+			(unsigned long long)t);
+		if (paused)
+			fprintf(out, ",\"overhead_pct\":%.1f", b->last_pct);
+		fputs("}\n", out);
+		break;
+	default:
+		break;
+	}
+}
+
+static int flow_on_tick(void *cookie, struct pyx_session *session)
+{
+	struct flow_run *run = cookie;
+	enum pyx_budget_action action;
+	uint64_t now = pyx_monotonic_ns();
+
+	/* What came before a pause is read first: the stacks restart after it. */
+	if (run->x.budget.on)
+		pyx_session__consume(session);
+	action = pyx_calls_exact__tick(&run->x, session, pyx_session__skel(session));
+	if (action == PYX_BUDGET_NONE)
+		return 0;
+	if (action == PYX_BUDGET_DETACH) {
+		pyx_session__consume(session);
+		close_frames(run, now);
+	}
+	write_pause(run, action == PYX_BUDGET_DETACH, now);
+	return 0;
 }
 
 static void write_header(struct flow_run *run)
@@ -588,6 +669,7 @@ static void write_footer(struct flow_run *run)
 		if (run->written != run->events)
 			fprintf(out, ", %" PRIu64 " shown", run->written);
 		fputc('\n', out);
+		pyx_calls_exact__print_overhead(&run->x, out);
 		pyx_print_drops(out, run->drops, 0);
 		break;
 	case FORMAT_JSON:
@@ -598,6 +680,7 @@ static void write_footer(struct flow_run *run)
 		pyx_json_kv_string(&json, "stopped_by", run->stop_reason);
 		pyx_json_kv_u64(&json, "events", run->events);
 		pyx_json_kv_u64(&json, "written", run->written);
+		pyx_calls_exact__json_overhead(&run->x, &json);
 		pyx_out_drops(&json, run->drops);
 		pyx_json_object_end(&json);
 		pyx_json_document_end(&json);
@@ -612,6 +695,7 @@ static void write_footer(struct flow_run *run)
 		pyx_json_kv_string(&json, "stopped_by", run->stop_reason);
 		pyx_json_kv_u64(&json, "events", run->events);
 		pyx_json_kv_u64(&json, "slices", run->written);
+		pyx_calls_exact__json_overhead(&run->x, &json);
 		pyx_out_drops(&json, run->drops);
 		pyx_json_object_end(&json);
 		fputs("}\n", out);
@@ -629,32 +713,17 @@ static void write_footer(struct flow_run *run)
 static int flow_on_interval(void *cookie, struct pyx_session *session, bool final)
 {
 	struct flow_run *run = cookie;
-	uint64_t end_ns = monotonic_ns();
-	size_t i;
+	uint64_t end_ns = pyx_monotonic_ns();
 
 	if (!final) {
 		fflush(run->ctx->out);
 		return 0;
 	}
+	pyx_calls_exact__budget_end(&run->x);
 	pyx_session__drops(session, run->drops);
 	run->duration_ns = pyx_session__elapsed_ns(session);
 	run->stop_reason = pyx_stop_reason_name(pyx_session__stop_reason(session));
-	/* Frames still running: to the end of the trace (chrome: marked), or folded as they are. */
-	for (i = 0; i < run->nr_threads; i++) {
-		struct flow_thread *t = run->threads[i];
-
-		while (t->depth) {
-			struct flow_frame *f = &t->stack[t->depth - 1];
-
-			if (f->fn && run->opts->format == FORMAT_CHROME && fn_matches(run, f->fn))
-				write_chrome_slice(run, t->tid, f, end_ns, false, true);
-			else if (f->fn && run->opts->format == FORMAT_FOLDED)
-				fold_stretch(run, t, t->depth, end_ns);
-			if (t->depth > 1)
-				t->stack[t->depth - 2].child_ns += end_ns - f->run_start_ns;
-			t->depth--;
-		}
-	}
+	close_frames(run, end_ns);
 	return 0;
 }
 
@@ -713,6 +782,8 @@ static int flow_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common
 		.attach = flow_attach,
 		.on_record = flow_on_record,
 		.on_interval = flow_on_interval,
+		.tick_ns = opts->max_overhead_pct > 0 ? PYX_BUDGET_TICK_NS : 0,
+		.on_tick = flow_on_tick,
 	};
 	err = pyx_session__trace(&calls_bpf_ops, &sopts);
 	if (err || run.error)
@@ -747,6 +818,7 @@ enum {
 	OPT_DEPTH,
 	OPT_FORMAT,
 	OPT_RINGBUF_SIZE,
+	OPT_MAX_OVERHEAD,
 };
 
 static const struct option flow_options[] = {
@@ -758,6 +830,7 @@ static const struct option flow_options[] = {
 	{"depth", required_argument, NULL, OPT_DEPTH},
 	{"format", required_argument, NULL, OPT_FORMAT},
 	{"ringbuf-size", required_argument, NULL, OPT_RINGBUF_SIZE},
+	{"max-overhead", required_argument, NULL, OPT_MAX_OVERHEAD},
 	{},
 };
 
@@ -768,6 +841,8 @@ static int flow_option(void *cookie, int val, const char *arg)
 	size_t i;
 
 	switch (val) {
+	case OPT_MAX_OVERHEAD:
+		return pyx_opt_max_overhead(&pyx_cmd_flow, arg, &opts->max_overhead_pct);
 	case OPT_MODULE:
 		opts->module = arg;
 		return 0;
@@ -808,7 +883,8 @@ static int flow_option(void *cookie, int val, const char *arg)
 
 static int flow_run(struct pyx_ctx *ctx, int argc, char **argv)
 {
-	struct flow_opts opts = {.ring_bytes = FLOW_RING_DEFAULT};
+	struct flow_opts opts = {.ring_bytes = FLOW_RING_DEFAULT,
+				 .max_overhead_pct = PYX_CALLS_MAX_OVERHEAD_DEFAULT};
 	struct pyx_common_opts common;
 	int err, ret;
 

@@ -130,6 +130,8 @@ const char *pyx_eval_hook_kind_name(enum pyx_eval_hook_kind kind)
 		return "return";
 	case PYX_HOOK_UNWIND:
 		return "unwind";
+	case PYX_HOOK__MAX:
+		break;
 	}
 	return "?";
 }

@@ -30,6 +30,7 @@ enum pyx_eval_hook_kind {
 	PYX_HOOK_FRAME_ENTER, /* ≤3.10: the eval function's entry: a frame starts or resumes */
 	PYX_HOOK_RETURN,      /* ≤3.10: RETURN_VALUE */
 	PYX_HOOK_UNWIND,      /* ≤3.10: PyTraceBack_Here: an exception reached a frame */
+	PYX_HOOK__MAX,
 };
 
 struct pyx_eval_hook {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/parse.h"
 
@@ -72,6 +73,14 @@ int pyx_parse_pid(const char *str, pid_t *pid)
 		return -ERANGE;
 	*pid = (pid_t)value;
 	return 0;
+}
+
+uint64_t pyx_monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 const char *pyx_format_duration(uint64_t ns, char *buf, size_t size)

@@ -20,6 +20,9 @@ int pyx_parse_pid(const char *str, pid_t *pid);
 int pyx_parse_count(const char *str, unsigned long min, unsigned long max, unsigned long *out);
 
 /* Format @ns for humans: "812 ns", "12.3 µs", "4.56 ms", "1.23 s". */
+/* CLOCK_MONOTONIC in ns: the clock BPF's bpf_ktime_get_ns() reads too. */
+uint64_t pyx_monotonic_ns(void);
+
 const char *pyx_format_duration(uint64_t ns, char *buf, size_t size);
 
 /* Levenshtein distance, for "did you mean" suggestions. */
