@@ -5,7 +5,9 @@ writes) on the host's python3.11, untraced and under `crash`, side by side
 in one run, best of ROUNDS each. Nothing goes wrong, so only the
 signal_generate/sched_process_exit tracepoints (filtered by PID in the
 kernel) and the never-hit uprobes on Py_FatalError/abort/__assert_fail are
-there. Goal: < 1 %. Also prints the attach time and pyxtrace's peak RSS.
+there. Goal: < 1 %. Also prints the attach time and pyxtrace's peak RSS;
+then, with `--module _json`, the cost per call of a C function with its
+return probe (a loop calling _json.encode_basestring_ascii).
 
 Run as root after tools/build.
 """
@@ -23,13 +25,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYXTRACE = os.path.join(ROOT, "build", "user", "pyxtrace")
 PYTHON = "/usr/bin/python3.11"
 WORKLOAD = os.path.join(ROOT, "bench", "workloads", "mixed.py")
+CFUNC_WORKLOAD = os.path.join(ROOT, "bench", "workloads", "cfunc_calls.py")
 ROUNDS = 5
 
 
-def run_once(traced):
+def run_once(traced, workload=WORKLOAD, extra=()):
     tmp = tempfile.mkdtemp(prefix="pyx-bench-")
     ready, go = os.path.join(tmp, "ready"), os.path.join(tmp, "go")
-    target = subprocess.Popen([PYTHON, WORKLOAD, ready, go], stdout=subprocess.PIPE, text=True)
+    target = subprocess.Popen([PYTHON, workload, ready, go], stdout=subprocess.PIPE, text=True)
     tracer = None
     out = {"attach_s": None, "rss_kib": None}
     try:
@@ -37,7 +40,8 @@ def run_once(traced):
             time.sleep(0.005)
         if traced:
             start = time.monotonic()
-            tracer = subprocess.Popen([PYXTRACE, "crash", "-v", "--json", "-p", str(target.pid)],
+            tracer = subprocess.Popen([PYXTRACE, "crash", "-v", "--json", *extra, "-p",
+                                       str(target.pid)],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             wait_line(tracer.stderr, "attached, tracing")
             out["attach_s"] = time.monotonic() - start
@@ -73,6 +77,19 @@ def main():
     print(f"{'crash':10} {traced['seconds']:9.3f} {traced['seconds'] / base:7.3f}")
     print(f"\ncrash overhead: {(traced['seconds'] / base - 1) * 100:+.2f} % (goal < 1 %); "
           f"attach {traced['attach_s']:.2f} s; pyxtrace RSS {traced['rss_kib'] / 1024:.1f} MB")
+
+    # --module: a return probe on each C entry point; the cost of one call of one.
+    per = {False: [], True: []}
+    for _ in range(ROUNDS):
+        for traced in (False, True):
+            per[traced].append(run_once(traced, CFUNC_WORKLOAD, ("--module", "_json")))
+    base = min(per[False], key=lambda r: r["seconds"])
+    traced = min(per[True], key=lambda r: r["seconds"])
+    added = (traced["seconds"] - base["seconds"]) / base["calls"] * 1e9
+    print(f"\ncrash --module _json, _json.encode_basestring_ascii called {base['calls']} times: "
+          f"{base['seconds'] / base['calls'] * 1e9:.0f} ns a call untraced, "
+          f"{traced['seconds'] / base['calls'] * 1e9:.0f} traced: +{added:.0f} ns a call "
+          f"(its return probe); attach {traced['attach_s']:.2f} s")
 
 
 if __name__ == "__main__":

@@ -173,6 +173,20 @@ static __always_inline void snap_codes(struct pyx_rec_crash *rec)
 		bpf_loop(PYX_MAX_FRAMES, snap_frame, &c, 0);
 }
 
+/* The current thread's stacks at this probe into @rec, then send it. */
+static __always_inline void submit_with_stack(struct pt_regs *ctx, struct pyx_rec_crash *rec,
+					      __u32 tid)
+{
+	struct pt_regs regs;
+
+	capture_pystack(bpf_get_current_task_btf(), tid, &rec->py);
+	snap_codes(rec);
+	capture_ctx_regs(ctx, &regs);
+	capture_native(&regs, tid, pyx_cfg.stack_bytes, &rec->native);
+	rec->flags |= PYX_CRASH_HAS_STACK;
+	bpf_ringbuf_submit(rec, 0);
+}
+
 SEC("tp_btf/signal_generate")
 int BPF_PROG(on_signal, int sig, struct kernel_siginfo *info, struct task_struct *task, int group,
 	     int result)
@@ -235,7 +249,6 @@ static __always_inline int report_call(struct pt_regs *ctx, __u64 cookie, __u64 
 {
 	__u32 kind = (__u32)cookie, tid = (__u32)pid_tgid;
 	struct pyx_rec_crash *rec;
-	struct pt_regs regs = {};
 
 	if ((kind == PYX_CRASH_MEMORY_ERROR || kind == PYX_CRASH_RECURSION_ERROR) && rate_limited())
 		return 0;
@@ -267,12 +280,7 @@ static __always_inline int report_call(struct pt_regs *ctx, __u64 cookie, __u64 
 		bpf_probe_read_user_str(rec->message, sizeof(rec->message),
 					(void *)PT_REGS_PARM3(ctx));
 	}
-	capture_pystack(bpf_get_current_task_btf(), tid, &rec->py);
-	snap_codes(rec);
-	capture_ctx_regs(ctx, &regs);
-	capture_native(&regs, tid, pyx_cfg.stack_bytes, &rec->native);
-	rec->flags |= PYX_CRASH_HAS_STACK;
-	bpf_ringbuf_submit(rec, 0);
+	submit_with_stack(ctx, rec, tid);
 	return 0;
 }
 
@@ -309,6 +317,56 @@ int on_format(struct pt_regs *ctx)
 }
 
 #define PAGE_SIZE_4K 4096
+
+/* --module: each C entry point's return class (PYX_CENTRY_SIG_*), by its index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PYX_CENTRY_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} signatures SEC(".maps");
+
+/*
+ * --module: a C entry point returns (the cookie is its index). One that
+ * returns an object must return NULL exactly when it sets an exception:
+ * anything else is a bad return, which CPython turns into a SystemError
+ * (release) or an abort (debug) some time later, far from its cause.
+ */
+SEC("uretprobe.multi")
+int on_centry_return(struct pt_regs *ctx)
+{
+	__u64 ret = PT_REGS_RC(ctx), pid_tgid = bpf_get_current_pid_tgid(), tstate, interp, exc = 0;
+	struct task_struct *task;
+	struct pyx_rec_crash *rec;
+	__u32 index, *sig, tid = (__u32)pid_tgid, why;
+
+	barrier_var(ret);
+	if (!pyx_ready() || (pid_tgid >> 32) != pyx_cfg.tgid)
+		return 0;
+	index = (__u32)bpf_get_attach_cookie(ctx);
+	sig = bpf_map_lookup_elem(&signatures, &index);
+	if (!sig || *sig != PYX_CENTRY_SIG_OBJECT)
+		return 0;
+	task = bpf_get_current_task_btf();
+	tstate = pywalk_fast_tstate(task, pywalk_thread_pointer(task), &interp);
+	if (!tstate || pywalk_read_u64(task, tstate + pyx_cfg.layout.ts_exception, &exc))
+		return 0;
+	if (!ret && !exc)
+		why = PYX_CRASH_BAD_NULL_NO_EXCEPTION;
+	else if (ret && exc)
+		why = PYX_CRASH_BAD_VALUE_WITH_EXCEPTION;
+	else
+		return 0;
+	rec = new_record(PYX_CRASH_BAD_RETURN, tid);
+	if (!rec)
+		return 0;
+	rec->ns_tid = ns_tid_of(task);
+	rec->line = index;
+	rec->code = (__s32)why;
+	rec->addr = ret;
+	submit_with_stack(ctx, rec, tid);
+	return 0;
+}
 
 /*
  * The OOM killer chose a thread of the target (the whole process will be

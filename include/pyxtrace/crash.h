@@ -8,6 +8,7 @@
 #ifndef __PYXTRACE_CRASH_H
 #define __PYXTRACE_CRASH_H
 
+#include "centry.h"
 #include "codesnap.h"
 #include "stack.h"
 
@@ -25,6 +26,15 @@ enum pyx_crash_kind {
 	PYX_CRASH_NEGATIVE_REFCOUNT = 8, /* debug builds: _Py_NegativeRefcount(file, line, op) */
 	PYX_CRASH_OOM_KILL =
 		9, /* the OOM killer chose the process (tp_btf/mark_victim): no stack */
+	PYX_CRASH_BAD_RETURN = 10, /* --module: a C entry point returned NULL without an
+				    * exception or a value with one: line = its index, code =
+				    * PYX_CRASH_BAD_*, addr = the value */
+};
+
+/* PYX_CRASH_BAD_RETURN: which (in code). */
+enum pyx_crash_bad_return {
+	PYX_CRASH_BAD_NULL_NO_EXCEPTION = 1,
+	PYX_CRASH_BAD_VALUE_WITH_EXCEPTION = 2,
 };
 
 /* BPF cookies of the uprobes: the kind, and for fatal errors which function. */

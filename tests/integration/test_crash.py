@@ -13,8 +13,8 @@ import pyx
 KINDS = ["segfault", "abort", "fatal", "assert_fail"]
 
 
-def crash(pyxtrace_bin, target, container=False):
-    args = ["crash", "-v", "--json"]
+def crash(pyxtrace_bin, target, container=False, extra=()):
+    args = ["crash", "-v", "--json", *extra]
     args += ["--container", target.container_id, "-p", target.ns_pid] if container \
         else ["-p", target.pid]
     proc = pyx.start_attached(pyxtrace_bin, *args)
@@ -109,6 +109,33 @@ def test_crash_module_loaded_after_attach(interp, start_target, pyxtrace_bin):
     (sig,) = events
     assert sig["addr"] == "0x10" and native_functions(sig)[0] == "pyxfixture_segfault", \
         sig["stack"]
+
+
+@pytest.mark.interps(supported=True)
+def test_crash_bad_returns(interp, start_target, pyxtrace_bin):
+    """--module pyxfixture: NULL without an exception and a value with one, each an event
+    with the fixture's function and the calling Python line on its stack. A release build
+    turns them into SystemErrors (caught: the process ends normally); a debug build
+    aborts at the first, which follows in the same incident."""
+    interp.require(fixture=True)
+    target = start_target(interp, "crash_workload.py", ["bad_return"])
+    target.wait_for("ready")
+    status, events, summary = crash(pyxtrace_bin, target, extra=("--module", "pyxfixture"))
+    site = target.read_json("site.json")
+    bad = [e for e in events if e["event"] == "bad_return"]
+    want = [("pyxfixture.null_without_error", "null_without_exception", site["line"])]
+    if interp.debug:
+        assert status == -signal.SIGABRT
+        assert {"abort", "signal"} <= {e["event"] for e in events}
+        assert len({e["incident"] for e in events}) == 1
+    else:
+        assert status == 0
+        want.append(("pyxfixture.value_with_error", "value_with_exception", site["line2"]))
+    assert [(e["function"], e["why"]) for e in bad] == [w[:2] for w in want], events
+    for e, w in zip(bad, want):
+        top = next(f for f in e["stack"] if f["kind"] == "python")
+        assert (top["function"], top["line"]) == (site["function"], w[2]), e["stack"]
+    assert summary["events"]["bad_return"] == len(want)
 
 
 @pytest.mark.interps(supported=True)

@@ -458,6 +458,9 @@ int pyx_cmd_close_output(struct pyx_ctx *ctx)
 	if (ctx->out != stdout && fclose(ctx->out))
 		failed = 1;
 	ctx->out = stdout;
+	/* The reader closed the pipe (`| head`): it has what it wanted. */
+	if (failed && errno == EPIPE)
+		return 0;
 	if (failed) {
 		pyx_error(ctx, "writing the results failed: %s", strerror(errno));
 		return PYX_EXIT_FAILURE;

@@ -23,9 +23,11 @@
 #include "output/json.h"
 #include "output/objects.h"
 #include "output/stackview.h"
+#include "probes/centry.h"
 #include "python/code.h"
 #include "python/codesnap.h"
 #include "python/detect.h"
+#include "python/entrypoints.h"
 #include "python/layout.h"
 #include "session.h"
 #include "target/process.h"
@@ -51,6 +53,11 @@ static const char *const kind_names[] = {
 	[PYX_CRASH_RECURSION_ERROR] = "recursion_error",
 	[PYX_CRASH_NEGATIVE_REFCOUNT] = "negative_refcount",
 	[PYX_CRASH_OOM_KILL] = "oom_kill",
+	[PYX_CRASH_BAD_RETURN] = "bad_return",
+};
+
+struct crash_opts {
+	const char *module; /* --module: its C entry points' bad returns too */
 };
 
 struct crash_run {
@@ -83,20 +90,25 @@ struct crash_run {
 	unsigned int last_incident;
 	const char *probes_missing[5];
 	size_t nr_missing;
+	struct pyx_module *mod; /* --module */
 };
 
 static void crash_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
-		"Usage: %s crash (-p PID [--container ID] | -- CMD [ARGS...]) [-d TIME] [--json]\n"
-		"       [-o FILE]\n"
+		"Usage: %s crash (-p PID [--container ID] | -- CMD [ARGS...]) [--module NAME]\n"
+		"       [-d TIME] [--json] [-o FILE]\n"
 		"\n"
 		"Records the last moments of a Python process as they happen, from outside,\n"
 		"nothing set up in advance: fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL,\n"
 		"SIGABRT, SIGTRAP) with the fault address, Py_FatalError, abort() and failed\n"
 		"C assertions, each with the thread's Python and native stack at that\n"
 		"moment; then how the process ended. Runs until the process exits, the\n"
-		"duration ends, or Ctrl-C.\n",
+		"duration ends, or Ctrl-C.\n"
+		"\n"
+		"  --module NAME          also every bad return of this extension module's C\n"
+		"                         entry points: NULL without an exception set, or a\n"
+		"                         value with one (a return probe on each)\n",
 		prog);
 	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
 	fprintf(out,
@@ -172,6 +184,47 @@ static uint64_t recursion_error_type(struct crash_run *run)
 	return type;
 }
 
+/* --module: a return probe on each C entry point that returns an object. */
+static int attach_module(struct crash_run *run, struct pyx_session *session, struct crash_bpf *skel)
+{
+	struct bpf_link *link;
+	__u32 i;
+	int err;
+
+	for (i = 0; i < run->mod->nr_entries; i++) {
+		__u32 sig = pyx_centry_bpf_signature(run->mod->entries[i].signature);
+
+		err = bpf_map__update_elem(skel->maps.signatures, &i, sizeof(i), &sig, sizeof(sig),
+					   BPF_ANY);
+		if (err)
+			return err;
+	}
+	link = pyx_centry_attach(skel->progs.on_centry_return, run->proc, run->mod, true);
+	if (!link) {
+		err = -errno;
+		if (!pyx_process__alive(run->proc))
+			return 0;
+		pyx_error(run->ctx, "cannot attach to the returns of %s's C entry points: %s",
+			  run->mod->name, strerror(-err));
+		return err;
+	}
+	return pyx_session__add_link(session, link);
+}
+
+/* PYX_CRASH_BAD_RETURN: which C function, and what it did. */
+static const char *bad_return_function(const struct crash_run *run, const struct pyx_rec_crash *rec)
+{
+	if (!run->mod || rec->line >= run->mod->nr_entries)
+		return NULL;
+	return run->mod->entries[rec->line].name;
+}
+
+static const char *bad_return_why(const struct pyx_rec_crash *rec)
+{
+	return rec->code == PYX_CRASH_BAD_NULL_NO_EXCEPTION ? "null_without_exception"
+							    : "value_with_exception";
+}
+
 static int crash_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
 {
 	struct crash_run *run = cookie;
@@ -227,7 +280,7 @@ static int crash_attach(void *cookie, struct pyx_session *session, void *skel_pt
 	if (!libc || attach_symbol(run, session, skel->progs.on_call, libc, "__assert_fail", 0,
 				   PYX_CRASH_ASSERT))
 		note_missing(run, "__assert_fail()");
-	return 0;
+	return run->mod ? attach_module(run, session, skel) : 0;
 }
 
 static const char *signal_name(unsigned int sig)
@@ -339,6 +392,10 @@ static void print_event_json(struct crash_run *run, const struct pyx_rec_crash *
 		pyx_json_kv_u64(&json, "sender_tid", rec->sender);
 		pyx_json_kv_bool(&json, "delivered", rec->result == 0);
 	}
+	if (rec->kind == PYX_CRASH_BAD_RETURN) {
+		pyx_json_kv_string(&json, "why", bad_return_why(rec));
+		pyx_json_kv_hex(&json, "value", rec->addr);
+	}
 	pyx_json_kv_string(&json, "message", rec->message[0] ? rec->message : NULL);
 	if (rec->kind == PYX_CRASH_OOM_KILL) {
 		pyx_json_kv_u64(&json, "rss_bytes", rec->rss_bytes);
@@ -348,7 +405,10 @@ static void print_event_json(struct crash_run *run, const struct pyx_rec_crash *
 		pyx_json_kv_string(&json, "file", rec->file);
 		pyx_json_kv_u64(&json, "line", rec->line);
 	}
-	pyx_json_kv_string(&json, "function", rec->function[0] ? rec->function : NULL);
+	if (rec->kind == PYX_CRASH_BAD_RETURN)
+		pyx_json_kv_string(&json, "function", bad_return_function(run, rec));
+	else
+		pyx_json_kv_string(&json, "function", rec->function[0] ? rec->function : NULL);
 	pyx_json_key(&json, "stack");
 	if (stack)
 		pyx_stackview__print_json(run->view, &json);
@@ -407,6 +467,16 @@ static void print_event_text(struct crash_run *run, const struct pyx_rec_crash *
 		break;
 	case PYX_CRASH_MEMORY_ERROR:
 		fputs("MemoryError raised", out);
+		break;
+	case PYX_CRASH_BAD_RETURN:
+		if (rec->code == PYX_CRASH_BAD_NULL_NO_EXCEPTION)
+			fprintf(out, "bad return: %s returned NULL without an exception set",
+				bad_return_function(run, rec) ?: "?");
+		else
+			fprintf(out,
+				"bad return: %s returned a value (0x%llx) with an exception set",
+				bad_return_function(run, rec) ?: "?",
+				(unsigned long long)rec->addr);
 		break;
 	default:
 		break;
@@ -654,14 +724,27 @@ static int crash_on_interval(void *cookie, struct pyx_session *session, bool fin
 
 static int crash_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
+	const struct crash_opts *opts = cookie;
 	struct crash_run run = {.ctx = ctx};
 	struct pyx_crash_cfg cfg = {};
 	int err, ret = PYX_EXIT_FAILURE;
+	char why[1024];
 
-	(void)cookie;
 	err = pyx_cmd_open_python(ctx, common, &run.proc, &run.py, &run.layout);
 	if (err)
 		return err;
+	if (opts->module) {
+		if (pyx_module__discover(run.proc, run.py, opts->module, &run.mod, why,
+					 sizeof(why))) {
+			pyx_error(ctx, "%s", why);
+			goto out_free;
+		}
+		if (!run.mod->nr_entries) {
+			pyx_error(ctx, "%s: no entry points found", run.mod->name);
+			goto out_free;
+		}
+		pyx_centry_plan(run.mod);
+	}
 	run.cache = pyx_code_cache__new(
 		&run.layout.code, (struct pyx_mem){.read = pyx_process__read_cb, .ctx = run.proc});
 	/* Symbolization data is read now, while every object is mapped: a crash is too late. */
@@ -704,6 +787,7 @@ static int crash_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	if (!pyx_session__trace(&crash_bpf_ops, &sopts))
 		ret = PYX_EXIT_OK;
 out_free:
+	pyx_module__free(run.mod);
 	pyx_stackview__free(run.view);
 	pyx_unwinder__free(run.unwinder);
 	pyx_process__close(run.unwound);
@@ -713,20 +797,40 @@ out_free:
 	return ret;
 }
 
+enum {
+	OPT_MODULE = 0x3fff,
+};
+
+static const struct option crash_options[] = {
+	{"module", required_argument, NULL, OPT_MODULE},
+	{},
+};
+
+static int crash_option(void *cookie, int val, const char *arg)
+{
+	struct crash_opts *opts = cookie;
+
+	if (val != OPT_MODULE)
+		return -EINVAL;
+	opts->module = arg;
+	return 0;
+}
+
 static int crash_run(struct pyx_ctx *ctx, int argc, char **argv)
 {
+	struct crash_opts opts = {};
 	struct pyx_common_opts common;
 	int err;
 
 	err = pyx_cmd_parse(ctx, &pyx_cmd_crash, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
-			    argc, argv, NULL, "", NULL, NULL, &common);
+			    argc, argv, crash_options, "", crash_option, &opts, &common);
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
 	if (!common.pid && !common.launch_argv)
 		return pyx_usage_error(
 			ctx, &pyx_cmd_crash,
 			"a target is required: -p PID, --container ID -p PID or -- CMD (--all is not available yet)");
-	return pyx_cmd_run_target(ctx, &common, crash_target, NULL);
+	return pyx_cmd_run_target(ctx, &common, crash_target, &opts);
 }
 
 const struct pyx_cmd pyx_cmd_crash = {

@@ -716,7 +716,9 @@ static int flow_on_interval(void *cookie, struct pyx_session *session, bool fina
 	uint64_t end_ns = pyx_monotonic_ns();
 
 	if (!final) {
-		fflush(run->ctx->out);
+		/* Nobody reads any more (`| head` is done): stop tracing. */
+		if (fflush(run->ctx->out) || ferror(run->ctx->out))
+			pyx_session__request_stop(session);
 		return 0;
 	}
 	pyx_calls_exact__budget_end(&run->x);

@@ -131,20 +131,6 @@ static void watch_usage(FILE *out, const char *prog)
 		prog, prog, prog);
 }
 
-static __u32 bpf_signature(enum pyx_signature sig)
-{
-	switch (sig) {
-	case PYX_SIG_OBJECT:
-		return PYX_CENTRY_SIG_OBJECT;
-	case PYX_SIG_INT:
-		return PYX_CENTRY_SIG_INT;
-	case PYX_SIG_SSIZE:
-		return PYX_CENTRY_SIG_SSIZE;
-	default:
-		return PYX_CENTRY_SIG_VOID;
-	}
-}
-
 static int watch_prepare(void *cookie, void *skel_ptr)
 {
 	struct watch_run *run = cookie;
@@ -177,7 +163,7 @@ static int watch_attach(void *cookie, struct pyx_session *session, void *skel_pt
 
 	run->session = session;
 	for (i = 0; i < run->mod->nr_entries; i++) {
-		__u32 sig = bpf_signature(run->mod->entries[i].signature);
+		__u32 sig = pyx_centry_bpf_signature(run->mod->entries[i].signature);
 
 		if (!run->mod->entries[i].probe_class) {
 			sig |= PYX_CENTRY_NO_RETURN;

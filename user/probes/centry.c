@@ -109,3 +109,17 @@ size_t pyx_centry_plan(struct pyx_module *mod)
 	free(body);
 	return single_stepped;
 }
+
+__u32 pyx_centry_bpf_signature(enum pyx_signature sig)
+{
+	switch (sig) {
+	case PYX_SIG_OBJECT:
+		return PYX_CENTRY_SIG_OBJECT;
+	case PYX_SIG_INT:
+		return PYX_CENTRY_SIG_INT;
+	case PYX_SIG_SSIZE:
+		return PYX_CENTRY_SIG_SSIZE;
+	default:
+		return PYX_CENTRY_SIG_VOID;
+	}
+}

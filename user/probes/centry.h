@@ -12,6 +12,9 @@
 
 #include <bpf/libbpf.h>
 
+#include <linux/types.h>
+#include <pyxtrace/centry.h>
+
 #include "python/entrypoints.h"
 
 /*
@@ -20,6 +23,9 @@
  * Probes go where pyx_centry_plan() put them; entry points it found no
  * place for are left out.
  */
+/* An entry point's signature class as centry.bpf.c and crash.bpf.c read it (PYX_CENTRY_SIG_*). */
+__u32 pyx_centry_bpf_signature(enum pyx_signature sig);
+
 struct bpf_link *pyx_centry_attach(struct bpf_program *prog, struct pyx_process *proc,
 				   const struct pyx_module *mod, bool retprobe);
 

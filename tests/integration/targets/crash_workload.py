@@ -1,7 +1,8 @@
 """Crash workload: imports the fixture, writes $PYX_OUT/ready, waits for
 $PYX_OUT/go, records where it is about to call the fixture's crashing
 function (site.json: function and line, from its own frame), then calls
-it: segfault, abort, fatal (Py_FatalError), assert_fail, or memory_error
+it: segfault, abort, fatal (Py_FatalError), assert_fail, bad_return (two
+bad returns, caught; a debug build aborts), or memory_error
 (caught, RAISES times, then a normal exit); or recursion_error: Python
 recursion past the limit, caught, RAISES times (site.json: the recursing
 function's one line); or oom: allocate until killed. With "late" as
@@ -38,7 +39,28 @@ def exhaust():
         hoard.append(bytearray(8 << 20))
 
 
+def bad_returns():
+    """The fixture's two bad returns, each caught as the SystemError a release build
+    makes of it (a debug build aborts at the first)."""
+    import pyxfixture
+
+    here = sys._getframe().f_lineno
+    with open(os.path.join(OUT, "site.json"), "w") as f:
+        json.dump({"function": "bad_returns", "line": here + 5,
+                   "line2": here + 9, "pid": os.getpid()}, f)
+    try:
+        pyxfixture.null_without_error()
+    except SystemError:
+        pass
+    try:
+        pyxfixture.value_with_error()
+    except SystemError:
+        pass
+
+
 def trigger(what):
+    if what == "bad_return":
+        return bad_returns()
     if what == "recursion_error":
         return recurse()
     if what == "oom":
