@@ -239,3 +239,14 @@ def test_target_exit_while_probing_is_not_an_error(start_target, pyxtrace_bin):
     assert proc.returncode == 0, stderr
     doc = pyx.Result(subprocess.CompletedProcess([], 0, stdout, stderr)).json()
     assert doc["probe"]["stopped_by"] == "target-exit"
+
+
+def test_info_kernel_probe_costs(pyxtrace_bin):
+    """`info` without a target measures what a probe hit costs here, per class (what
+    --max-overhead weighs hits with): each a positive number of ns, in text too."""
+    doc = pyx.run(pyxtrace_bin, "info", "--json", check_rc=0).json()
+    costs = doc["probe_costs_ns"]
+    assert set(costs) == {"optimized", "emulated", "single_step", "return"}, costs
+    assert all(isinstance(v, int) and v > 0 for v in costs.values()), costs
+    text = pyx.run(pyxtrace_bin, "info", check_rc=0).stdout
+    assert "Probe hit cost" in text and "single-stepped" in text, text

@@ -26,6 +26,7 @@
 #include "session.h"
 #include "target/process.h"
 #include "util/caps.h"
+#include "probes/budget.h"
 #include "util/log.h"
 #include "util/parse.h"
 
@@ -101,7 +102,8 @@ static void info_usage(FILE *out, const char *prog)
 static int report_kernel(struct pyx_ctx *ctx)
 {
 	struct pyx_feature_result features[PYX_FEAT__MAX];
-	bool ready = true, privileged = pyx_caps_first_missing() == NULL;
+	bool ready = true, privileged = pyx_caps_first_missing() == NULL, costed;
+	struct pyx_probe_costs costs;
 	struct pyx_json json;
 	unsigned int i;
 
@@ -116,6 +118,8 @@ static int report_kernel(struct pyx_ctx *ctx)
 	for (i = 0; i < PYX_FEAT__MAX; i++)
 		ready &= features[i].ok;
 	ready &= privileged;
+	/* What a probe hit costs here, per class: what --max-overhead weighs hits with. */
+	costed = features[PYX_FEAT_UPROBE_MULTI].ok && !pyx_probe_costs_calibrate(&costs);
 
 	if (ctx->json) {
 		pyx_json_init(&json, ctx->out);
@@ -138,6 +142,17 @@ static int report_kernel(struct pyx_ctx *ctx)
 			pyx_json_kv_bool(&json, pyx_cap_needs[i].name,
 					 pyx_cap_effective(pyx_cap_needs[i].cap));
 		pyx_json_object_end(&json);
+		pyx_json_key(&json, "probe_costs_ns");
+		if (costed) {
+			pyx_json_object_begin(&json);
+			pyx_json_kv_u64(&json, "optimized", costs.trap_ns[PYX_PROBE_OPTIMIZED]);
+			pyx_json_kv_u64(&json, "emulated", costs.trap_ns[PYX_PROBE_EMULATED]);
+			pyx_json_kv_u64(&json, "single_step", costs.trap_ns[PYX_PROBE_SINGLESTEP]);
+			pyx_json_kv_u64(&json, "return", costs.return_ns);
+			pyx_json_object_end(&json);
+		} else {
+			pyx_json_null(&json);
+		}
 		pyx_json_kv_string(&json, "libbpf", libbpf_version_string());
 		pyx_json_object_end(&json);
 		pyx_json_document_end(&json);
@@ -154,6 +169,20 @@ static int report_kernel(struct pyx_ctx *ctx)
 			fprintf(ctx->out, "  %-24s %s%s%s\n", pyx_cap_needs[i].name,
 				have ? "yes" : "MISSING", have ? "" : ": needed to ",
 				have ? "" : pyx_cap_needs[i].why);
+		}
+		if (costed) {
+			char opt[32], emu[32], step[32], ret[32];
+
+			fprintf(ctx->out,
+				"Probe hit cost (measured now)\n  %s on a nop5, %s emulated (push, "
+				"jmp...), %s single-stepped (mov, endbr64...), %s a return probe\n",
+				pyx_format_duration(costs.trap_ns[PYX_PROBE_OPTIMIZED], opt,
+						    sizeof(opt)),
+				pyx_format_duration(costs.trap_ns[PYX_PROBE_EMULATED], emu,
+						    sizeof(emu)),
+				pyx_format_duration(costs.trap_ns[PYX_PROBE_SINGLESTEP], step,
+						    sizeof(step)),
+				pyx_format_duration(costs.return_ns, ret, sizeof(ret)));
 		}
 		fprintf(ctx->out, "%s\n",
 			ready	     ? "Ready: pyxtrace can trace Python processes on this machine."
