@@ -31,12 +31,14 @@
 /* ...and until the target used this much CPU, or a window this long. */
 #define BUDGET_WINDOW_CPU_NS 2000000ull
 #define BUDGET_WINDOW_MAX_NS 1000000000ull
+/* ...and until the hooks cost it this much (or that longest window). */
+#define BUDGET_WINDOW_COST_NS 1000000ull
 /*
  * A target using less of a CPU than this counts as using this much: an
  * idle process is not slowed by the microseconds its hooks cost it (the
  * copy of each new code object, first of all).
  */
-#define BUDGET_CPU_FLOOR_PCT 5.0
+#define BUDGET_CPU_FLOOR_PCT 10.0
 /* The longest pause: the table still moves on a process the probes would overwhelm. */
 #define BUDGET_MAX_PAUSE_NS 30000000000ull
 
@@ -292,13 +294,10 @@ static void window_start(struct pyx_budget *b)
 	b->window_cpu_ns = target_cpu_ns(b->pid);
 }
 
-/*
- * What the window since window_start(), @elapsed_ns long, cost the target
- * (@cpu_ns of CPU time), in percent of its own CPU time.
- */
-static double window_pct(struct pyx_budget *b, uint64_t elapsed_ns, uint64_t cpu_ns)
+/* What the hooks cost the target since window_start(): hits × trap + run time. */
+static uint64_t window_cost(struct pyx_budget *b, uint64_t *hits_out)
 {
-	uint64_t cost = 0, hits = 0, own, floor_ns;
+	uint64_t cost = 0, hits = 0;
 	size_t i;
 
 	for (i = 0; i < b->nr_progs; i++) {
@@ -310,10 +309,15 @@ static double window_pct(struct pyx_budget *b, uint64_t elapsed_ns, uint64_t cpu
 		cost += (cnt - p->run_cnt) * p->trap_ns + (run_ns - p->run_time_ns);
 		hits += cnt - p->run_cnt;
 	}
-	pyx_debug(b->ctx,
-		  "budget window: %" PRIu64 " ms, target CPU %" PRIu64 " us, %" PRIu64
-		  " hook hits costing %" PRIu64 " us",
-		  elapsed_ns / 1000000, cpu_ns / 1000, hits, cost / 1000);
+	*hits_out = hits;
+	return cost;
+}
+
+/* @cost in percent of the target's own CPU time @cpu_ns over @elapsed_ns. */
+static double window_pct(uint64_t cost, uint64_t elapsed_ns, uint64_t cpu_ns)
+{
+	uint64_t own, floor_ns;
+
 	if (!cost)
 		return 0;
 	/* The traps ran in the target's threads: its CPU time holds them. */
@@ -331,7 +335,7 @@ void pyx_budget__attached(struct pyx_budget *b, uint64_t now_ns)
 
 enum pyx_budget_action pyx_budget__tick(struct pyx_budget *b, uint64_t now_ns)
 {
-	uint64_t elapsed = now_ns - b->phase_start_ns, cpu;
+	uint64_t elapsed = now_ns - b->phase_start_ns, cpu, cost, hits;
 	double pct, pause;
 
 	if (!b->on) {
@@ -343,9 +347,20 @@ enum pyx_budget_action pyx_budget__tick(struct pyx_budget *b, uint64_t now_ns)
 	if (elapsed < BUDGET_WINDOW_NS)
 		return PYX_BUDGET_NONE;
 	cpu = target_cpu_ns(b->pid) - b->window_cpu_ns;
-	if (cpu < BUDGET_WINDOW_CPU_NS && elapsed < BUDGET_WINDOW_MAX_NS)
+	cost = window_cost(b, &hits);
+	/*
+	 * Judged once the target ran enough and the hooks cost enough to tell
+	 * (the first copies of code objects alone must not pause a light
+	 * process), or after the longest window.
+	 */
+	if ((cpu < BUDGET_WINDOW_CPU_NS || cost < BUDGET_WINDOW_COST_NS) &&
+	    elapsed < BUDGET_WINDOW_MAX_NS)
 		return PYX_BUDGET_NONE;
-	pct = window_pct(b, elapsed, cpu);
+	pct = window_pct(cost, elapsed, cpu);
+	pyx_debug(b->ctx,
+		  "budget window: %" PRIu64 " ms, target CPU %" PRIu64 " us, %" PRIu64
+		  " hook hits costing %" PRIu64 " us: %.1f%%",
+		  elapsed / 1000000, cpu / 1000, hits, cost / 1000, pct);
 	b->last_pct = pct;
 	b->max_seen_pct = pct > b->max_seen_pct ? pct : b->max_seen_pct;
 	b->traced_ns += elapsed;

@@ -7,10 +7,10 @@
  * pyxtrace's own code, per probe class: it differs 40x between an
  * optimized nop5 and a single-stepped instruction) plus the BPF program's
  * run time (the kernel's own BPF statistics). Against the target's CPU time
- * (its threads' schedstat; at least 5 % of a CPU, so that an idle
+ * (its threads' schedstat; at least 10 % of a CPU, so that an idle
  * process is not paused for microseconds) that gives the overhead of each
  * window the probes were on (20 ms, longer until the target used 2 ms of
- * CPU, at most 1 s). Above the budget, the probes are detached for as long as
+ * CPU and the hooks cost 1 ms, at most 1 s). Above the budget, the probes are detached for as long as
  * it takes for the average to come back to it (a duty cycle): filtering in
  * BPF would not help, the trap is paid on every hit.
  */
