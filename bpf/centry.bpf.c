@@ -99,16 +99,10 @@ static __always_inline void scratch_release(struct centry_scratch *sc)
 }
 
 /*
- * Signature class of each entry point, filled by user space before ready;
- * PYX_CENTRY_NO_RETURN when it has no return probe (its calls are counted,
- * never pushed: nothing would pop them).
+ * PYX_CENTRY_NO_RETURN in an entry's class: it has no return probe (its
+ * calls are counted, never pushed: nothing would pop them).
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, PYX_CENTRY_MAX);
-	__type(key, __u32);
-	__type(value, __u32);
-} signatures SEC(".maps");
+#include "lib/signatures.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

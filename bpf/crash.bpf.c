@@ -318,13 +318,8 @@ int on_format(struct pt_regs *ctx)
 
 #define PAGE_SIZE_4K 4096
 
-/* --module: each C entry point's return class (PYX_CENTRY_SIG_*), by its index. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, PYX_CENTRY_MAX);
-	__type(key, __u32);
-	__type(value, __u32);
-} signatures SEC(".maps");
+/* --module: each C entry point's return class. */
+#include "lib/signatures.bpf.h"
 
 /*
  * --module: a C entry point returns (the cookie is its index). One that
