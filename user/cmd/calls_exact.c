@@ -22,6 +22,7 @@
 #include "session.h"
 #include "target/process.h"
 #include "output/json.h"
+#include "output/objects.h"
 #include "util/log.h"
 #include "util/parse.h"
 
@@ -376,13 +377,7 @@ void pyx_calls_exact__json_overhead(const struct pyx_calls_exact *x, struct pyx_
 	pyx_json_kv_double(json, "traced_fraction",
 			   total ? (double)b->traced_ns / (double)total : 1.0);
 	pyx_json_kv_u64(json, "pauses", b->pauses);
-	pyx_json_key(json, "probe_costs_ns");
-	pyx_json_object_begin(json);
-	pyx_json_kv_u64(json, "optimized", b->costs.trap_ns[PYX_PROBE_OPTIMIZED]);
-	pyx_json_kv_u64(json, "emulated", b->costs.trap_ns[PYX_PROBE_EMULATED]);
-	pyx_json_kv_u64(json, "single_step", b->costs.trap_ns[PYX_PROBE_SINGLESTEP]);
-	pyx_json_kv_u64(json, "return", b->costs.return_ns);
-	pyx_json_object_end(json);
+	pyx_out_probe_costs(json, "probe_costs_ns", &b->costs);
 	pyx_json_object_end(json);
 }
 

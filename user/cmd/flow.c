@@ -95,6 +95,7 @@ struct flow_run {
 	uint64_t events;	      /* records received */
 	uint64_t written;	      /* events (or slices) written */
 	bool chrome_comma;
+	bool header_written;
 	uint64_t drops[PYX_DROP__MAX];
 	uint64_t duration_ns;
 	const char *stop_reason;
@@ -465,6 +466,8 @@ static void track(struct flow_run *run, struct flow_thread *t, const struct pyx_
 	t->depth = d - 1;
 }
 
+static void write_header(struct flow_run *run);
+
 static int flow_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t size)
 {
 	struct flow_run *run = cookie;
@@ -473,6 +476,7 @@ static int flow_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t si
 	struct flow_thread *t;
 	enum flow_format format = run->opts->format;
 
+	write_header(run);
 	if (hdr->type != PYX_REC_FLOW) {
 		pyx_calls_exact__on_record(&run->x, hdr, size);
 		return 0;
@@ -613,6 +617,10 @@ static void write_header(struct flow_run *run)
 	struct pyx_json json;
 	char label[160];
 
+	/* Written once tracing runs (the first poll): a target gone before gets its error alone. */
+	if (run->header_written)
+		return;
+	run->header_written = true;
 	switch (run->opts->format) {
 	case FORMAT_TEXT:
 		fprintf(out,
@@ -715,6 +723,7 @@ static int flow_on_interval(void *cookie, struct pyx_session *session, bool fina
 	struct flow_run *run = cookie;
 	uint64_t end_ns = pyx_monotonic_ns();
 
+	write_header(run);
 	if (!final) {
 		/* Nobody reads any more (`| head` is done): stop tracing. */
 		if (fflush(run->ctx->out) || ferror(run->ctx->out))
@@ -765,7 +774,6 @@ static int flow_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common
 	cfg.tid = (__u32)opts->thread;
 	cfg.flow = 1;
 	cfg.flow_depth = opts->depth;
-	write_header(&run);
 	struct pyx_session_opts sopts = {
 		.ctx = ctx,
 		.cfg = &cfg,

@@ -142,17 +142,7 @@ static int report_kernel(struct pyx_ctx *ctx)
 			pyx_json_kv_bool(&json, pyx_cap_needs[i].name,
 					 pyx_cap_effective(pyx_cap_needs[i].cap));
 		pyx_json_object_end(&json);
-		pyx_json_key(&json, "probe_costs_ns");
-		if (costed) {
-			pyx_json_object_begin(&json);
-			pyx_json_kv_u64(&json, "optimized", costs.trap_ns[PYX_PROBE_OPTIMIZED]);
-			pyx_json_kv_u64(&json, "emulated", costs.trap_ns[PYX_PROBE_EMULATED]);
-			pyx_json_kv_u64(&json, "single_step", costs.trap_ns[PYX_PROBE_SINGLESTEP]);
-			pyx_json_kv_u64(&json, "return", costs.return_ns);
-			pyx_json_object_end(&json);
-		} else {
-			pyx_json_null(&json);
-		}
+		pyx_out_probe_costs(&json, "probe_costs_ns", costed ? &costs : NULL);
 		pyx_json_kv_string(&json, "libbpf", libbpf_version_string());
 		pyx_json_object_end(&json);
 		pyx_json_document_end(&json);

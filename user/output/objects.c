@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "output/objects.h"
+#include "probes/budget.h"
 #include "session.h"
 #include "python/detect.h"
 #include "target/process.h"
@@ -101,4 +102,20 @@ void pyx_print_drops(FILE *out, const uint64_t drops[PYX_DROP__MAX], unsigned in
 		if (drops[i] && pyx_drop_reason_name(i) && !(skip & (1u << i)))
 			fprintf(out, "dropped: %llu (%s)\n", (unsigned long long)drops[i],
 				pyx_drop_reason_name(i));
+}
+
+void pyx_out_probe_costs(struct pyx_json *json, const char *key,
+			 const struct pyx_probe_costs *costs)
+{
+	pyx_json_key(json, key);
+	if (!costs) {
+		pyx_json_null(json);
+		return;
+	}
+	pyx_json_object_begin(json);
+	pyx_json_kv_u64(json, "optimized", costs->trap_ns[PYX_PROBE_OPTIMIZED]);
+	pyx_json_kv_u64(json, "emulated", costs->trap_ns[PYX_PROBE_EMULATED]);
+	pyx_json_kv_u64(json, "single_step", costs->trap_ns[PYX_PROBE_SINGLESTEP]);
+	pyx_json_kv_u64(json, "return", costs->return_ns);
+	pyx_json_object_end(json);
 }

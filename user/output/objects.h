@@ -27,6 +27,11 @@ void pyx_out_python(struct pyx_json *json, const char *key, const struct pyx_pyt
 const char *pyx_process_label(const struct pyx_process *proc, char *buf, size_t size);
 
 /* "drops": {reason: count}, every reason present. */
+/* What a probe hit costs per class (probes/budget.h), as "key": {...}; null when NULL. */
+struct pyx_probe_costs;
+void pyx_out_probe_costs(struct pyx_json *json, const char *key,
+			 const struct pyx_probe_costs *costs);
+
 void pyx_out_drops(struct pyx_json *json, const uint64_t drops[PYX_DROP__MAX]);
 
 /* One "dropped: N (reason)" line per non-zero reason, except those in @skip (1 << reason). */
