@@ -48,6 +48,9 @@ struct pyx_session {
 	uint64_t start_ns;
 	enum pyx_stop_reason stop;
 	int record_err;
+	/* Sessions whose rings this one's loop polls (pyx_session__follow). */
+	struct pyx_session **followers;
+	size_t nr_followers;
 };
 
 static const char *const drop_names[PYX_DROP__MAX] = {
@@ -302,7 +305,7 @@ int pyx_session__start(struct pyx_session **out, const struct pyx_skel_ops *ops,
 		if (err)
 			goto out_destroy;
 	}
-	err = setup_poll(s);
+	err = opts->follower ? 0 : setup_poll(s);
 	if (err) {
 		if (err == -ESRCH)
 			pyx_error(ctx, "process %d exited before tracing started",
@@ -330,6 +333,62 @@ out_destroy:
 out_free:
 	free(s);
 	return err;
+}
+
+static void consume_all(struct pyx_session *s)
+{
+	size_t i;
+
+	if (s->ringbuf)
+		ring_buffer__consume(s->ringbuf);
+	for (i = 0; i < s->nr_followers; i++)
+		pyx_session__consume(s->followers[i]);
+}
+
+static bool consume_follower(struct pyx_session *s, int fd)
+{
+	size_t i;
+
+	for (i = 0; i < s->nr_followers; i++)
+		if (s->followers[i]->ringbuf &&
+		    ring_buffer__epoll_fd(s->followers[i]->ringbuf) == fd) {
+			pyx_session__consume(s->followers[i]);
+			return true;
+		}
+	return false;
+}
+
+int pyx_session__follow(struct pyx_session *loop, struct pyx_session *follower)
+{
+	struct pyx_session **list;
+	int err;
+
+	list = realloc(loop->followers, (loop->nr_followers + 1) * sizeof(*list));
+	if (!list)
+		return -ENOMEM;
+	loop->followers = list;
+	if (follower->ringbuf) {
+		err = epoll_add(loop, ring_buffer__epoll_fd(follower->ringbuf));
+		if (err)
+			return err;
+	}
+	loop->followers[loop->nr_followers++] = follower;
+	return 0;
+}
+
+void pyx_session__unfollow(struct pyx_session *loop, struct pyx_session *follower)
+{
+	size_t i;
+
+	for (i = 0; i < loop->nr_followers; i++) {
+		if (loop->followers[i] != follower)
+			continue;
+		if (follower->ringbuf)
+			epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL,
+				  ring_buffer__epoll_fd(follower->ringbuf), NULL);
+		loop->followers[i] = loop->followers[--loop->nr_followers];
+		return;
+	}
 }
 
 static int run_interval(struct pyx_session *s, bool final)
@@ -390,8 +449,7 @@ int pyx_session__run(struct pyx_session *s)
 
 				if (read(s->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 					pyx_debug(s->opts.ctx, "timerfd read: %s", strerror(errno));
-				if (s->ringbuf)
-					ring_buffer__consume(s->ringbuf);
+				consume_all(s);
 				err = run_interval(s, false);
 				if (err)
 					s->stop = PYX_STOP_ERROR;
@@ -403,7 +461,7 @@ int pyx_session__run(struct pyx_session *s)
 				err = s->opts.on_tick(s->opts.cookie, s);
 				if (err)
 					s->stop = PYX_STOP_ERROR;
-			} else if (s->ringbuf) {
+			} else if (!consume_follower(s, fd) && s->ringbuf) {
 				ring_buffer__consume(s->ringbuf);
 			}
 		}
@@ -412,8 +470,7 @@ int pyx_session__run(struct pyx_session *s)
 			s->stop = PYX_STOP_DURATION;
 	}
 	/* Whatever ended the loop, flush what the kernel still holds, then report. */
-	if (s->ringbuf)
-		ring_buffer__consume(s->ringbuf);
+	consume_all(s);
 	if (!err)
 		err = s->record_err;
 	if (run_interval(s, true) && !err)
@@ -551,6 +608,7 @@ void pyx_session__destroy(struct pyx_session *s)
 	/* Detach first, so nothing fires into maps that are going away. */
 	destroy_links(s->links, s->nr_links);
 	free(s->links);
+	free(s->followers);
 	ring_buffer__free(s->ringbuf);
 	if (s->skel)
 		s->ops->destroy(s->skel);

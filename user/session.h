@@ -89,6 +89,11 @@ struct pyx_session_opts {
 	/* Every tick_ns while tracing (0: never): a controller, e.g. the overhead budget. */
 	uint64_t tick_ns;
 	int (*on_tick)(void *cookie, struct pyx_session *session);
+	/*
+	 * One of many processes traced at once: no loop, signals or timers of
+	 * its own; another session's loop polls its rings (pyx_session__follow).
+	 */
+	bool follower;
 };
 
 /*
@@ -141,6 +146,14 @@ int pyx_session__add_link(struct pyx_session *session, struct bpf_link *link);
  */
 void pyx_session__detach(struct pyx_session *session);
 void pyx_session__reattached(struct pyx_session *session);
+
+/*
+ * Poll @follower's rings in @loop's event loop (from now on, and a last time
+ * before the loop's final interval) until pyx_session__unfollow(); the
+ * follower stays owned by its creator.
+ */
+int pyx_session__follow(struct pyx_session *loop, struct pyx_session *follower);
+void pyx_session__unfollow(struct pyx_session *loop, struct pyx_session *follower);
 
 /* Handle every record waiting in the rings now (from a tick: before a pause). */
 void pyx_session__consume(struct pyx_session *session);

@@ -23,6 +23,7 @@ enum pyx_rec_type {
 	PYX_REC_CRASH_MAP = 8,	   /* struct pyx_rec_crash_map (crash.h) */
 	PYX_REC_CALLS_CODE = 9,	   /* struct pyx_rec_calls_code (calls.h) */
 	PYX_REC_FLOW = 10,	   /* struct pyx_rec_flow (calls.h) */
+	PYX_REC_DISCOVERY = 11,	   /* struct pyx_rec_discovery (discovery.h) */
 };
 
 struct pyx_rec_hdr {

@@ -24,6 +24,7 @@ enum {
 	PYX_OPT_TARGET = 1 << 0,   /* -p PID, --container ID, -- CMD ARGS */
 	PYX_OPT_DURATION = 1 << 1, /* -d DURATION */
 	PYX_OPT_OUTPUT = 1 << 2,   /* --json, -o FILE */
+	PYX_OPT_SCOPE = 1 << 3,	   /* --all, --children, --container ID without -p (discovery.h) */
 };
 
 struct pyx_common_opts {
@@ -33,6 +34,8 @@ struct pyx_common_opts {
 	uint64_t duration_ns;  /* -d; 0 when not given */
 	bool duration_set;
 	pid_t resume_pid; /* launch mode: the held command, to SIGCONT once attached */
+	bool all;	  /* --all: every Python process, present and future */
+	bool children;	  /* --children: -p PID and its descendants, present and future */
 };
 
 struct pyx_cmd {
@@ -108,6 +111,19 @@ struct pyx_match {
 int pyx_opt_match(const struct pyx_cmd *cmd, const char *arg, struct pyx_match *match);
 bool pyx_match_fn(const struct pyx_match *match, const char *qualname, const char *file);
 void pyx_match_free(struct pyx_match *match);
+
+/* Whether the options name several processes (--all, --children, --container without -p). */
+bool pyx_cmd_is_scope(const struct pyx_common_opts *common);
+
+struct pyx_discovery_opts;
+
+/*
+ * Fill @dopts's scope from the options (the root of --children checked as
+ * -p is, the privileges too). Prints the one-line error itself; returns 0
+ * or PYX_EXIT_FAILURE.
+ */
+int pyx_cmd_scope(const struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+		  struct pyx_discovery_opts *dopts);
 
 /* -p, --container or -- CMD given; else the usage error (PYX_EXIT_USAGE). */
 int pyx_cmd_require_target(const struct pyx_ctx *ctx, const struct pyx_cmd *cmd,

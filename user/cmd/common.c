@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "discovery.h"
 #include "python/detect.h"
 #include "python/layout.h"
 #include "target/container.h"
@@ -18,11 +19,15 @@
 enum {
 	OPT_CONTAINER = 0x1000,
 	OPT_JSON,
+	OPT_ALL,
+	OPT_CHILDREN,
 };
 
 static const struct option common_options[] = {
 	{"pid", required_argument, NULL, 'p'},
 	{"container", required_argument, NULL, OPT_CONTAINER},
+	{"all", no_argument, NULL, OPT_ALL},
+	{"children", no_argument, NULL, OPT_CHILDREN},
 	{"duration", required_argument, NULL, 'd'},
 	{"json", no_argument, NULL, OPT_JSON},
 	{"output", required_argument, NULL, 'o'},
@@ -74,6 +79,12 @@ void pyx_cmd_print_common_usage(FILE *out, unsigned int accepts)
 		      "      --container ID     with -p, PID is the PID inside this container (id or prefix)\n"
 		      "  -- CMD [ARGS...]       launch CMD stopped, attach, then let it run\n",
 		      out);
+	if (accepts & PYX_OPT_SCOPE)
+		fputs("      --children         with -p, the process and every descendant, present and future\n"
+		      "      --container ID     without -p, every Python process of the container, present\n"
+		      "                         and future\n"
+		      "      --all              every Python process of the host, present and future\n",
+		      out);
 	if (accepts & PYX_OPT_DURATION)
 		fputs("  -d, --duration TIME    stop after TIME (250ms, 5s, 2m); default: until Ctrl-C\n",
 		      out);
@@ -98,6 +109,9 @@ static bool common_allowed(int val, unsigned int accepts)
 	case OPT_JSON:
 	case 'o':
 		return accepts & PYX_OPT_OUTPUT;
+	case OPT_ALL:
+	case OPT_CHILDREN:
+		return accepts & PYX_OPT_SCOPE;
 	default:
 		return true;
 	}
@@ -146,6 +160,12 @@ static int handle_common(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, int val
 		return 0;
 	case OPT_CONTAINER:
 		common->container = arg;
+		return 0;
+	case OPT_ALL:
+		common->all = true;
+		return 0;
+	case OPT_CHILDREN:
+		common->children = true;
 		return 0;
 	case 'd':
 		err = pyx_parse_duration(arg, &common->duration_ns);
@@ -251,7 +271,18 @@ int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int a
 		err = pyx_usage_error(ctx, cmd, "unexpected argument '%s'", argv[optind]);
 		goto out_free;
 	}
-	if (common->container && !common->pid && !common->launch_argv) {
+	if (common->all && (common->pid || common->container || common->launch_argv ||
+			    common->children)) {
+		err = pyx_usage_error(ctx, cmd,
+				      "--all takes no other target (-p, --container, --children, --)");
+		goto out_free;
+	}
+	if (common->children && !common->pid) {
+		err = pyx_usage_error(ctx, cmd, "--children needs -p PID (the first process)");
+		goto out_free;
+	}
+	if (common->container && !common->pid && !common->launch_argv &&
+	    !(accepts & PYX_OPT_SCOPE)) {
 		err = pyx_usage_error(ctx, cmd,
 				      "--container needs -p PID (the PID inside the container)");
 		goto out_free;
@@ -343,6 +374,37 @@ int pyx_cmd_require_target(const struct pyx_ctx *ctx, const struct pyx_cmd *cmd,
 		return 0;
 	return pyx_usage_error(ctx, cmd,
 			       "a target is required: -p PID, --container ID -p PID or -- CMD");
+}
+
+bool pyx_cmd_is_scope(const struct pyx_common_opts *common)
+{
+	return common->all || common->children ||
+	       (common->container && !common->pid && !common->launch_argv);
+}
+
+int pyx_cmd_scope(const struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+		  struct pyx_discovery_opts *dopts)
+{
+	struct pyx_process *root;
+
+	if (pyx_cmd_check_privileges(ctx))
+		return PYX_EXIT_FAILURE;
+	if (common->all) {
+		dopts->scope = PYX_SCOPE_ALL;
+		return 0;
+	}
+	if (!common->children) {
+		dopts->scope = PYX_SCOPE_CONTAINER;
+		dopts->container = common->container;
+		return 0;
+	}
+	/* The root as -p (in --container) names it, with the same errors. */
+	if (pyx_cmd_open_target(ctx, common, &root))
+		return PYX_EXIT_FAILURE;
+	dopts->scope = PYX_SCOPE_CHILDREN;
+	dopts->root = root->pid;
+	pyx_process__close(root);
+	return 0;
 }
 
 int pyx_cmd_check_thread(const struct pyx_ctx *ctx, const struct pyx_process *proc, pid_t tid)

@@ -19,6 +19,7 @@
 
 #include "crash.skel.h"
 #include "cmd/cmd.h"
+#include "discovery.h"
 #include "elf/elf.h"
 #include "output/json.h"
 #include "output/objects.h"
@@ -74,7 +75,11 @@ struct crash_run {
 	uint64_t refreshed_ns;
 	int64_t realtime_offset_ns;
 	uint64_t counts[PYX_ARRAY_SIZE(kind_names)];
-	unsigned int incidents;
+	unsigned int incidents;	     /* of this process */
+	unsigned int *last_incident_id; /* incident ids: unique across the processes of a run */
+	unsigned int own_incident_id;
+	bool multi;		     /* one of several processes: events name theirs */
+	struct pyx_session *session; /* a follower of the discovery loop (multi) */
 	struct {
 		__u32 tid;
 		unsigned int incident;
@@ -355,10 +360,11 @@ static unsigned int incident_of(struct crash_run *run, __u32 tid, uint64_t ns)
 		run->nr_threads++;
 	else
 		slot = (size_t)run->incidents % CRASH_MAX_THREADS; /* forget an old thread */
+	run->incidents++;
 	run->threads[slot].tid = tid;
-	run->threads[slot].incident = ++run->incidents;
+	run->threads[slot].incident = ++*run->last_incident_id;
 	run->threads[slot].last_ns = ns;
-	return run->incidents;
+	return run->threads[slot].incident;
 }
 
 static void print_event_json(struct crash_run *run, const struct pyx_rec_crash *rec,
@@ -480,6 +486,11 @@ static void print_event_text(struct crash_run *run, const struct pyx_rec_crash *
 		break;
 	default:
 		break;
+	}
+	if (run->multi) {
+		char label[160];
+
+		fprintf(out, ", %s", pyx_process_label(run->proc, label, sizeof(label)));
 	}
 	fprintf(out, ", thread %u", rec->tid);
 	if (ns_tid != (pid_t)rec->tid)
@@ -722,55 +733,80 @@ static int crash_on_interval(void *cookie, struct pyx_session *session, bool fin
 	return 0;
 }
 
+/* Everything but the session for tracing run->proc (opened, Python detected): 0 or an exit code. */
+static int crash_run_prepare(struct crash_run *run, const struct crash_opts *opts,
+			     struct pyx_crash_cfg *cfg)
+{
+	struct pyx_ctx *ctx = run->ctx;
+	char why[1024];
+
+	if (!run->last_incident_id)
+		run->last_incident_id = &run->own_incident_id;
+	if (opts->module) {
+		if (pyx_module__discover(run->proc, run->py, opts->module, &run->mod, why,
+					 sizeof(why))) {
+			pyx_error(ctx, "%s", why);
+			return PYX_EXIT_FAILURE;
+		}
+		if (!run->mod->nr_entries) {
+			pyx_error(ctx, "%s: no entry points found", run->mod->name);
+			return PYX_EXIT_FAILURE;
+		}
+		pyx_centry_plan(run->mod);
+	}
+	run->cache = pyx_code_cache__new(
+		&run->layout.code, (struct pyx_mem){.read = pyx_process__read_cb, .ctx = run->proc});
+	/* Symbolization data is read now, while every object is mapped: a crash is too late. */
+	run->unwinder = pyx_unwinder__new(run->proc);
+	if (!run->unwinder)
+		pyx_warn(ctx, "native unwinding unavailable: %s (Python frames only)",
+			 strerror(errno));
+	pyx_unwinder__preload(run->unwinder);
+	run->view = run->cache ? pyx_stackview__new(ctx, run->proc, run->py, &run->layout,
+						    run->cache, run->unwinder)
+			       : NULL;
+	if (!run->view) {
+		pyx_error(ctx, "out of memory");
+		return PYX_EXIT_FAILURE;
+	}
+	run->realtime_offset_ns = pyx_realtime_offset_ns();
+	cfg->tgid = (__u32)run->proc->pid;
+	cfg->stack_bytes = CRASH_STACK_BYTES;
+	run->recursion_error = recursion_error_type(run);
+	cfg->recursion_error = run->recursion_error;
+	cfg->layout = run->layout.walk;
+	if (!pyx_codesnap_cfg(&cfg->snap, &run->layout.code))
+		pyx_warn(ctx,
+			 "code objects too large to copy (%u bytes): Python frames of a "
+			 "process that is gone will be unnamed",
+			 pyx_code_header_len(&run->layout.code));
+	return 0;
+}
+
+static void crash_run_release(struct crash_run *run)
+{
+	pyx_session__destroy(run->session);
+	pyx_module__free(run->mod);
+	pyx_stackview__free(run->view);
+	pyx_unwinder__free(run->unwinder);
+	pyx_process__close(run->unwound);
+	pyx_code_cache__free(run->cache);
+	pyx_python__free(run->py);
+	pyx_process__close(run->proc);
+}
+
 static int crash_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
 	const struct crash_opts *opts = cookie;
 	struct crash_run run = {.ctx = ctx};
 	struct pyx_crash_cfg cfg = {};
 	int err, ret = PYX_EXIT_FAILURE;
-	char why[1024];
 
 	err = pyx_cmd_open_python(ctx, common, &run.proc, &run.py, &run.layout);
 	if (err)
 		return err;
-	if (opts->module) {
-		if (pyx_module__discover(run.proc, run.py, opts->module, &run.mod, why,
-					 sizeof(why))) {
-			pyx_error(ctx, "%s", why);
-			goto out_free;
-		}
-		if (!run.mod->nr_entries) {
-			pyx_error(ctx, "%s: no entry points found", run.mod->name);
-			goto out_free;
-		}
-		pyx_centry_plan(run.mod);
-	}
-	run.cache = pyx_code_cache__new(
-		&run.layout.code, (struct pyx_mem){.read = pyx_process__read_cb, .ctx = run.proc});
-	/* Symbolization data is read now, while every object is mapped: a crash is too late. */
-	run.unwinder = pyx_unwinder__new(run.proc);
-	if (!run.unwinder)
-		pyx_warn(ctx, "native unwinding unavailable: %s (Python frames only)",
-			 strerror(errno));
-	pyx_unwinder__preload(run.unwinder);
-	run.view = run.cache ? pyx_stackview__new(ctx, run.proc, run.py, &run.layout, run.cache,
-						  run.unwinder)
-			     : NULL;
-	if (!run.view) {
-		pyx_error(ctx, "out of memory");
-		goto out_free;
-	}
-	run.realtime_offset_ns = pyx_realtime_offset_ns();
-	cfg.tgid = (__u32)run.proc->pid;
-	cfg.stack_bytes = CRASH_STACK_BYTES;
-	run.recursion_error = recursion_error_type(&run);
-	cfg.recursion_error = run.recursion_error;
-	cfg.layout = run.layout.walk;
-	if (!pyx_codesnap_cfg(&cfg.snap, &run.layout.code))
-		pyx_warn(ctx,
-			 "code objects too large to copy (%u bytes): Python frames of a "
-			 "process that is gone will be unnamed",
-			 pyx_code_header_len(&run.layout.code));
+	if (crash_run_prepare(&run, opts, &cfg))
+		goto out_release;
 	struct pyx_session_opts sopts = {
 		.ctx = ctx,
 		.cfg = &cfg,
@@ -786,14 +822,245 @@ static int crash_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	};
 	if (!pyx_session__trace(&crash_bpf_ops, &sopts))
 		ret = PYX_EXIT_OK;
-out_free:
-	pyx_module__free(run.mod);
-	pyx_stackview__free(run.view);
-	pyx_unwinder__free(run.unwinder);
-	pyx_process__close(run.unwound);
-	pyx_code_cache__free(run.cache);
-	pyx_python__free(run.py);
-	pyx_process__close(run.proc);
+out_release:
+	crash_run_release(&run);
+	return ret;
+}
+
+/* Several processes (--all, --container ID, --children): one crash_run each. */
+struct crash_fleet {
+	struct pyx_ctx *ctx;
+	const struct crash_opts *opts;
+	const struct pyx_discovery_opts *scope;
+	struct crash_run **runs;
+	size_t nr_runs;
+	unsigned int last_incident_id;
+	/* Processes ended (their summaries printed when they did), by how. */
+	unsigned int traced, exited, refused;
+	uint64_t counts[PYX_ARRAY_SIZE(kind_names)];
+	unsigned int incidents;
+};
+
+/* The events ring per process when several are traced: crashes are rare, processes many. */
+#define CRASH_FLEET_RING_BYTES (1024 * 1024)
+
+static int crash_fleet_prepare(void *cookie, void *skel_ptr)
+{
+	struct crash_bpf *skel = skel_ptr;
+
+	(void)cookie;
+	return bpf_map__set_max_entries(skel->maps.events, CRASH_FLEET_RING_BYTES);
+}
+
+static int crash_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid)
+{
+	struct crash_fleet *fleet = cookie;
+	struct pyx_ctx *ctx = fleet->ctx;
+	struct pyx_crash_cfg cfg = {};
+	struct crash_run *run, **runs;
+	char why[1024];
+	int err;
+
+	run = calloc(1, sizeof(*run));
+	runs = realloc(fleet->runs, (fleet->nr_runs + 1) * sizeof(*runs));
+	if (!run || !runs) {
+		free(run);
+		return -ENOMEM;
+	}
+	fleet->runs = runs;
+	run->ctx = ctx;
+	run->multi = true;
+	run->last_incident_id = &fleet->last_incident_id;
+	err = pyx_process__open(pid, &run->proc);
+	if (!err)
+		err = pyx_python__detect(run->proc, &run->py, why, sizeof(why));
+	if (!err)
+		err = pyx_python__layout(run->py, run->proc, &run->layout, why, sizeof(why));
+	if (err) {
+		/* Gone already is no news; a Python we cannot trace is, once. */
+		if (err != -ESRCH && err != -ENOENT && pyx_process__alive(run->proc)) {
+			pyx_warn(ctx, "not traced: %s", why);
+			fleet->refused++;
+		}
+		goto out_release;
+	}
+	if (crash_run_prepare(run, fleet->opts, &cfg)) {
+		err = -EINVAL;
+		goto out_release;
+	}
+	struct pyx_session_opts sopts = {
+		.ctx = ctx,
+		.cfg = &cfg,
+		.cfg_size = sizeof(cfg),
+		.cookie = run,
+		.prepare = crash_fleet_prepare,
+		.attach = crash_attach,
+		.on_record = crash_on_record,
+		.follower = true,
+	};
+	err = pyx_session__start(&run->session, &crash_bpf_ops, &sopts);
+	if (!err)
+		err = pyx_discovery__follow(disc, run->session);
+	if (err)
+		goto out_release;
+	pyx_info(ctx, "tracing process %d (%s, Python %s)", pid, run->proc->comm,
+		 run->py->version);
+	fleet->runs[fleet->nr_runs++] = run;
+	fleet->traced++;
+	return 0;
+
+out_release:
+	crash_run_release(run);
+	free(run);
+	return err;
+}
+
+static struct crash_run *fleet_run(struct crash_fleet *fleet, pid_t pid, size_t *index)
+{
+	size_t i;
+
+	for (i = 0; i < fleet->nr_runs; i++)
+		if (fleet->runs[i]->proc->pid == pid) {
+			*index = i;
+			return fleet->runs[i];
+		}
+	return NULL;
+}
+
+/* A process's end: its last events, its summary, and its resources freed at once. */
+static void crash_fleet_end(struct crash_fleet *fleet, struct crash_run *run, const char *why,
+			    struct pyx_discovery *disc)
+{
+	uint64_t drops[PYX_DROP__MAX];
+	size_t i;
+
+	pyx_session__consume(run->session);
+	pyx_session__drops(run->session, drops);
+	print_summary(run, why, drops);
+	if (disc)
+		pyx_discovery__unfollow(disc, run->session);
+	for (i = 1; i < PYX_ARRAY_SIZE(kind_names); i++)
+		fleet->counts[i] += run->counts[i];
+	fleet->incidents += run->incidents;
+	crash_run_release(run);
+	free(run);
+}
+
+static void crash_fleet_gone(void *cookie, struct pyx_discovery *disc, pid_t pid, bool exited,
+			     __u32 status)
+{
+	struct crash_fleet *fleet = cookie;
+	struct crash_run *run;
+	size_t i;
+
+	run = fleet_run(fleet, pid, &i);
+	if (!run)
+		return;
+	fleet->runs[i] = fleet->runs[--fleet->nr_runs];
+	if (exited && !run->exited) {
+		/* The exit record may trail the discovery's: the status is the same. */
+		run->exited = true;
+		run->exit_status = status;
+	}
+	if (exited)
+		fleet->exited++;
+	crash_fleet_end(fleet, run, exited ? "target-exit" : "exec", disc);
+}
+
+static void crash_fleet_mapped(void *cookie, struct pyx_discovery *disc, pid_t pid)
+{
+	struct crash_fleet *fleet = cookie;
+	struct crash_run *run;
+	size_t i;
+
+	(void)disc;
+	run = fleet_run(fleet, pid, &i);
+	if (run) {
+		run->maps_changed = true;
+		refresh_unwinder(run, false);
+	}
+}
+
+static void print_fleet_summary(struct crash_fleet *fleet, const char *scope,
+				const char *stopped_by, const uint64_t *drops)
+{
+	FILE *out = fleet->ctx->out;
+	size_t i;
+
+	if (fleet->ctx->json) {
+		struct pyx_json json;
+
+		pyx_json_init(&json, out);
+		pyx_json_object_begin(&json);
+		pyx_json_kv_string(&json, "event", "scope_summary");
+		pyx_json_kv_string(&json, "scope", scope);
+		pyx_json_kv_u64(&json, "processes", fleet->traced);
+		pyx_json_kv_u64(&json, "exited", fleet->exited);
+		pyx_json_kv_u64(&json, "not_traced", fleet->refused);
+		pyx_json_key(&json, "events");
+		pyx_json_object_begin(&json);
+		for (i = 1; i < PYX_ARRAY_SIZE(kind_names); i++)
+			if (i != PYX_CRASH_EXIT)
+				pyx_json_kv_u64(&json, kind_names[i], fleet->counts[i]);
+		pyx_json_object_end(&json);
+		pyx_json_kv_u64(&json, "incidents", fleet->incidents);
+		pyx_json_kv_string(&json, "stopped_by", stopped_by);
+		pyx_out_drops(&json, drops);
+		pyx_json_object_end(&json);
+		pyx_json_document_end(&json);
+		return;
+	}
+	fprintf(out, "\n%s: %u Python process%s traced (%u exited), %u incident%s", scope,
+		fleet->traced, fleet->traced == 1 ? "" : "es", fleet->exited, fleet->incidents,
+		fleet->incidents == 1 ? "" : "s");
+	if (fleet->refused)
+		fprintf(out, ", %u not traceable", fleet->refused);
+	fputc('\n', out);
+	pyx_print_drops(out, drops, 0);
+}
+
+static int crash_fleet_interval(void *cookie, struct pyx_discovery *disc, bool final)
+{
+	struct crash_fleet *fleet = cookie;
+	const char *stopped_by = pyx_stop_reason_name(pyx_discovery__stop_reason(disc));
+	uint64_t drops[PYX_DROP__MAX];
+	char scope[128];
+	size_t i;
+
+	if (!final) {
+		for (i = 0; i < fleet->nr_runs; i++)
+			refresh_unwinder(fleet->runs[i], false);
+		return 0;
+	}
+	while (fleet->nr_runs)
+		crash_fleet_end(fleet, fleet->runs[--fleet->nr_runs], stopped_by, disc);
+	pyx_discovery__drops(disc, drops);
+	print_fleet_summary(fleet, pyx_discovery__scope_label(fleet->scope, scope, sizeof(scope)),
+			    stopped_by, drops);
+	return 0;
+}
+
+static int crash_scope(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+		       const struct crash_opts *opts)
+{
+	struct crash_fleet fleet = {.ctx = ctx, .opts = opts};
+	struct pyx_discovery_opts dopts = {
+		.ctx = ctx,
+		.duration_ns = common->duration_ns,
+		.interval_ns = 5 * CRASH_REFRESH_NS,
+		.cookie = &fleet,
+		.found = crash_fleet_found,
+		.mapped = crash_fleet_mapped,
+		.gone = crash_fleet_gone,
+		.on_interval = crash_fleet_interval,
+	};
+	int ret;
+
+	if (pyx_cmd_scope(ctx, common, &dopts))
+		return PYX_EXIT_FAILURE;
+	fleet.scope = &dopts;
+	ret = pyx_discovery__run(&dopts) ? PYX_EXIT_FAILURE : PYX_EXIT_OK;
+	free(fleet.runs);
 	return ret;
 }
 
@@ -822,14 +1089,20 @@ static int crash_run(struct pyx_ctx *ctx, int argc, char **argv)
 	struct pyx_common_opts common;
 	int err;
 
-	err = pyx_cmd_parse(ctx, &pyx_cmd_crash, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
+	err = pyx_cmd_parse(ctx, &pyx_cmd_crash,
+			    PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
 			    argc, argv, crash_options, "", crash_option, &opts, &common);
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
-	if (!common.pid && !common.launch_argv)
-		return pyx_usage_error(
-			ctx, &pyx_cmd_crash,
-			"a target is required: -p PID, --container ID -p PID or -- CMD (--all is not available yet)");
+	/* No target at all: every Python process of the host. */
+	if (!common.pid && !common.launch_argv && !common.container)
+		common.all = true;
+	if (pyx_cmd_is_scope(&common)) {
+		if (pyx_cmd_open_output(ctx))
+			return PYX_EXIT_FAILURE;
+		err = crash_scope(ctx, &common, &opts);
+		return pyx_cmd_close_output(ctx) && err == PYX_EXIT_OK ? PYX_EXIT_FAILURE : err;
+	}
 	return pyx_cmd_run_target(ctx, &common, crash_target, &opts);
 }
 

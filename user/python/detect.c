@@ -380,6 +380,15 @@ out_free:
 	return err;
 }
 
+bool pyx_python__holds_interpreter(struct pyx_process *proc, struct pyx_object *obj)
+{
+	struct pyx_elf *elf = obj->executable ? pyx_process__object_elf(proc, obj) : NULL;
+	struct pyx_elf_sym sym;
+
+	return elf && (!pyx_elf__find_symbol(elf, "_PyRuntime", &sym) ||
+		       !pyx_elf__find_symbol(elf, "Py_InitializeEx", &sym));
+}
+
 bool pyx_python__mapped(struct pyx_process *proc)
 {
 	struct pyx_object *old;

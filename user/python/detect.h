@@ -87,6 +87,12 @@ int pyx_python__detect(struct pyx_process *proc, struct pyx_python **out, char *
 		       size_t why_size);
 void pyx_python__free(struct pyx_python *py);
 
+/*
+ * Whether @obj (an executable object of @proc) holds a Python interpreter,
+ * supported or not: what process discovery recognises a Python process by.
+ */
+bool pyx_python__holds_interpreter(struct pyx_process *proc, struct pyx_object *obj);
+
 /* Whether any Python interpreter (supported or not) is mapped: launch mode waits for one. */
 bool pyx_python__mapped(struct pyx_process *proc);
 

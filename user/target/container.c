@@ -95,8 +95,7 @@ bool pyx_container_id_matches(const char *id, const char *query)
 	return !strncmp(id, query, len);
 }
 
-/* Call @fn for each numeric /proc entry; stop on non-zero. */
-static int for_each_pid(int (*fn)(void *ctx, pid_t pid), void *ctx)
+int pyx_for_each_pid(int (*fn)(void *ctx, pid_t pid), void *ctx)
 {
 	struct dirent *de;
 	int err = 0;
@@ -150,7 +149,7 @@ int pyx_container_find_pid(const char *query, pid_t ns_pid, pid_t *host_pid)
 	struct find_ctx ctx = { .query = query, .ns_pid = ns_pid };
 	int err;
 
-	err = for_each_pid(find_one, &ctx);
+	err = pyx_for_each_pid(find_one, &ctx);
 	if (err < 0)
 		return err;
 	if (ctx.ambiguous)
@@ -201,7 +200,7 @@ int pyx_container_list(char ***ids, size_t *count)
 	struct list_ctx ctx = {};
 	int err;
 
-	err = for_each_pid(list_one, &ctx);
+	err = pyx_for_each_pid(list_one, &ctx);
 	if (err < 0) {
 		while (ctx.count)
 			free(ctx.ids[--ctx.count]);
@@ -210,5 +209,51 @@ int pyx_container_list(char ***ids, size_t *count)
 	}
 	*ids = ctx.ids;
 	*count = ctx.count;
+	return 0;
+}
+
+struct resolve_ctx {
+	const char *query;
+	struct pyx_container found;
+	bool ambiguous;
+};
+
+static int resolve_one(void *opaque, pid_t pid)
+{
+	struct resolve_ctx *ctx = opaque;
+	struct pyx_container c;
+
+	if (pyx_container_of_pid(pid, &c) || !pyx_container_id_matches(c.id, ctx->query))
+		return 0;
+	if (ctx->found.id[0] && strcmp(ctx->found.id, c.id)) {
+		ctx->ambiguous = true;
+		return 1;
+	}
+	/* The shortest path is the container's own cgroup; its processes may sit below it. */
+	if (!ctx->found.id[0] || strlen(c.cgroup) < strlen(ctx->found.cgroup))
+		ctx->found = c;
+	return 0;
+}
+
+int pyx_container_resolve(const char *query, struct pyx_container *out)
+{
+	struct resolve_ctx ctx = {.query = query};
+	char *id_end;
+	int err;
+
+	err = pyx_for_each_pid(resolve_one, &ctx);
+	if (err < 0)
+		return err;
+	if (ctx.ambiguous)
+		return -EEXIST;
+	if (!ctx.found.id[0])
+		return -ENOENT;
+	/* Cut below the component that carries the id: that is the container's cgroup. */
+	id_end = strstr(ctx.found.cgroup, ctx.found.id);
+	if (id_end) {
+		id_end += strcspn(id_end, "/");
+		*id_end = '\0';
+	}
+	*out = ctx.found;
 	return 0;
 }

@@ -44,4 +44,14 @@ int pyx_container_find_pid(const char *query, pid_t ns_pid, pid_t *host_pid);
  */
 int pyx_container_list(char ***ids, size_t *count);
 
+/*
+ * The container @query (a full id, a unique prefix of >= 4 hex digits)
+ * names, with its own cgroup path (the component carrying the id, not a
+ * sub-cgroup below it). 0, -ENOENT (no such container), -EEXIST (several).
+ */
+int pyx_container_resolve(const char *query, struct pyx_container *out);
+
+/* Call @fn for each process in /proc (numeric entries); stops at the first non-zero return. */
+int pyx_for_each_pid(int (*fn)(void *ctx, pid_t pid), void *ctx);
+
 #endif /* PYX_TARGET_CONTAINER_H */

@@ -115,6 +115,28 @@ char pyx_task_state(pid_t pid)
 	return paren[2];
 }
 
+pid_t pyx_parent_of(pid_t pid)
+{
+	char path[64], buf[512], *paren;
+	int ppid = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	paren = strrchr(buf, ')');
+	if (!paren || sscanf(paren + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return (pid_t)ppid;
+}
+
 int pyx_process__open(pid_t pid, struct pyx_process **out)
 {
 	struct pyx_process *proc;

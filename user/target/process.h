@@ -66,6 +66,9 @@ int pyx_process__read_maps(struct pyx_process *proc);
 /* The scheduler state letter of a process or thread (R, S, D, Z, ...), 0 when gone. */
 char pyx_task_state(pid_t pid);
 
+/* The parent's host PID of process @pid (/proc/PID/stat), 0 when gone. */
+pid_t pyx_parent_of(pid_t pid);
+
 /* Whether the process is still alive (not gone, not a zombie). */
 bool pyx_process__alive(const struct pyx_process *proc);
 

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Process discovery: the processes in scope, followed in the kernel so no
+ * fork is missed between two looks at /proc. The tracked map holds every
+ * process of interest (user space seeds it with those found at start); a
+ * fork of a tracked process tracks the child before it runs, an exec in
+ * scope tracks the new image, an exit drops it, and each is told on the
+ * ring with a new executable mapping (a module imported) of a tracked one.
+ * Whether a process runs CPython is user space's call (user/discovery.c).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <pyxtrace/discovery.h>
+#include "lib/ctl.bpf.h"
+
+const volatile struct pyx_discovery_cfg pyx_cfg SEC(".rodata.cfg");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1024 * 1024);
+} events SEC(".maps");
+
+/* Tracked processes by host PID; sized by user space (--all follows every process). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct pyx_discovery_proc);
+} tracked SEC(".maps");
+
+/* PYX_SCOPE_CONTAINER: the container's cgroup; an exec under it is in scope. */
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} cgroup_scope SEC(".maps");
+
+static __always_inline void tell(__u32 event, __u32 pid, __u32 parent, __u32 exit_code)
+{
+	struct pyx_rec_discovery *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+
+	if (!rec) {
+		pyx_count_drop(PYX_DROP_RINGBUF);
+		return;
+	}
+	rec->hdr.type = PYX_REC_DISCOVERY;
+	rec->hdr.size = sizeof(*rec);
+	rec->event = event;
+	rec->pid = pid;
+	rec->parent = parent;
+	rec->exit_code = exit_code;
+	rec->time_ns = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(rec, 0);
+}
+
+static __always_inline bool track(__u32 pid, struct mm_struct *mm)
+{
+	struct pyx_discovery_proc proc = {.exec_vm = mm ? BPF_CORE_READ(mm, exec_vm) : 0};
+
+	if (bpf_map_update_elem(&tracked, &pid, &proc, BPF_ANY)) {
+		pyx_count_drop(PYX_DROP_MAP_FULL);
+		return false;
+	}
+	return true;
+}
+
+/* A new image: in scope if the process was tracked, is in the container, or everything is. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 pid = (__u32)task->tgid;
+	bool in_scope;
+
+	if (!pyx_ready() || pid == pyx_cfg.self_tgid)
+		return 0;
+	in_scope = pyx_cfg.scope == PYX_SCOPE_ALL || bpf_map_lookup_elem(&tracked, &pid);
+	if (!in_scope && pyx_cfg.scope == PYX_SCOPE_CONTAINER)
+		in_scope = bpf_current_task_under_cgroup(&cgroup_scope, 0) == 1;
+	if (in_scope && track(pid, task->mm))
+		tell(PYX_DISCOVERY_EXEC, pid, 0, 0);
+	return 0;
+}
+
+/* A tracked process forked: the child is tracked before it runs a single instruction. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ppid = (__u32)parent->tgid, pid = (__u32)child->tgid;
+
+	/* A new thread is not a new process. */
+	if (!pyx_ready() || pid == ppid || child->pid != child->tgid)
+		return 0;
+	if (!bpf_map_lookup_elem(&tracked, &ppid))
+		return 0;
+	if (track(pid, child->mm))
+		tell(PYX_DISCOVERY_FORK, pid, ppid, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
+{
+	__u32 pid = (__u32)task->tgid;
+
+	if (!pyx_ready() || !group_dead)
+		return 0;
+	if (bpf_map_delete_elem(&tracked, &pid))
+		return 0;
+	tell(PYX_DISCOVERY_EXIT, pid, 0, (__u32)task->exit_code);
+	return 0;
+}
+
+/*
+ * A tracked process changed its mappings (mmap, munmap, mprotect release
+ * the lock taken for writing): if its executable pages changed, code was
+ * mapped (a module imported, libpython loaded by the dynamic loader). The
+ * typed tracepoint, as in crash.bpf.c: fentry is not on every kernel.
+ */
+SEC("tp_btf/mmap_lock_released")
+int BPF_PROG(on_mm_write, struct mm_struct *mm, bool write)
+{
+	__u32 pid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+	struct pyx_discovery_proc *proc;
+	__u64 exec_vm, last;
+
+	if (!write || !pyx_ready())
+		return 0;
+	proc = bpf_map_lookup_elem(&tracked, &pid);
+	if (!proc)
+		return 0;
+	exec_vm = BPF_CORE_READ(mm, exec_vm);
+	last = proc->exec_vm;
+	if (exec_vm == last || __sync_val_compare_and_swap(&proc->exec_vm, last, exec_vm) != last)
+		return 0;
+	tell(PYX_DISCOVERY_MAPPED, pid, 0, 0);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,558 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "discovery.h"
+#include "discovery.skel.h"
+#include "python/detect.h"
+#include "target/container.h"
+#include "target/process.h"
+#include "util/log.h"
+#include "util/parse.h"
+
+PYX_SKEL_OPS(discovery_bpf);
+
+/* Processes followed in the kernel at once (--all: every process of the host). */
+#define DISCOVERY_MAX_TRACKED 32768
+#define CGROUP_ROOT	      "/sys/fs/cgroup"
+
+enum proc_state {
+	PROC_PENDING = 0, /* in scope, no interpreter mapped (yet): a shell, ld.so still at work */
+	PROC_TRACED,	  /* the command traces it */
+	PROC_REFUSED,	  /* a Python the command cannot trace (said why once) */
+};
+
+struct disc_proc {
+	pid_t pid;
+	enum proc_state state;
+	uint64_t since_ns; /* CLOCK_MONOTONIC when examined last: older events are settled */
+};
+
+/* Whether a file holds a Python interpreter, decided once per file (device, inode). */
+struct verdict {
+	unsigned long dev;
+	unsigned long inode;
+	bool interpreter;
+};
+
+struct pyx_discovery {
+	struct pyx_discovery_opts opts;
+	struct pyx_session *session;
+	int tracked_fd;
+	struct pyx_container container;
+	int cgroup_fd;
+	struct disc_proc *procs;
+	size_t nr_procs, cap_procs;
+	struct verdict *verdicts;
+	size_t nr_verdicts, cap_verdicts;
+	bool seeded;
+};
+
+const char *pyx_discovery__scope_label(const struct pyx_discovery_opts *opts, char *buf,
+				       size_t size)
+{
+	switch (opts->scope) {
+	case PYX_SCOPE_CHILDREN:
+		snprintf(buf, size, "process %d and its descendants", opts->root);
+		break;
+	case PYX_SCOPE_CONTAINER:
+		snprintf(buf, size, "container %.12s", opts->container);
+		break;
+	default:
+		snprintf(buf, size, "every Python process");
+		break;
+	}
+	return buf;
+}
+
+static struct disc_proc *find_proc(struct pyx_discovery *d, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < d->nr_procs; i++)
+		if (d->procs[i].pid == pid)
+			return &d->procs[i];
+	return NULL;
+}
+
+static struct disc_proc *add_proc(struct pyx_discovery *d, pid_t pid)
+{
+	struct disc_proc *p = find_proc(d, pid);
+
+	if (p)
+		return p;
+	if (d->nr_procs == d->cap_procs) {
+		size_t cap = d->cap_procs ? d->cap_procs * 2 : 64;
+		struct disc_proc *procs = realloc(d->procs, cap * sizeof(*procs));
+
+		if (!procs)
+			return NULL;
+		d->procs = procs;
+		d->cap_procs = cap;
+	}
+	p = &d->procs[d->nr_procs++];
+	p->pid = pid;
+	p->state = PROC_PENDING;
+	p->since_ns = 0;
+	return p;
+}
+
+static void drop_proc(struct pyx_discovery *d, struct disc_proc *p)
+{
+	*p = d->procs[--d->nr_procs];
+}
+
+static int verdict_of(struct pyx_discovery *d, struct pyx_process *proc, struct pyx_object *obj)
+{
+	struct verdict *v;
+	size_t i;
+
+	for (i = 0; i < d->nr_verdicts; i++)
+		if (d->verdicts[i].dev == obj->dev && d->verdicts[i].inode == obj->inode)
+			return d->verdicts[i].interpreter;
+	if (d->nr_verdicts == d->cap_verdicts) {
+		size_t cap = d->cap_verdicts ? d->cap_verdicts * 2 : 64;
+
+		v = realloc(d->verdicts, cap * sizeof(*v));
+		if (!v)
+			return pyx_python__holds_interpreter(proc, obj);
+		d->verdicts = v;
+		d->cap_verdicts = cap;
+	}
+	v = &d->verdicts[d->nr_verdicts++];
+	v->dev = obj->dev;
+	v->inode = obj->inode;
+	v->interpreter = pyx_python__holds_interpreter(proc, obj);
+	return v->interpreter;
+}
+
+/*
+ * Whether glibc's dynamic loader is still mapping a new image's libraries:
+ * it maps the C library before the program's first instruction, and the
+ * commands' probes need it (abort, __assert_fail).
+ */
+static bool still_loading(const struct pyx_process *proc)
+{
+	bool loader = false, libc = false;
+	size_t i;
+
+	for (i = 0; i < proc->nr_objects; i++) {
+		const char *base = pyx_basename(proc->objects[i].path);
+
+		loader |= !strncmp(base, "ld-linux", 8);
+		libc |= !strcmp(base, "libc.so.6") || !strncmp(base, "libc-", 5);
+	}
+	return loader && !libc;
+}
+
+/* Whether process @pid maps a Python interpreter now (and is loaded). -ESRCH when gone. */
+static int runs_python(struct pyx_discovery *d, pid_t pid)
+{
+	struct pyx_process *proc;
+	int err, found = 0;
+	size_t i;
+
+	err = pyx_process__open(pid, &proc);
+	if (err)
+		return err == -EOWNERDEAD ? -ESRCH : err;
+	for (i = 0; i < proc->nr_objects && !found; i++)
+		if (proc->objects[i].executable && verdict_of(d, proc, &proc->objects[i]))
+			found = 1;
+	/* Not yet: the loader's next mapping (the C library) brings it back here. */
+	if (found && still_loading(proc))
+		found = 0;
+	pyx_process__close(proc);
+	return found;
+}
+
+/* Look at a process in scope again: when it runs Python now, the command starts on it. */
+static void examine(struct pyx_discovery *d, struct disc_proc *p)
+{
+	int err;
+
+	if (p->state != PROC_PENDING)
+		return;
+	p->since_ns = pyx_monotonic_ns();
+	err = runs_python(d, p->pid);
+	if (err < 0) {
+		/* Gone (its exit is on the way), or not ours to read. */
+		if (err != -ESRCH)
+			pyx_debug(d->opts.ctx, "process %d: %s", p->pid, strerror(-err));
+		return;
+	}
+	if (!err)
+		return;
+	err = d->opts.found(d->opts.cookie, d, p->pid);
+	p->state = err ? PROC_REFUSED : PROC_TRACED;
+}
+
+static void end_proc(struct pyx_discovery *d, struct disc_proc *p, bool exited, __u32 status)
+{
+	if (p->state == PROC_TRACED && d->opts.gone)
+		d->opts.gone(d->opts.cookie, d, p->pid, exited, status);
+	p->state = PROC_PENDING;
+}
+
+static void maybe_finished(struct pyx_discovery *d)
+{
+	/* --children: nothing left to follow once the whole tree is gone. */
+	if (d->opts.scope == PYX_SCOPE_CHILDREN && d->seeded && !d->nr_procs)
+		pyx_session__request_stop(d->session);
+}
+
+static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t size)
+{
+	const struct pyx_rec_discovery *rec = (const void *)hdr;
+	struct pyx_discovery *d = cookie;
+	struct disc_proc *p, *parent;
+	pid_t pid;
+
+	if (hdr->type != PYX_REC_DISCOVERY || size < sizeof(*rec))
+		return 0;
+	pid = (pid_t)rec->pid;
+	switch (rec->event) {
+	case PYX_DISCOVERY_FORK:
+		parent = find_proc(d, (pid_t)rec->parent);
+		p = add_proc(d, pid);
+		if (!p)
+			return -ENOMEM;
+		pyx_debug(d->opts.ctx, "process %d forked %d", rec->parent, pid);
+		/* The same image as its parent: a Python's child is one at once. */
+		if (!parent || parent->state != PROC_PENDING)
+			examine(d, p);
+		break;
+	case PYX_DISCOVERY_EXEC:
+		p = add_proc(d, pid);
+		if (!p)
+			return -ENOMEM;
+		pyx_debug(d->opts.ctx, "process %d ran execve", pid);
+		/* Examined after this exec already (events are read late): that was the new image. */
+		if (p->since_ns > rec->time_ns)
+			break;
+		end_proc(d, p, false, 0);
+		examine(d, p);
+		break;
+	case PYX_DISCOVERY_MAPPED:
+		p = find_proc(d, pid);
+		if (!p)
+			break;
+		if (p->state == PROC_TRACED && d->opts.mapped)
+			d->opts.mapped(d->opts.cookie, d, pid);
+		else
+			examine(d, p);
+		break;
+	case PYX_DISCOVERY_EXIT:
+		p = find_proc(d, pid);
+		if (!p)
+			break;
+		pyx_debug(d->opts.ctx, "process %d exited", pid);
+		end_proc(d, p, true, rec->exit_code);
+		drop_proc(d, p);
+		maybe_finished(d);
+		break;
+	}
+	return 0;
+}
+
+/* Track @pid in the kernel and in the table, then look at it. */
+static int seed(struct pyx_discovery *d, pid_t pid)
+{
+	struct pyx_discovery_proc value = {};
+	__u32 key = (__u32)pid;
+	struct disc_proc *p;
+
+	if (pid == getpid())
+		return 0;
+	if (bpf_map_update_elem(d->tracked_fd, &key, &value, BPF_ANY))
+		return -errno;
+	p = add_proc(d, pid);
+	if (!p)
+		return -ENOMEM;
+	examine(d, p);
+	return 0;
+}
+
+static int seed_all(void *opaque, pid_t pid)
+{
+	struct pyx_discovery *d = opaque;
+	char path[64], link[8];
+
+	/* Kernel threads have no executable. */
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	if (readlink(path, link, sizeof(link)) < 0)
+		return 0;
+	return seed(d, pid) == -ENOMEM ? -ENOMEM : 0;
+}
+
+static int seed_container(void *opaque, pid_t pid)
+{
+	struct pyx_discovery *d = opaque;
+	struct pyx_container c;
+
+	if (pyx_container_of_pid(pid, &c) || strcmp(c.id, d->container.id))
+		return 0;
+	return seed(d, pid) == -ENOMEM ? -ENOMEM : 0;
+}
+
+struct family {
+	pid_t *pids;
+	size_t nr, cap;
+};
+
+static int collect_pid(void *opaque, pid_t pid)
+{
+	struct family *f = opaque;
+
+	if (f->nr == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 256;
+		pid_t *pids = realloc(f->pids, cap * sizeof(*pids));
+
+		if (!pids)
+			return -ENOMEM;
+		f->pids = pids;
+		f->cap = cap;
+	}
+	f->pids[f->nr++] = pid;
+	return 0;
+}
+
+/* The root and its descendants, parents before children (a fork since is seen in the kernel). */
+static int seed_children(struct pyx_discovery *d)
+{
+	struct family all = {};
+	pid_t *parents = NULL;
+	size_t i, j, nr_done = 0;
+	int err;
+
+	err = pyx_for_each_pid(collect_pid, &all);
+	if (err < 0)
+		goto out_free;
+	parents = calloc(all.nr ? all.nr : 1, sizeof(*parents));
+	if (!parents) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	for (i = 0; i < all.nr; i++)
+		parents[i] = pyx_parent_of(all.pids[i]);
+	err = seed(d, d->opts.root);
+	if (err)
+		goto out_free;
+	/* Breadth first over the table just seeded: its size grows as children are found. */
+	for (nr_done = 0; nr_done < d->nr_procs; nr_done++) {
+		pid_t parent = d->procs[nr_done].pid;
+
+		for (j = 0; j < all.nr; j++)
+			if (parents[j] == parent && !find_proc(d, all.pids[j])) {
+				err = seed(d, all.pids[j]);
+				if (err == -ENOMEM)
+					goto out_free;
+			}
+	}
+	err = 0;
+out_free:
+	free(parents);
+	free(all.pids);
+	return err;
+}
+
+static int discovery_prepare(void *cookie, void *skel_ptr)
+{
+	struct discovery_bpf *skel = skel_ptr;
+
+	(void)cookie;
+	return bpf_map__set_max_entries(skel->maps.tracked, DISCOVERY_MAX_TRACKED);
+}
+
+static int discovery_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
+{
+	struct pyx_discovery *d = cookie;
+	struct discovery_bpf *skel = skel_ptr;
+	struct bpf_program *progs[] = {skel->progs.on_exec, skel->progs.on_fork,
+				       skel->progs.on_exit, skel->progs.on_mm_write};
+	size_t i;
+	int err;
+
+	d->tracked_fd = bpf_map__fd(skel->maps.tracked);
+	if (d->cgroup_fd >= 0) {
+		__u32 key = 0;
+
+		err = bpf_map__update_elem(skel->maps.cgroup_scope, &key, sizeof(key),
+					   &d->cgroup_fd, sizeof(d->cgroup_fd), BPF_ANY);
+		if (err) {
+			pyx_error(d->opts.ctx, "cannot follow container %.12s's cgroup: %s",
+				  d->container.id, strerror(-err));
+			return err;
+		}
+	}
+	for (i = 0; i < PYX_ARRAY_SIZE(progs); i++) {
+		struct bpf_link *link = bpf_program__attach(progs[i]);
+
+		err = link ? pyx_session__add_link(session, link) : -errno;
+		if (err) {
+			pyx_error(d->opts.ctx, "cannot follow processes (%s): %s",
+				  bpf_program__name(progs[i]), strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* Processes whose exit the kernel could not tell (its map was full) are pruned here. */
+static void prune(struct pyx_discovery *d)
+{
+	size_t i = 0;
+
+	while (i < d->nr_procs) {
+		if (kill(d->procs[i].pid, 0) && errno == ESRCH) {
+			end_proc(d, &d->procs[i], true, 0);
+			drop_proc(d, &d->procs[i]);
+			continue;
+		}
+		i++;
+	}
+	maybe_finished(d);
+}
+
+static int discovery_on_interval(void *cookie, struct pyx_session *session, bool final)
+{
+	struct pyx_discovery *d = cookie;
+	int err;
+
+	(void)session;
+	if (!d->seeded)
+		return 0;
+	if (!final)
+		prune(d);
+	if (!d->opts.on_interval)
+		return 0;
+	err = d->opts.on_interval(d->opts.cookie, d, final);
+	return err < 0 ? err : 0;
+}
+
+static int discovery_on_tick(void *cookie, struct pyx_session *session)
+{
+	struct pyx_discovery *d = cookie;
+
+	(void)session;
+	return d->opts.on_tick && d->seeded ? d->opts.on_tick(d->opts.cookie, d) : 0;
+}
+
+static int open_container(struct pyx_discovery *d)
+{
+	char path[sizeof(CGROUP_ROOT) + sizeof(d->container.cgroup)];
+	int err = pyx_container_resolve(d->opts.container, &d->container);
+
+	if (err == -ENOENT) {
+		pyx_error(d->opts.ctx,
+			  "no container matches '%s' (list them with 'runc list' or 'docker ps')",
+			  d->opts.container);
+		return err;
+	}
+	if (err == -EEXIST) {
+		pyx_error(d->opts.ctx, "'%s' matches several containers: give more of the id",
+			  d->opts.container);
+		return err;
+	}
+	if (err) {
+		pyx_error(d->opts.ctx, "cannot scan processes for container '%s': %s",
+			  d->opts.container, strerror(-err));
+		return err;
+	}
+	snprintf(path, sizeof(path), CGROUP_ROOT "%s", d->container.cgroup);
+	d->cgroup_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->cgroup_fd < 0) {
+		err = -errno;
+		pyx_error(d->opts.ctx, "cannot open container %.12s's cgroup %s: %s",
+			  d->container.id, path, strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+int pyx_discovery__run(const struct pyx_discovery_opts *opts)
+{
+	struct pyx_discovery_cfg cfg = {.scope = opts->scope, .self_tgid = (__u32)getpid()};
+	struct pyx_discovery d = {.opts = *opts, .cgroup_fd = -1, .tracked_fd = -1};
+	struct pyx_session_opts sopts = {
+		.ctx = opts->ctx,
+		.cfg = &cfg,
+		.cfg_size = sizeof(cfg),
+		.duration_ns = opts->duration_ns,
+		.interval_ns = opts->interval_ns ? opts->interval_ns : 1000000000ull,
+		.tick_ns = opts->tick_ns,
+		.cookie = &d,
+		.prepare = discovery_prepare,
+		.attach = discovery_attach,
+		.on_record = discovery_on_record,
+		.on_interval = discovery_on_interval,
+		.on_tick = opts->tick_ns ? discovery_on_tick : NULL,
+	};
+	int err;
+
+	if (opts->scope == PYX_SCOPE_CONTAINER) {
+		err = open_container(&d);
+		if (err)
+			return err;
+	}
+	err = pyx_session__start(&d.session, &discovery_bpf_ops, &sopts);
+	if (err)
+		goto out_close;
+	/* The kernel follows forks and execs from now on: what it sees next is not missed. */
+	switch (opts->scope) {
+	case PYX_SCOPE_CHILDREN:
+		err = seed_children(&d);
+		break;
+	case PYX_SCOPE_CONTAINER:
+		err = pyx_for_each_pid(seed_container, &d);
+		break;
+	default:
+		err = pyx_for_each_pid(seed_all, &d);
+		break;
+	}
+	if (err < 0) {
+		pyx_error(opts->ctx, "cannot look for processes: %s", strerror(-err));
+		goto out_destroy;
+	}
+	d.seeded = true;
+	maybe_finished(&d);
+	err = pyx_session__run(d.session);
+out_destroy:
+	pyx_session__destroy(d.session);
+out_close:
+	if (d.cgroup_fd >= 0)
+		close(d.cgroup_fd);
+	free(d.procs);
+	free(d.verdicts);
+	return err;
+}
+
+int pyx_discovery__follow(struct pyx_discovery *disc, struct pyx_session *session)
+{
+	return pyx_session__follow(disc->session, session);
+}
+
+void pyx_discovery__unfollow(struct pyx_discovery *disc, struct pyx_session *session)
+{
+	pyx_session__unfollow(disc->session, session);
+}
+
+enum pyx_stop_reason pyx_discovery__stop_reason(const struct pyx_discovery *disc)
+{
+	return pyx_session__stop_reason(disc->session);
+}
+
+void pyx_discovery__drops(const struct pyx_discovery *disc, uint64_t drops[PYX_DROP__MAX])
+{
+	pyx_session__drops(disc->session, drops);
+}
+
+uint64_t pyx_discovery__elapsed_ns(const struct pyx_discovery *disc)
+{
+	return pyx_session__elapsed_ns(disc->session);
+}
