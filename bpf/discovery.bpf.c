@@ -30,13 +30,20 @@ struct {
 	__type(value, struct pyx_discovery_proc);
 } tracked SEC(".maps");
 
-/* PYX_SCOPE_CONTAINER: the container's cgroup; an exec under it is in scope. */
-struct {
-	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} cgroup_scope SEC(".maps");
+/*
+ * PYX_SCOPE_CONTAINER: the PID namespace @task lives in. A container is its
+ * PID namespace whatever the cgroup layout (v1, v2, hybrid), and `docker
+ * exec` enters it too.
+ */
+static __always_inline __u32 pid_ns_of(struct task_struct *task)
+{
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid upid = {};
+
+	bpf_probe_read_kernel(&upid, sizeof(upid), &pid->numbers[level & 31]);
+	return BPF_CORE_READ(upid.ns, ns.inum);
+}
 
 static __always_inline void tell(__u32 event, __u32 pid, __u32 parent, __u32 exit_code)
 {
@@ -78,7 +85,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 		return 0;
 	in_scope = pyx_cfg.scope == PYX_SCOPE_ALL || bpf_map_lookup_elem(&tracked, &pid);
 	if (!in_scope && pyx_cfg.scope == PYX_SCOPE_CONTAINER)
-		in_scope = bpf_current_task_under_cgroup(&cgroup_scope, 0) == 1;
+		in_scope = pid_ns_of(task) == pyx_cfg.pid_ns;
 	if (in_scope && track(pid, task->mm))
 		tell(PYX_DISCOVERY_EXEC, pid, 0, 0);
 	return 0;

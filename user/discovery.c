@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -20,7 +21,6 @@ PYX_SKEL_OPS(discovery_bpf);
 
 /* Processes followed in the kernel at once (--all: every process of the host). */
 #define DISCOVERY_MAX_TRACKED 32768
-#define CGROUP_ROOT	      "/sys/fs/cgroup"
 
 enum proc_state {
 	PROC_PENDING = 0, /* in scope, no interpreter mapped (yet): a shell, ld.so still at work */
@@ -31,7 +31,8 @@ enum proc_state {
 struct disc_proc {
 	pid_t pid;
 	enum proc_state state;
-	uint64_t since_ns; /* CLOCK_MONOTONIC when examined last: older events are settled */
+	uint64_t since_ns;   /* CLOCK_MONOTONIC when examined last: older events are settled */
+	uint64_t started_ns; /* its fork or exec, when seen */
 };
 
 /* Whether a file holds a Python interpreter, decided once per file (device, inode). */
@@ -46,7 +47,7 @@ struct pyx_discovery {
 	struct pyx_session *session;
 	int tracked_fd;
 	struct pyx_container container;
-	int cgroup_fd;
+	__u32 pid_ns; /* the container's PID namespace */
 	struct disc_proc *procs;
 	size_t nr_procs, cap_procs;
 	struct verdict *verdicts;
@@ -100,6 +101,7 @@ static struct disc_proc *add_proc(struct pyx_discovery *d, pid_t pid)
 	p->pid = pid;
 	p->state = PROC_PENDING;
 	p->since_ns = 0;
+	p->started_ns = 0;
 	return p;
 }
 
@@ -190,6 +192,9 @@ static void examine(struct pyx_discovery *d, struct disc_proc *p)
 		return;
 	err = d->opts.found(d->opts.cookie, d, p->pid);
 	p->state = err ? PROC_REFUSED : PROC_TRACED;
+	if (!err && p->started_ns)
+		pyx_debug(d->opts.ctx, "process %d traced %.1f ms after it started", p->pid,
+			  (double)(pyx_monotonic_ns() - p->started_ns) / 1e6);
 }
 
 static void end_proc(struct pyx_discovery *d, struct disc_proc *p, bool exited, __u32 status)
@@ -201,9 +206,9 @@ static void end_proc(struct pyx_discovery *d, struct disc_proc *p, bool exited, 
 
 static void maybe_finished(struct pyx_discovery *d)
 {
-	/* --children: nothing left to follow once the whole tree is gone. */
-	if (d->opts.scope == PYX_SCOPE_CHILDREN && d->seeded && !d->nr_procs)
-		pyx_session__request_stop(d->session);
+	/* --children, --container: nothing left to follow once every process is gone. */
+	if (d->opts.scope != PYX_SCOPE_ALL && d->seeded && !d->nr_procs)
+		pyx_session__stop_for(d->session, PYX_STOP_TARGET_EXIT);
 }
 
 static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size_t size)
@@ -223,6 +228,7 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 		if (!p)
 			return -ENOMEM;
 		pyx_debug(d->opts.ctx, "process %d forked %d", rec->parent, pid);
+		p->started_ns = rec->time_ns;
 		/* The same image as its parent: a Python's child is one at once. */
 		if (!parent || parent->state != PROC_PENDING)
 			examine(d, p);
@@ -236,6 +242,7 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 		if (p->since_ns > rec->time_ns)
 			break;
 		end_proc(d, p, false, 0);
+		p->started_ns = rec->time_ns;
 		examine(d, p);
 		break;
 	case PYX_DISCOVERY_MAPPED:
@@ -251,8 +258,8 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 		p = find_proc(d, pid);
 		if (!p)
 			break;
-		pyx_debug(d->opts.ctx, "process %d exited", pid);
 		end_proc(d, p, true, rec->exit_code);
+		pyx_debug(d->opts.ctx, "process %d exited", pid);
 		drop_proc(d, p);
 		maybe_finished(d);
 		break;
@@ -290,12 +297,15 @@ static int seed_all(void *opaque, pid_t pid)
 	return seed(d, pid) == -ENOMEM ? -ENOMEM : 0;
 }
 
+/* Processes of the container's PID namespace, as the kernel side counts them. */
 static int seed_container(void *opaque, pid_t pid)
 {
 	struct pyx_discovery *d = opaque;
-	struct pyx_container c;
+	char path[64];
+	struct stat st;
 
-	if (pyx_container_of_pid(pid, &c) || strcmp(c.id, d->container.id))
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", pid);
+	if (stat(path, &st) || (__u32)st.st_ino != d->pid_ns)
 		return 0;
 	return seed(d, pid) == -ENOMEM ? -ENOMEM : 0;
 }
@@ -379,17 +389,6 @@ static int discovery_attach(void *cookie, struct pyx_session *session, void *ske
 	int err;
 
 	d->tracked_fd = bpf_map__fd(skel->maps.tracked);
-	if (d->cgroup_fd >= 0) {
-		__u32 key = 0;
-
-		err = bpf_map__update_elem(skel->maps.cgroup_scope, &key, sizeof(key),
-					   &d->cgroup_fd, sizeof(d->cgroup_fd), BPF_ANY);
-		if (err) {
-			pyx_error(d->opts.ctx, "cannot follow container %.12s's cgroup: %s",
-				  d->container.id, strerror(-err));
-			return err;
-		}
-	}
 	for (i = 0; i < PYX_ARRAY_SIZE(progs); i++) {
 		struct bpf_link *link = bpf_program__attach(progs[i]);
 
@@ -443,9 +442,26 @@ static int discovery_on_tick(void *cookie, struct pyx_session *session)
 	return d->opts.on_tick && d->seeded ? d->opts.on_tick(d->opts.cookie, d) : 0;
 }
 
+/* The container's PID namespace (a process of it, found now), and not the host's. */
+static int container_pid_ns(void *opaque, pid_t pid)
+{
+	struct pyx_discovery *d = opaque;
+	struct pyx_container c;
+	char path[64];
+	struct stat st;
+
+	if (pyx_container_of_pid(pid, &c) || strcmp(c.id, d->container.id))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", pid);
+	if (stat(path, &st))
+		return 0;
+	d->pid_ns = (__u32)st.st_ino;
+	return 1;
+}
+
 static int open_container(struct pyx_discovery *d)
 {
-	char path[sizeof(CGROUP_ROOT) + sizeof(d->container.cgroup)];
+	struct stat self;
 	int err = pyx_container_resolve(d->opts.container, &d->container);
 
 	if (err == -ENOENT) {
@@ -459,18 +475,18 @@ static int open_container(struct pyx_discovery *d)
 			  d->opts.container);
 		return err;
 	}
-	if (err) {
+	if (!err)
+		err = pyx_for_each_pid(container_pid_ns, d) < 0 ? -EIO : 0;
+	if (err || !d->pid_ns) {
 		pyx_error(d->opts.ctx, "cannot scan processes for container '%s': %s",
-			  d->opts.container, strerror(-err));
-		return err;
+			  d->opts.container, strerror(err ? -err : ESRCH));
+		return err ? err : -ESRCH;
 	}
-	snprintf(path, sizeof(path), CGROUP_ROOT "%s", d->container.cgroup);
-	d->cgroup_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (d->cgroup_fd < 0) {
-		err = -errno;
-		pyx_error(d->opts.ctx, "cannot open container %.12s's cgroup %s: %s",
-			  d->container.id, path, strerror(-err));
-		return err;
+	if (!stat("/proc/self/ns/pid", &self) && (__u32)self.st_ino == d->pid_ns) {
+		pyx_error(d->opts.ctx,
+			  "container %.12s shares the host's PID namespace: use --all, or -p PID",
+			  d->container.id);
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -478,7 +494,7 @@ static int open_container(struct pyx_discovery *d)
 int pyx_discovery__run(const struct pyx_discovery_opts *opts)
 {
 	struct pyx_discovery_cfg cfg = {.scope = opts->scope, .self_tgid = (__u32)getpid()};
-	struct pyx_discovery d = {.opts = *opts, .cgroup_fd = -1, .tracked_fd = -1};
+	struct pyx_discovery d = {.opts = *opts, .tracked_fd = -1};
 	struct pyx_session_opts sopts = {
 		.ctx = opts->ctx,
 		.cfg = &cfg,
@@ -499,10 +515,11 @@ int pyx_discovery__run(const struct pyx_discovery_opts *opts)
 		err = open_container(&d);
 		if (err)
 			return err;
+		cfg.pid_ns = d.pid_ns;
 	}
 	err = pyx_session__start(&d.session, &discovery_bpf_ops, &sopts);
 	if (err)
-		goto out_close;
+		goto out_free;
 	/* The kernel follows forks and execs from now on: what it sees next is not missed. */
 	switch (opts->scope) {
 	case PYX_SCOPE_CHILDREN:
@@ -524,9 +541,7 @@ int pyx_discovery__run(const struct pyx_discovery_opts *opts)
 	err = pyx_session__run(d.session);
 out_destroy:
 	pyx_session__destroy(d.session);
-out_close:
-	if (d.cgroup_fd >= 0)
-		close(d.cgroup_fd);
+out_free:
 	free(d.procs);
 	free(d.verdicts);
 	return err;

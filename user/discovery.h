@@ -28,12 +28,12 @@ struct pyx_discovery;
 struct pyx_discovery_opts {
 	const struct pyx_ctx *ctx;
 	enum pyx_discovery_scope scope;
-	pid_t root;		/* PYX_SCOPE_CHILDREN: the first process (host PID) */
-	const char *container;	/* PYX_SCOPE_CONTAINER: its id or a unique prefix */
-	uint64_t duration_ns;	/* 0: until Ctrl-C or SIGTERM (CHILDREN: or all gone) */
-	uint64_t interval_ns;	/* 0: on_interval only at the end */
-	uint64_t tick_ns;	/* 0: no on_tick */
-	void *cookie;		/* passed to every callback */
+	pid_t root;	       /* PYX_SCOPE_CHILDREN: the first process (host PID) */
+	const char *container; /* PYX_SCOPE_CONTAINER: its id or a unique prefix */
+	uint64_t duration_ns;  /* 0: until Ctrl-C, SIGTERM (or all gone but for ALL) */
+	uint64_t interval_ns;  /* 0: on_interval only at the end */
+	uint64_t tick_ns;      /* 0: no on_tick */
+	void *cookie;	       /* passed to every callback */
 	/*
 	 * A CPython process came into scope (there at start, forked, or a new
 	 * image): start tracing it. 0 when traced, -errno when not (the
@@ -55,7 +55,8 @@ struct pyx_discovery_opts {
 
 /*
  * Find the processes in scope, tell the command about each, and poll until
- * Ctrl-C, SIGTERM, the duration, or (CHILDREN) the last process's exit.
+ * Ctrl-C, SIGTERM, the duration, or the last process's exit (not for ALL:
+ * more may come).
  * Returns 0 or -errno (reason logged).
  */
 int pyx_discovery__run(const struct pyx_discovery_opts *opts);

@@ -486,8 +486,13 @@ void pyx_session__quiesce(struct pyx_session *session)
 
 void pyx_session__request_stop(struct pyx_session *session)
 {
+	pyx_session__stop_for(session, PYX_STOP_REQUESTED);
+}
+
+void pyx_session__stop_for(struct pyx_session *session, enum pyx_stop_reason reason)
+{
 	if (session->stop == PYX_STOP_NONE)
-		session->stop = PYX_STOP_REQUESTED;
+		session->stop = reason;
 }
 
 enum pyx_stop_reason pyx_session__stop_reason(const struct pyx_session *session)

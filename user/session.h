@@ -122,6 +122,8 @@ void pyx_session__drain_urgent(struct pyx_session *session);
 void pyx_session__quiesce(struct pyx_session *session);
 /* Ask the poll loop to end after the current callback. */
 void pyx_session__request_stop(struct pyx_session *session);
+/* The same, naming why (e.g. PYX_STOP_TARGET_EXIT: every process followed is gone). */
+void pyx_session__stop_for(struct pyx_session *session, enum pyx_stop_reason reason);
 
 enum pyx_stop_reason pyx_session__stop_reason(const struct pyx_session *session);
 const char *pyx_stop_reason_name(enum pyx_stop_reason reason);

@@ -12,13 +12,15 @@
 /* Which processes are in scope. */
 enum pyx_discovery_scope {
 	PYX_SCOPE_CHILDREN = 1,	 /* the tracked processes and every descendant */
-	PYX_SCOPE_CONTAINER = 2, /* also every exec inside one cgroup (cgroup_scope map) */
+	PYX_SCOPE_CONTAINER = 2, /* also every exec inside one PID namespace (pid_ns) */
 	PYX_SCOPE_ALL = 3,	 /* every exec on the host */
 };
 
 struct pyx_discovery_cfg {
 	__u32 scope;	 /* enum pyx_discovery_scope */
 	__u32 self_tgid; /* pyxtrace itself: never in scope */
+	__u32 pid_ns;	 /* PYX_SCOPE_CONTAINER: the container's PID namespace (inode) */
+	__u32 __pad;
 };
 
 /* What happened to a process. */

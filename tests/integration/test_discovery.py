@@ -1,0 +1,182 @@
+"""Process discovery (--all, --container ID, --children): processes started
+after pyxtrace began are traced too. Ground truth comes from the targets:
+the PIDs they started, their exit statuses, the calls they made."""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+import pyx
+
+# Interpreter builds the discovery tests run on: static and shared libpython, old and new.
+SCOPE_INTERPS = "bookworm-3.11,pyenv-3.9,trixie-3.13,sid-3.15"
+
+
+class Tracer:
+    """pyxtrace in the background with its stderr read by a thread (so a chatty
+    run never blocks on a full pipe) and its stdout in a file."""
+
+    def __init__(self, binary, outdir, *args):
+        self.out_path = os.path.join(outdir, "pyxtrace.out")
+        self.out = open(self.out_path, "w")
+        self.proc = subprocess.Popen([binary, *map(str, args)], stdout=self.out,
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_for(self, text, timeout=60):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not any(text in line for line in self.lines):
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
+                    raise AssertionError(f"pyxtrace never said {text!r}:\n{self.stderr()}")
+                self.cond.wait(min(left, 0.2))
+
+    def stderr(self):
+        with self.cond:
+            return "".join(self.lines)
+
+    def finish(self, timeout=120, stop=False):
+        if stop:
+            self.proc.send_signal(signal.SIGINT)
+        rc = self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        self.out.close()
+        with open(self.out_path) as f:
+            stdout = f.read()
+        assert rc == 0, f"rc={rc}\n{self.stderr()[-4000:]}\n{stdout[-4000:]}"
+        return stdout
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def tracers():
+    started = []
+    yield lambda *a: started.append(Tracer(*a)) or started[-1]
+    for t in started:
+        t.kill()
+
+
+@pytest.mark.interps(SCOPE_INTERPS)
+def test_crash_container_catches_a_later_process(interp, start_target, pyxtrace_bin, tracers):
+    """A runc container starts a second Python process after `crash --container ID`
+    began: its segfault is caught, with its host and container PIDs, its C function
+    and calling Python line; the first process is traced too; pyxtrace ends with
+    the container."""
+    interp.require(container=True, fixture=True)
+    # The child crashes a second after it started ("late"): a process is covered from its
+    # attach on, which takes a few hundred milliseconds after its exec.
+    target = start_target(interp, "spawner.py",
+                          ["child", "crash_workload.py", "segfault", "late"], container=True)
+    target.wait_for("ready")
+    tracer = tracers(pyxtrace_bin, target.outdir, "crash", "-v", "--json",
+                     "--container", target.container_id[:12])
+    tracer.wait_for(f"tracing process {target.pid} ")
+    open(target.path("go"), "w").close()
+    assert target.wait(timeout=60) == 0
+    child = target.read_json("child.json")
+    site = target.read_json("site.json")
+    assert child["status"] == -signal.SIGSEGV and site["pid"] == child["pid"]
+    docs = [json.loads(line) for line in tracer.finish(timeout=60).splitlines()]
+    signals = [d for d in docs if d["event"] == "signal"]
+    assert len(signals) == 1, docs
+    sig = signals[0]
+    assert sig["signal"] == "SIGSEGV" and sig["code_name"] == "SEGV_MAPERR"
+    assert sig["process"]["ns_pid"] == child["pid"] != sig["process"]["pid"]
+    assert sig["process"]["container"]["id"] == target.container_id
+    frames = sig["stack"]
+    native = [f["function"] for f in frames if f["kind"] == "native"]
+    assert native[0].split(".")[0] == "pyxfixture_segfault", native
+    python = [f for f in frames if f["kind"] == "python"]
+    assert (python[0]["function"], python[0]["line"]) == (site["function"], site["line"])
+    # Each process's own summary, then the scope's: both processes traced, both ended.
+    summaries = {d["process"]["ns_pid"]: d for d in docs if d["event"] == "summary"}
+    assert summaries[child["pid"]]["exit"]["signal"] == "SIGSEGV"
+    assert summaries[target.ns_pid]["exit"]["status"] == 0
+    total = docs[-1]
+    assert total["event"] == "scope_summary" and total["stopped_by"] == "target-exit"
+    assert total["processes"] == 2 and total["exited"] == 2 and total["events"]["signal"] == 1
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def bpf_objects_of(pid):
+    """BPF programs and maps the process holds (the kernel's fdinfo of its fds)."""
+    progs = maps = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        progs += link == "anon_inode:bpf-prog"
+        maps += link == "anon_inode:bpf-map"
+    return progs, maps
+
+
+def test_crash_all_short_lived_processes(pyxtrace_bin, tmp_path, tracers):
+    """100 short-lived Python processes started and ended during `crash --all`:
+    every one that pyxtrace traced is dropped when it ends (its BPF object
+    unloaded), pyxtrace's RSS stays bounded, and one that crashes among them is
+    caught with its own PID."""
+    python = "/usr/bin/python3.11"
+    tracer = tracers(pyxtrace_bin, str(tmp_path), "crash", "--all", "--json", "-vv")
+    tracer.wait_for("attached, tracing")
+    me = tracer.proc.pid
+    time.sleep(1.0)  # the Python processes already running are attached
+    base_progs, base_maps = bpf_objects_of(me)
+    rss = []
+    for i in range(100):
+        subprocess.run([python, "-c", "import time; time.sleep(0.15)"], check=True)
+        if i in (19, 99):
+            time.sleep(0.5)
+            rss.append(rss_kib(me))
+    crasher = subprocess.Popen([python, "-c", "import time, ctypes; time.sleep(1); "
+                                "ctypes.string_at(0)"])
+    assert crasher.wait() == -signal.SIGSEGV
+    # Its event is symbolized first (DWARF read on first use), then its end handled.
+    tracer.wait_for(f"process {crasher.pid} exited")
+    # Every process gone was dropped: its BPF object and links are gone with it.
+    held = bpf_objects_of(me)
+    if held != (base_progs, base_maps):
+        docs = [json.loads(line) for line in tracer.finish(stop=True).splitlines()]
+        raise AssertionError(f"{held} != {(base_progs, base_maps)}: still traced: " + str(
+            [d["process"] for d in docs if d["event"] == "summary" and d["exit"] is None]))
+    # Memory: what 80 more processes add is small (no per-process leak).
+    assert rss[1] - rss[0] < 16 * 1024, rss
+    docs = [json.loads(line) for line in tracer.finish(stop=True).splitlines()]
+    total = docs[-1]
+    assert total["event"] == "scope_summary" and total["stopped_by"] == "signal"
+    ended = [d for d in docs if d["event"] == "summary" and d["exit"] is not None]
+    # Processes living 0.15 s: most are traced (those started while pyxtrace was busy
+    # attaching the last may be gone before their turn).
+    assert len(ended) >= 50, total
+    assert all(d["exit"]["status"] == 0 for d in ended if d["exit"]["signal"] is None)
+    signals = [d for d in docs if d["event"] == "signal"]
+    assert len(signals) == 1 and signals[0]["signal"] == "SIGSEGV", signals
+    killed = [d for d in ended if d["exit"]["signal"] == "SIGSEGV"]
+    assert len(killed) == 1 and killed[0]["process"]["pid"] == signals[0]["process"]["pid"]
