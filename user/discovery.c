@@ -192,9 +192,13 @@ static void examine(struct pyx_discovery *d, struct disc_proc *p)
 		return;
 	err = d->opts.found(d->opts.cookie, d, p->pid);
 	p->state = err ? PROC_REFUSED : PROC_TRACED;
-	if (!err && p->started_ns)
-		pyx_debug(d->opts.ctx, "process %d traced %.1f ms after it started", p->pid,
-			  (double)(pyx_monotonic_ns() - p->started_ns) / 1e6);
+	if (err)
+		return;
+	if (p->started_ns)
+		pyx_info(d->opts.ctx, "following process %d: started %.1f ms ago", p->pid,
+			 (double)(pyx_monotonic_ns() - p->started_ns) / 1e6);
+	else
+		pyx_info(d->opts.ctx, "following process %d: running", p->pid);
 }
 
 static void end_proc(struct pyx_discovery *d, struct disc_proc *p, bool exited, __u32 status)
@@ -239,8 +243,10 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 			return -ENOMEM;
 		pyx_debug(d->opts.ctx, "process %d ran execve", pid);
 		/* Examined after this exec already (events are read late): that was the new image. */
-		if (p->since_ns > rec->time_ns)
+		if (p->since_ns > rec->time_ns) {
+			pyx_debug(d->opts.ctx, "process %d: examined after this exec already", pid);
 			break;
+		}
 		end_proc(d, p, false, 0);
 		p->started_ns = rec->time_ns;
 		examine(d, p);
@@ -258,8 +264,12 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 		p = find_proc(d, pid);
 		if (!p)
 			break;
-		end_proc(d, p, true, rec->exit_code);
-		pyx_debug(d->opts.ctx, "process %d exited", pid);
+		if (p->state == PROC_TRACED) {
+			end_proc(d, p, true, rec->exit_code);
+			pyx_info(d->opts.ctx, "process %d exited", pid);
+		} else {
+			pyx_debug(d->opts.ctx, "process %d exited", pid);
+		}
 		drop_proc(d, p);
 		maybe_finished(d);
 		break;

@@ -14,6 +14,8 @@ import pyx
 
 # Interpreter builds the discovery tests run on: static and shared libpython, old and new.
 SCOPE_INTERPS = "bookworm-3.11,pyenv-3.9,trixie-3.13,sid-3.15"
+# Those where _json is an extension module of its own (Debian's 3.13+ build it in).
+JSON_INTERPS = "bookworm-3.11,pyenv-3.9,pyenv-3.13"
 
 
 class Tracer:
@@ -66,6 +68,11 @@ class Tracer:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def pyx_tmp():
+    import tempfile
+    return tempfile.mkdtemp(prefix="pyx-discovery-")
 
 
 @pytest.fixture
@@ -159,7 +166,7 @@ def test_crash_all_short_lived_processes(pyxtrace_bin, tmp_path, tracers):
                                 "ctypes.string_at(0)"])
     assert crasher.wait() == -signal.SIGSEGV
     # Its event is symbolized first (DWARF read on first use), then its end handled.
-    tracer.wait_for(f"process {crasher.pid} exited")
+    tracer.wait_for(f"process {crasher.pid} exited\n")
     # Every process gone was dropped: its BPF object and links are gone with it.
     held = bpf_objects_of(me)
     if held != (base_progs, base_maps):
@@ -180,3 +187,39 @@ def test_crash_all_short_lived_processes(pyxtrace_bin, tmp_path, tracers):
     assert len(signals) == 1 and signals[0]["signal"] == "SIGSEGV", signals
     killed = [d for d in ended if d["exit"]["signal"] == "SIGSEGV"]
     assert len(killed) == 1 and killed[0]["process"]["pid"] == signals[0]["process"]["pid"]
+
+
+@pytest.mark.interps(JSON_INTERPS)
+def test_watch_all_late_process_late_import(interp, start_target, pyxtrace_bin, tracers):
+    """`watch --module _json --all` started before the target: a process started
+    later that imports _json later still is watched from the import on; its calls
+    equal the c_call counts of its own sys.setprofile, in its own table and in
+    the scope's totals."""
+    interp.require(container=False)
+    tracer = tracers(pyxtrace_bin, pyx_tmp(), "watch", "--module", "_json", "--all", "--json",
+                     "-v")
+    tracer.wait_for("attached, tracing")
+    target = start_target(interp, "json_workload.py", ["late"])
+    target.wait_for("ready")
+    tracer.wait_for(f"following process {target.pid}:")
+    open(target.path("go"), "w").close()
+    target.wait_for("imported")
+    tracer.wait_for(f"watching _json in process {target.pid} ")
+    open(target.path("go2"), "w").close()
+    assert target.wait(timeout=60) == 0
+    result = target.read_json("result.json")
+    tracer.wait_for(f"process {target.pid} exited\n")
+    docs = [json.loads(line) for line in tracer.finish(stop=True).splitlines()]
+    mine = [d for d in docs if isinstance(d["process"], dict) and
+            d["process"]["pid"] == target.pid]
+    assert len(mine) == 1 and mine[0]["final"] and mine[0]["stopped_by"] == "target-exit"
+    # The module's functions (types' slots, e.g. a Scanner's tp_dealloc, are no c_call).
+    counted = {f["name"][len("_json."):]: f["calls"] for f in mine[0]["functions"]
+               if f["calls"] and f["name"].startswith("_json.")}
+    assert counted == result["c_calls"], (counted, result)
+    assert counted == {"encode_basestring_ascii": 500, "scanstring": 500}
+    total = docs[-1]
+    assert total["process"] == "all" and total["final"]
+    summed = {f["name"]: f["calls"] for f in total["functions"]}
+    for name, calls in counted.items():
+        assert summed["_json." + name] >= calls

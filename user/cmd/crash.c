@@ -101,26 +101,30 @@ struct crash_run {
 static void crash_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
-		"Usage: %s crash (-p PID [--container ID] | -- CMD [ARGS...]) [--module NAME]\n"
-		"       [-d TIME] [--json] [-o FILE]\n"
+		"Usage: %s crash [-p PID [--container ID] [--children] | --container ID | --all |\n"
+		"       -- CMD [ARGS...]] [--module NAME] [-d TIME] [--json] [-o FILE]\n"
 		"\n"
 		"Records the last moments of a Python process as they happen, from outside,\n"
 		"nothing set up in advance: fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL,\n"
 		"SIGABRT, SIGTRAP) with the fault address, Py_FatalError, abort() and failed\n"
 		"C assertions, each with the thread's Python and native stack at that\n"
 		"moment; then how the process ended. Runs until the process exits, the\n"
-		"duration ends, or Ctrl-C.\n"
+		"duration ends, or Ctrl-C. Without a target: every Python process of the\n"
+		"host, those started later too (--all).\n"
 		"\n"
 		"  --module NAME          also every bad return of this extension module's C\n"
 		"                         entry points: NULL without an exception set, or a\n"
 		"                         value with one (a return probe on each)\n",
 		prog);
-	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
+	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION |
+						PYX_OPT_OUTPUT);
 	fprintf(out,
 		"\nExamples:\n"
+		"  %s crash\n"
 		"  %s crash -p 1234\n"
+		"  %s crash --container 3f2a9c --json\n"
 		"  %s crash --json -- python3 app.py\n",
-		prog, prog);
+		prog, prog, prog, prog);
 }
 
 /* Attach @prog at @symbol of @obj in the target, through map_files (the very inode it maps). */

@@ -16,6 +16,7 @@
 
 #include "centry.skel.h"
 #include "cmd/cmd.h"
+#include "discovery.h"
 #include "output/callers.h"
 #include "output/hist.h"
 #include "output/json.h"
@@ -51,6 +52,8 @@ static const char *const sort_names[] = {
 
 #define WATCH_DEFAULT_STACK_BYTES (16 * 1024)
 #define WATCH_MAX_CALLERS_SHOWN	  3 /* per entry point in the text table */
+/* After new code is mapped in a process, look for the module this long (each interval). */
+#define WATCH_IMPORT_RETRY_NS 3000000000ull
 
 struct watch_opts {
 	const char *module;
@@ -89,12 +92,16 @@ struct watch_run {
 	struct pyx_session *session;
 	int64_t realtime_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC, for event times */
 	uint64_t reported;	    /* calls printed one by one */
+	pid_t pid;		    /* one of several processes: its PID (proc is NULL until the
+				       module is loaded there) */
+	uint64_t retry_until_ns;    /* new code mapped: look for the module until then */
 };
 
 static void watch_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
-		"Usage: %s watch --module NAME (-p PID [--container ID] | -- CMD [ARGS...])\n"
+		"Usage: %s watch --module NAME (-p PID [--container ID] [--children] |\n"
+		"       --container ID | --all | -- CMD [ARGS...])\n"
 		"       [--callers N] [--slow TIME] [--errors] [--args] [-i TIME] [--sort KEY]\n"
 		"       [--top N] [-d TIME] [--json] [-o FILE]\n"
 		"\n"
@@ -122,13 +129,15 @@ static void watch_usage(FILE *out, const char *prog)
 		"  --no-exception-checks  do not read the thread's exception at returns: cheaper;\n"
 		"                         a NULL return counts as an error, bad returns go unseen\n",
 		prog, PYX_CENTRY_CALLERS_MAX, PYX_CENTRY_ARGS);
-	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
+	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION |
+						PYX_OPT_OUTPUT);
 	fprintf(out,
 		"\nExamples:\n"
 		"  %s watch --module _imaging -p 1234 -d 10s\n"
 		"  %s watch --module _imaging -p 1234 --slow 2ms --errors\n"
-		"  %s watch --module _json --json -- python3 app.py\n",
-		prog, prog, prog);
+		"  %s watch --module _json --json -- python3 app.py\n"
+		"  %s watch --module _json --all -d 1m\n",
+		prog, prog, prog, prog);
 }
 
 static int watch_prepare(void *cookie, void *skel_ptr)
@@ -616,12 +625,110 @@ static void print_text(void *cookie)
 	free(order);
 }
 
+/*
+ * Everything but the session for watching the module in run->proc (opened,
+ * Python detected): 0, -ENOENT when the module is not loaded there (@why
+ * says so), or another -errno (reason logged).
+ */
+static int watch_run_prepare(struct watch_run *run, struct pyx_centry_cfg *cfg, char *why,
+			     size_t why_size)
+{
+	const struct watch_opts *opts = run->opts;
+	struct pyx_ctx *ctx = run->ctx;
+	bool reporting = opts->slow_ns || opts->errors || opts->args;
+	int err;
+
+	err = pyx_module__discover(run->proc, run->py, opts->module, &run->mod, why, why_size);
+	if (err)
+		return err;
+	if (!run->mod->nr_entries || run->mod->nr_entries > PYX_CENTRY_MAX) {
+		snprintf(
+			why, why_size,
+			"%s: %zu entry points found (searched PyMethodDef tables, static types and type specs)",
+			run->mod->name, run->mod->nr_entries);
+		return -ENODATA;
+	}
+	if (opts->all_symbols)
+		pyx_module__add_all_symbols(run->proc, run->mod);
+	run->single_stepped = pyx_centry_plan(run->mod);
+	run->stats = calloc(run->mod->nr_entries, sizeof(*run->stats));
+	run->hists = calloc(run->mod->nr_entries, sizeof(*run->hists));
+	run->cache = pyx_code_cache__new(
+		&run->layout.code,
+		(struct pyx_mem){.read = pyx_process__read_cb, .ctx = run->proc});
+	if (!run->stats || !run->hists || !run->cache)
+		goto out_nomem;
+	if (opts->callers) {
+		run->callers = pyx_callers__new(run->cache, opts->callers);
+		if (!run->callers)
+			goto out_nomem;
+	}
+	if (opts->slow_ns || opts->errors) {
+		/* Symbolization data is read now, while every object is mapped. */
+		run->unwinder = pyx_unwinder__new(run->proc);
+		if (!run->unwinder)
+			pyx_warn(ctx, "native unwinding unavailable: %s (Python frames only)",
+				 strerror(errno));
+		/* Not when the first slow call happens: new callers would wait behind it. */
+		pyx_unwinder__preload(run->unwinder);
+		run->view = pyx_stackview__new(ctx, run->proc, run->py, &run->layout, run->cache,
+					       run->unwinder);
+		if (!run->view)
+			goto out_nomem;
+	}
+	/* Live on a terminal, unless calls are printed one by one (they would be wiped). */
+	run->live = !ctx->json && isatty(fileno(ctx->out)) && !reporting && !run->pid;
+	run->realtime_offset_ns = pyx_realtime_offset_ns();
+	cfg->tgid = (__u32)run->proc->pid;
+	cfg->check_exceptions = !opts->no_exception_checks && run->layout.walk.tstate_fast;
+	run->exception_checks = cfg->check_exceptions;
+	cfg->callers = opts->callers;
+	cfg->report = (opts->slow_ns ? PYX_CENTRY_REPORT_SLOW : 0) |
+		      (opts->errors ? PYX_CENTRY_REPORT_ERRORS : 0) |
+		      (opts->args ? PYX_CENTRY_REPORT_ARGS : 0);
+	cfg->slow_ns = opts->slow_ns;
+	cfg->stack_bytes = WATCH_DEFAULT_STACK_BYTES;
+	cfg->layout = run->layout.walk;
+	if (opts->errors && !cfg->check_exceptions)
+		pyx_warn(ctx, "--errors: %s; bad returns cannot be told from errors",
+			 opts->no_exception_checks
+				 ? "--no-exception-checks given"
+				 : "this interpreter has no per-thread fast path");
+	return 0;
+out_nomem:
+	snprintf(why, why_size, "out of memory");
+	return -ENOMEM;
+}
+
+static void watch_run_release(struct watch_run *run)
+{
+	pyx_session__destroy(run->session);
+	run->session = NULL;
+	pyx_stackview__free(run->view);
+	run->view = NULL;
+	pyx_unwinder__free(run->unwinder);
+	run->unwinder = NULL;
+	pyx_callers__free(run->callers);
+	run->callers = NULL;
+	pyx_code_cache__free(run->cache);
+	run->cache = NULL;
+	free(run->hists);
+	run->hists = NULL;
+	free(run->stats);
+	run->stats = NULL;
+	pyx_module__free(run->mod);
+	run->mod = NULL;
+	pyx_python__free(run->py);
+	run->py = NULL;
+	pyx_process__close(run->proc);
+	run->proc = NULL;
+}
+
 static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common, void *cookie)
 {
 	const struct watch_opts *opts = cookie;
 	struct watch_run run = {.ctx = ctx, .opts = opts};
 	struct pyx_centry_cfg cfg = {};
-	bool reporting = opts->slow_ns || opts->errors || opts->args;
 	uint64_t interval_ns = opts->interval_ns;
 	int err, ret = PYX_EXIT_FAILURE;
 	char why[1024];
@@ -629,65 +736,13 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	err = pyx_cmd_open_python(ctx, common, &run.proc, &run.py, &run.layout);
 	if (err)
 		return err;
-	err = pyx_module__discover(run.proc, run.py, opts->module, &run.mod, why, sizeof(why));
+	err = watch_run_prepare(&run, &cfg, why, sizeof(why));
 	if (err) {
 		pyx_error(ctx, "%s", why);
-		goto out_free;
+		goto out_release;
 	}
-	if (!run.mod->nr_entries || run.mod->nr_entries > PYX_CENTRY_MAX) {
-		pyx_error(
-			ctx,
-			"%s: %zu entry points found (searched PyMethodDef tables, static types and type specs)",
-			run.mod->name, run.mod->nr_entries);
-		goto out_free;
-	}
-	if (opts->all_symbols)
-		pyx_module__add_all_symbols(run.proc, run.mod);
-	run.single_stepped = pyx_centry_plan(run.mod);
-	run.stats = calloc(run.mod->nr_entries, sizeof(*run.stats));
-	run.hists = calloc(run.mod->nr_entries, sizeof(*run.hists));
-	run.cache = pyx_code_cache__new(
-		&run.layout.code, (struct pyx_mem){.read = pyx_process__read_cb, .ctx = run.proc});
-	if (!run.stats || !run.hists || !run.cache)
-		goto out_nomem;
-	if (opts->callers) {
-		run.callers = pyx_callers__new(run.cache, opts->callers);
-		if (!run.callers)
-			goto out_nomem;
-	}
-	if (opts->slow_ns || opts->errors) {
-		/* Symbolization data is read now, while every object is mapped. */
-		run.unwinder = pyx_unwinder__new(run.proc);
-		if (!run.unwinder)
-			pyx_warn(ctx, "native unwinding unavailable: %s (Python frames only)",
-				 strerror(errno));
-		/* Not when the first slow call happens: new callers would wait behind it. */
-		pyx_unwinder__preload(run.unwinder);
-		run.view = pyx_stackview__new(ctx, run.proc, run.py, &run.layout, run.cache,
-					      run.unwinder);
-		if (!run.view)
-			goto out_nomem;
-	}
-	/* Live on a terminal, unless calls are printed one by one (they would be wiped). */
-	run.live = !ctx->json && isatty(fileno(ctx->out)) && !reporting;
 	if (run.live && !interval_ns)
 		interval_ns = 1000000000ull;
-	run.realtime_offset_ns = pyx_realtime_offset_ns();
-	cfg.tgid = (__u32)run.proc->pid;
-	cfg.check_exceptions = !opts->no_exception_checks && run.layout.walk.tstate_fast;
-	run.exception_checks = cfg.check_exceptions;
-	cfg.callers = opts->callers;
-	cfg.report = (opts->slow_ns ? PYX_CENTRY_REPORT_SLOW : 0) |
-		     (opts->errors ? PYX_CENTRY_REPORT_ERRORS : 0) |
-		     (opts->args ? PYX_CENTRY_REPORT_ARGS : 0);
-	cfg.slow_ns = opts->slow_ns;
-	cfg.stack_bytes = WATCH_DEFAULT_STACK_BYTES;
-	cfg.layout = run.layout.walk;
-	if (opts->errors && !cfg.check_exceptions)
-		pyx_warn(ctx, "--errors: %s; bad returns cannot be told from errors",
-			 opts->no_exception_checks
-				 ? "--no-exception-checks given"
-				 : "this interpreter has no per-thread fast path");
 	struct pyx_session_opts sopts = {
 		.ctx = ctx,
 		.cfg = &cfg,
@@ -703,23 +758,365 @@ static int watch_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		.on_interval = watch_on_interval,
 	};
 	err = pyx_session__trace(&centry_bpf_ops, &sopts);
+	run.session = NULL; /* destroyed by pyx_session__trace */
 	if (err)
-		goto out_free;
+		goto out_release;
 	pyx_cmd_print_table(ctx, run.live, true, run.reported != 0, print_json, print_text, &run);
 	ret = PYX_EXIT_OK;
-	goto out_free;
-out_nomem:
-	pyx_error(ctx, "out of memory");
-out_free:
-	pyx_stackview__free(run.view);
-	pyx_unwinder__free(run.unwinder);
-	pyx_callers__free(run.callers);
-	pyx_code_cache__free(run.cache);
-	free(run.hists);
-	free(run.stats);
-	pyx_module__free(run.mod);
-	pyx_python__free(run.py);
-	pyx_process__close(run.proc);
+out_release:
+	watch_run_release(&run);
+	return ret;
+}
+
+/*
+ * Several processes (--all, --container ID, --children): a watch_run per
+ * Python process, attached once the module is loaded there (now or when it
+ * maps new code: an import), each with its own table; at the end the
+ * scope's totals per entry point, summed over every process watched.
+ */
+struct watch_total {
+	const char *name; /* an entry point's name (owned by the first run that had it) */
+	char *owned;
+	struct pyx_centry_stats stats;
+	struct pyx_centry_hist hist;
+};
+
+struct watch_fleet {
+	struct pyx_ctx *ctx;
+	const struct watch_opts *opts;
+	const struct pyx_discovery_opts *scope;
+	struct watch_run **runs;
+	size_t nr_runs;
+	unsigned int watched, exited, without_module;
+	struct watch_total *totals;
+	size_t nr_totals;
+	uint64_t drops[PYX_DROP__MAX];
+};
+
+static void add_totals(struct watch_fleet *fleet, const struct watch_run *run)
+{
+	size_t i, j;
+	int k;
+
+	for (i = 0; i < run->mod->nr_entries; i++) {
+		const struct pyx_centry_stats *st = &run->stats[i];
+		struct watch_total *t = NULL;
+
+		for (j = 0; j < fleet->nr_totals; j++)
+			if (!strcmp(fleet->totals[j].name, run->mod->entries[i].name))
+				t = &fleet->totals[j];
+		if (!t) {
+			struct watch_total *totals =
+				realloc(fleet->totals, (fleet->nr_totals + 1) * sizeof(*totals));
+
+			if (!totals)
+				return;
+			fleet->totals = totals;
+			t = &totals[fleet->nr_totals++];
+			memset(t, 0, sizeof(*t));
+			t->owned = strdup(run->mod->entries[i].name);
+			t->name = t->owned ? t->owned : "?";
+		}
+		t->stats.calls += st->calls;
+		t->stats.errors += st->errors;
+		t->stats.null_no_exception += st->null_no_exception;
+		t->stats.value_with_exception += st->value_with_exception;
+		t->stats.lost_returns += st->lost_returns;
+		t->stats.unpaired += st->unpaired;
+		t->stats.total_ns += st->total_ns;
+		if (st->min_ns && (!t->stats.min_ns || st->min_ns < t->stats.min_ns))
+			t->stats.min_ns = st->min_ns;
+		if (st->max_ns > t->stats.max_ns)
+			t->stats.max_ns = st->max_ns;
+		for (k = 0; k < PYX_HIST_SLOTS; k++)
+			t->hist.slots[k] += run->hists[i].slots[k];
+	}
+	for (k = 0; k < PYX_DROP__MAX; k++)
+		fleet->drops[k] += run->drops[k];
+}
+
+static int watch_fleet_prepare(void *cookie, void *skel_ptr)
+{
+	return watch_prepare(cookie, skel_ptr);
+}
+
+/* Attach to run->pid if the module is loaded there now; 0 attached, -ENOENT not yet. */
+static int watch_fleet_try(struct watch_fleet *fleet, struct watch_run *run,
+			   struct pyx_discovery *disc)
+{
+	struct pyx_ctx *ctx = fleet->ctx;
+	struct pyx_centry_cfg cfg = {};
+	char why[1024];
+	int err;
+
+	err = pyx_process__open(run->pid, &run->proc);
+	if (!err)
+		err = pyx_python__detect(run->proc, &run->py, why, sizeof(why));
+	if (!err)
+		err = pyx_python__layout(run->py, run->proc, &run->layout, why, sizeof(why));
+	if (err) {
+		if (err != -ESRCH && err != -ENOENT && pyx_process__alive(run->proc))
+			pyx_warn(ctx, "not watched: %s", why);
+		goto out_release;
+	}
+	err = watch_run_prepare(run, &cfg, why, sizeof(why));
+	if (err) {
+		/* Not loaded (yet): the next import, or the next interval, looks again. */
+		if (err != -ENOENT && err != -ENOEXEC)
+			pyx_warn(ctx, "process %d: %s", run->pid, why);
+		else
+			pyx_debug(ctx, "process %d: %s", run->pid, why);
+		goto out_release;
+	}
+	struct pyx_session_opts sopts = {
+		.ctx = ctx,
+		.cfg = &cfg,
+		.cfg_size = sizeof(cfg),
+		.cookie = run,
+		.prepare = watch_fleet_prepare,
+		.attach = watch_attach,
+		.on_record = watch_on_record,
+		.follower = true,
+	};
+	err = pyx_session__start(&run->session, &centry_bpf_ops, &sopts);
+	if (err)
+		run->session = NULL; /* watch_attach saw it; it is gone */
+	else
+		err = pyx_discovery__follow(disc, run->session);
+	if (err)
+		goto out_release;
+	pyx_info(ctx, "watching %s in process %d (%s, Python %s): %zu entry points", run->mod->name,
+		 run->pid, run->proc->comm, run->py->version, run->mod->nr_entries);
+	fleet->watched++;
+	return 0;
+
+out_release:
+	/* watch_attach keeps the session on the run even when a later step fails. */
+	watch_run_release(run);
+	return err;
+}
+
+static struct watch_run *watch_fleet_run(struct watch_fleet *fleet, pid_t pid, size_t *index)
+{
+	size_t i;
+
+	for (i = 0; i < fleet->nr_runs; i++)
+		if (fleet->runs[i]->pid == pid) {
+			*index = i;
+			return fleet->runs[i];
+		}
+	return NULL;
+}
+
+static int watch_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid)
+{
+	struct watch_fleet *fleet = cookie;
+	struct watch_run *run, **runs;
+
+	run = calloc(1, sizeof(*run));
+	runs = realloc(fleet->runs, (fleet->nr_runs + 1) * sizeof(*runs));
+	if (!run || !runs) {
+		free(run);
+		return -ENOMEM;
+	}
+	fleet->runs = runs;
+	run->ctx = fleet->ctx;
+	run->opts = fleet->opts;
+	run->pid = pid;
+	fleet->runs[fleet->nr_runs++] = run;
+	watch_fleet_try(fleet, run, disc);
+	return 0;
+}
+
+static void watch_fleet_mapped(void *cookie, struct pyx_discovery *disc, pid_t pid)
+{
+	struct watch_fleet *fleet = cookie;
+	struct watch_run *run;
+	size_t i;
+
+	run = watch_fleet_run(fleet, pid, &i);
+	if (run && !run->session && watch_fleet_try(fleet, run, disc))
+		/* Seen mid-load (mapped, not yet relocated)? The next intervals look again. */
+		run->retry_until_ns = pyx_monotonic_ns() + WATCH_IMPORT_RETRY_NS;
+}
+
+/* A run's final table (and its share of the totals); the run is freed. */
+static void watch_fleet_end(struct watch_fleet *fleet, struct watch_run *run, const char *why,
+			    struct pyx_discovery *disc)
+{
+	if (run->session) {
+		pyx_session__consume(run->session);
+		watch_on_interval(run, run->session, true);
+		run->stop_reason = why;
+		pyx_cmd_print_table(fleet->ctx, false, true, false, print_json, print_text, run);
+		add_totals(fleet, run);
+		pyx_discovery__unfollow(disc, run->session);
+	} else {
+		fleet->without_module++;
+	}
+	watch_run_release(run);
+	free(run);
+}
+
+static void watch_fleet_gone(void *cookie, struct pyx_discovery *disc, pid_t pid, bool exited,
+			     __u32 status)
+{
+	struct watch_fleet *fleet = cookie;
+	struct watch_run *run;
+	size_t i;
+
+	(void)status;
+	run = watch_fleet_run(fleet, pid, &i);
+	if (!run)
+		return;
+	fleet->runs[i] = fleet->runs[--fleet->nr_runs];
+	if (exited && run->session)
+		fleet->exited++;
+	watch_fleet_end(fleet, run, exited ? "target-exit" : "exec", disc);
+}
+
+static uint64_t total_timed(const struct pyx_centry_stats *st)
+{
+	return timed_calls(st);
+}
+
+static void print_fleet_totals(struct watch_fleet *fleet, const char *scope, const char *stopped_by,
+			       uint64_t duration_ns)
+{
+	FILE *out = fleet->ctx->out;
+	char avg[32], p99[32], max[32], dur[32];
+	size_t i;
+
+	if (fleet->ctx->json) {
+		struct pyx_json json;
+
+		pyx_json_init(&json, out);
+		pyx_json_object_begin(&json);
+		pyx_json_kv_string(&json, "process", "all");
+		pyx_json_kv_string(&json, "scope", scope);
+		pyx_json_kv_u64(&json, "processes", fleet->watched);
+		pyx_json_kv_u64(&json, "exited", fleet->exited);
+		pyx_json_kv_u64(&json, "without_module", fleet->without_module);
+		pyx_json_key(&json, "module");
+		pyx_json_object_begin(&json);
+		pyx_json_kv_string(&json, "name", fleet->opts->module);
+		pyx_json_object_end(&json);
+		pyx_json_kv_u64(&json, "duration_ns", duration_ns);
+		pyx_json_kv_string(&json, "stopped_by", stopped_by);
+		pyx_json_key(&json, "functions");
+		pyx_json_array_begin(&json);
+		for (i = 0; i < fleet->nr_totals; i++) {
+			const struct watch_total *t = &fleet->totals[i];
+
+			pyx_json_object_begin(&json);
+			pyx_json_kv_string(&json, "name", t->name);
+			pyx_json_kv_u64(&json, "calls", t->stats.calls);
+			pyx_json_kv_u64(&json, "errors", t->stats.errors);
+			pyx_json_key(&json, "bad_returns");
+			pyx_json_object_begin(&json);
+			pyx_json_kv_u64(&json, "null_without_exception",
+					t->stats.null_no_exception);
+			pyx_json_kv_u64(&json, "value_with_exception",
+					t->stats.value_with_exception);
+			pyx_json_object_end(&json);
+			pyx_json_kv_u64(&json, "lost_returns",
+					t->stats.lost_returns + t->stats.unpaired);
+			pyx_json_latency(&json, t->stats.total_ns, total_timed(&t->stats),
+					 t->stats.min_ns, t->stats.max_ns, t->hist.slots,
+					 PYX_HIST_SLOTS);
+			pyx_json_object_end(&json);
+		}
+		pyx_json_array_end(&json);
+		pyx_out_drops(&json, fleet->drops);
+		pyx_json_kv_bool(&json, "final", true);
+		pyx_json_object_end(&json);
+		pyx_json_document_end(&json);
+		return;
+	}
+	fprintf(out, "%s: module %s in %u process%s (%u exited), %s (%s)\n", scope,
+		fleet->opts->module, fleet->watched, fleet->watched == 1 ? "" : "es", fleet->exited,
+		pyx_format_duration(duration_ns, dur, sizeof(dur)), stopped_by);
+	fprintf(out, "%-40s %10s %8s %8s %8s %10s %10s %10s\n", "FUNCTION", "CALLS", "ERRORS",
+		"BAD", "LOST", "AVG", "P99", "MAX");
+	for (i = 0; i < fleet->nr_totals; i++) {
+		const struct watch_total *t = &fleet->totals[i];
+		uint64_t timed = total_timed(&t->stats);
+		uint64_t p99_ns = pyx_hist_percentile(t->hist.slots, PYX_HIST_SLOTS, 0.99);
+
+		if (!t->stats.calls)
+			continue;
+		fprintf(out, "%-40s %10llu %8llu %8llu %8llu %10s %10s %10s\n", t->name,
+			(unsigned long long)t->stats.calls, (unsigned long long)t->stats.errors,
+			(unsigned long long)(t->stats.null_no_exception +
+					     t->stats.value_with_exception),
+			(unsigned long long)(t->stats.lost_returns + t->stats.unpaired),
+			timed ? pyx_format_duration(t->stats.total_ns / timed, avg, sizeof(avg))
+			      : "-",
+			p99_ns ? pyx_format_duration(p99_ns, p99, sizeof(p99)) : "-",
+			t->stats.max_ns ? pyx_format_duration(t->stats.max_ns, max, sizeof(max))
+					: "-");
+	}
+	pyx_print_drops(out, fleet->drops, 1u << PYX_DROP_RETURN_DEPTH);
+}
+
+static int watch_fleet_interval(void *cookie, struct pyx_discovery *disc, bool final)
+{
+	struct watch_fleet *fleet = cookie;
+	const char *stopped_by = pyx_stop_reason_name(pyx_discovery__stop_reason(disc));
+	uint64_t disc_drops[PYX_DROP__MAX];
+	char scope[128];
+	size_t i;
+	int k;
+
+	if (!final) {
+		for (i = 0; i < fleet->nr_runs; i++) {
+			struct watch_run *run = fleet->runs[i];
+
+			if (!run->session) {
+				if (pyx_monotonic_ns() < run->retry_until_ns)
+					watch_fleet_try(fleet, run, disc);
+				continue;
+			}
+			if (fleet->opts->interval_ns)
+				watch_on_interval(run, run->session, false);
+		}
+		return 0;
+	}
+	while (fleet->nr_runs)
+		watch_fleet_end(fleet, fleet->runs[--fleet->nr_runs], stopped_by, disc);
+	pyx_discovery__drops(disc, disc_drops);
+	for (k = 0; k < PYX_DROP__MAX; k++)
+		fleet->drops[k] += disc_drops[k];
+	print_fleet_totals(fleet, pyx_discovery__scope_label(fleet->scope, scope, sizeof(scope)),
+			   stopped_by, pyx_discovery__elapsed_ns(disc));
+	return 0;
+}
+
+static int watch_scope(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+		       const struct watch_opts *opts)
+{
+	struct watch_fleet fleet = {.ctx = ctx, .opts = opts};
+	struct pyx_discovery_opts dopts = {
+		.ctx = ctx,
+		.duration_ns = common->duration_ns,
+		.interval_ns = opts->interval_ns ? opts->interval_ns : 1000000000ull,
+		.cookie = &fleet,
+		.found = watch_fleet_found,
+		.mapped = watch_fleet_mapped,
+		.gone = watch_fleet_gone,
+		.on_interval = watch_fleet_interval,
+	};
+	size_t i;
+	int ret;
+
+	if (pyx_cmd_scope(ctx, common, &dopts))
+		return PYX_EXIT_FAILURE;
+	fleet.scope = &dopts;
+	ret = pyx_discovery__run(&dopts) ? PYX_EXIT_FAILURE : PYX_EXIT_OK;
+	for (i = 0; i < fleet.nr_totals; i++)
+		free(fleet.totals[i].owned);
+	free(fleet.totals);
+	free(fleet.runs);
 	return ret;
 }
 
@@ -813,15 +1210,23 @@ static int watch_run(struct pyx_ctx *ctx, int argc, char **argv)
 	struct pyx_common_opts common;
 	int err;
 
-	err = pyx_cmd_parse(ctx, &pyx_cmd_watch, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
+	err = pyx_cmd_parse(ctx, &pyx_cmd_watch,
+			    PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
 			    argc, argv, watch_options, "i:", watch_option, &opts, &common);
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
 	if (!opts.module)
 		return pyx_usage_error(ctx, &pyx_cmd_watch, "--module NAME is required");
-	err = pyx_cmd_require_target(ctx, &pyx_cmd_watch, &common);
-	if (err)
-		return err;
+	if (pyx_cmd_is_scope(&common)) {
+		if (pyx_cmd_open_output(ctx))
+			return PYX_EXIT_FAILURE;
+		err = watch_scope(ctx, &common, &opts);
+		return pyx_cmd_close_output(ctx) && err == PYX_EXIT_OK ? PYX_EXIT_FAILURE : err;
+	}
+	if (!common.pid && !common.launch_argv)
+		return pyx_usage_error(
+			ctx, &pyx_cmd_watch,
+			"a target is required: -p PID, --container ID, --all or -- CMD");
 	return pyx_cmd_run_target(ctx, &common, watch_target, &opts);
 }
 

@@ -3,13 +3,18 @@ calls two of _json's builtin functions from Python (encode_basestring_ascii
 and scanstring, as json.encoder/json.decoder export them) ROUNDS times from a
 function of its own, while sys.setprofile counts their c_call events (the
 ground truth; _json's C-to-C calls inside dumps/loads would be invisible to
-it, so there are none); writes result.json and exits."""
-import json
-import json.decoder
-import json.encoder
+it, so there are none); writes result.json and exits.
+
+With "late": json (and so _json) is imported only after go; then the
+workload writes imported and waits for go2 (a tracer discovering the new
+module attaches meanwhile) before the calls."""
 import os
 import sys
 import time
+
+if sys.argv[1:] != ["late"]:
+    import json.decoder as decoder
+    import json.encoder as encoder
 
 OUT = os.environ.get("PYX_OUT") or "/pyx/out"
 ROUNDS = 500
@@ -22,15 +27,27 @@ def profiler(frame, event, arg):
 
 
 def roundtrip(i):
-    quoted = json.encoder.encode_basestring_ascii("x" * (i % 7))
-    return json.decoder.scanstring(quoted, 1)
+    quoted = encoder.encode_basestring_ascii("x" * (i % 7))
+    return decoder.scanstring(quoted, 1)
+
+
+def wait_file(name):
+    while not os.path.exists(os.path.join(OUT, name)):
+        time.sleep(0.005)
 
 
 def main():
+    global decoder, encoder
     with open(os.path.join(OUT, "ready"), "w") as f:
         f.write(str(os.getpid()))
-    while not os.path.exists(os.path.join(OUT, "go")):
-        time.sleep(0.005)
+    wait_file("go")
+    if sys.argv[1:] == ["late"]:
+        import json.decoder as decoder  # maps _json now
+        import json.encoder as encoder
+
+        with open(os.path.join(OUT, "imported"), "w") as f:
+            f.write(str(os.getpid()))
+        wait_file("go2")
     sys.setprofile(profiler)
     for i in range(ROUNDS):
         roundtrip(i)
