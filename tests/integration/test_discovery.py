@@ -223,3 +223,51 @@ def test_watch_all_late_process_late_import(interp, start_target, pyxtrace_bin, 
     summed = {f["name"]: f["calls"] for f in total["functions"]}
     for name, calls in counted.items():
         assert summed["_json." + name] >= calls
+
+
+@pytest.mark.interps(SCOPE_INTERPS)
+def test_calls_children_prefork_server(interp, start_target, pyxtrace_bin, tracers):
+    """A pre-fork server (a parent forking 4 workers, one killed and replaced):
+    `calls --children -p PARENT` counts every worker's calls of work(), the
+    replacement's too, exactly as each worker made them, in a table per process
+    and in the scope's total; it ends with the last process."""
+    interp.require(container=False)
+    target = start_target(interp, "spawner.py", ["prefork", "4"])
+    target.wait_for("ready")
+    tracer = tracers(pyxtrace_bin, target.outdir, "calls", "--children", "-p", target.pid,
+                     "--json", "-v", "--max-overhead", "0", "--match", "spawner")
+    tracer.wait_for(f"following process {target.pid}:")
+    open(target.path("go"), "w").close()
+    released = set()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(target.path("workers.json")):
+        assert time.monotonic() < deadline and target.alive(), target.logs()
+        for name in os.listdir(target.outdir):
+            if name.startswith("worker-") and name.endswith(".ready"):
+                pid = int(name[len("worker-"):-len(".ready")])
+                if pid not in released:
+                    # Each worker makes its calls once pyxtrace follows it.
+                    tracer.wait_for(f"following process {pid}:")
+                    open(target.path(f"worker-{pid}.go"), "w").close()
+                    released.add(pid)
+        time.sleep(0.01)
+    assert target.wait(timeout=60) == 0
+    workers = target.read_json("workers.json")
+    assert len(workers) == 5 and set(workers) == released
+    made = {pid: target.read_json(f"worker-{pid}.json")["calls"] for pid in workers}
+    docs = [json.loads(line) for line in tracer.finish(timeout=60).splitlines()]
+    tables = {d["process"]["pid"]: d for d in docs if isinstance(d["process"], dict)}
+    assert set(tables) == set(workers) | {target.pid}, sorted(tables)
+
+    def work_calls(doc):
+        return sum(f["calls"] for f in doc["functions"]
+                   if f["function"] == "work" and f["file"].endswith("spawner.py"))
+
+    for pid in workers:
+        assert tables[pid]["final"] and tables[pid]["stopped_by"] == "target-exit"
+        assert work_calls(tables[pid]) == made[pid], (pid, tables[pid]["functions"])
+    assert work_calls(tables[target.pid]) == 0
+    total = docs[-1]
+    assert total["process"] == "all" and total["stopped_by"] == "target-exit"
+    assert total["processes"] == 6 and total["exited"] == 6
+    assert work_calls(total) == sum(made.values()) == 5 * 3000

@@ -18,6 +18,7 @@
 #include "cmd/calls_exact.h"
 #include "cmd/calls_sampled.h"
 #include "cmd/cmd.h"
+#include "discovery.h"
 #include "output/hist.h"
 #include "output/json.h"
 #include "output/objects.h"
@@ -77,12 +78,15 @@ struct calls_run {
 	const char *stop_reason;
 	bool final;
 	bool live;
+	pid_t pid;		     /* one of several processes (--children, --all, ...) */
+	struct pyx_session *session; /* its follower session */
 };
 
 static void calls_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
-		"Usage: %s calls (-p PID [--container ID] | -- CMD [ARGS...]) [-i TIME]\n"
+		"Usage: %s calls (-p PID [--container ID] [--children] | --container ID | --all |\n"
+		"       -- CMD [ARGS...]) [-i TIME]\n"
 		"       [--module NAME] [--cfunc GLOB] [--sort KEY] [--top N] [--match REGEX]\n"
 		"       [--thread TID] [--sampled [--hz N] [--folded FILE]]\n"
 		"       [--min-latency TIME] [--max-overhead PCT]\n"
@@ -119,13 +123,15 @@ static void calls_usage(FILE *out, const char *prog)
 		"                         time (default %g): above it they are paused, and the\n"
 		"                         counts cover the time they were on; 0: no limit\n",
 		prog, CALLS_DEFAULT_TOP, PYX_CALLS_MAX_OVERHEAD_DEFAULT);
-	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
+	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION |
+						PYX_OPT_OUTPUT);
 	fprintf(out,
 		"\nExamples:\n"
+		"  %s calls --children -p 1234 -d 30s\n"
 		"  %s calls -p 1234 -d 10s\n"
 		"  %s calls -p 1234 --sort self --match 'myapp/'\n"
 		"  %s calls --json -- python3 app.py\n",
-		prog, prog, prog);
+		prog, prog, prog, prog);
 }
 
 static int calls_prepare(void *cookie, void *skel_ptr)
@@ -513,6 +519,384 @@ out_free:
 	return ret;
 }
 
+/*
+ * Several processes (--children, --container ID, --all): a calls_run per
+ * Python process in exact mode, its own table when it ends (or at the end),
+ * then the scope's totals per function (kind, qualified name, file, line)
+ * over every process.
+ */
+struct calls_total {
+	bool native;
+	char *function;
+	char *qualname;
+	char *file;
+	int line;
+	struct pyx_calls_stats st;
+};
+
+struct calls_fleet {
+	struct pyx_ctx *ctx;
+	const struct calls_opts *opts;
+	const struct pyx_discovery_opts *scope;
+	struct calls_run **runs;
+	size_t nr_runs;
+	unsigned int traced, exited, not_traced;
+	struct calls_total *totals;
+	size_t nr_totals;
+	uint64_t drops[PYX_DROP__MAX];
+};
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void add_totals(struct calls_fleet *fleet, const struct calls_run *run)
+{
+	size_t i, j;
+	int k;
+
+	for (i = 0; i < run->x.nr_fns; i++) {
+		const struct pyx_calls_fn *row = &run->x.fns[i];
+		struct calls_total *t = NULL;
+
+		if (!row->st.calls && !row->st.timed)
+			continue;
+		for (j = 0; j < fleet->nr_totals && !t; j++)
+			if (fleet->totals[j].native == row->native &&
+			    fleet->totals[j].line == row->line &&
+			    same_str(fleet->totals[j].qualname, row->qualname) &&
+			    same_str(fleet->totals[j].file, row->file))
+				t = &fleet->totals[j];
+		if (!t) {
+			struct calls_total *totals =
+				realloc(fleet->totals, (fleet->nr_totals + 1) * sizeof(*totals));
+
+			if (!totals)
+				return;
+			fleet->totals = totals;
+			t = &totals[fleet->nr_totals++];
+			memset(t, 0, sizeof(*t));
+			t->native = row->native;
+			t->function = dup_or_null(row->function);
+			t->qualname = dup_or_null(row->qualname);
+			t->file = dup_or_null(row->file);
+			t->line = row->line;
+		}
+		t->st.calls += row->st.calls;
+		t->st.exceptions += row->st.exceptions;
+		t->st.timed += row->st.timed;
+		t->st.total_ns += row->st.total_ns;
+		t->st.self_ns += row->st.self_ns;
+		if (row->st.min_ns && (!t->st.min_ns || row->st.min_ns < t->st.min_ns))
+			t->st.min_ns = row->st.min_ns;
+		if (row->st.max_ns > t->st.max_ns)
+			t->st.max_ns = row->st.max_ns;
+		for (k = 0; k < PYX_HIST_SLOTS; k++)
+			t->st.slots[k] += row->st.slots[k];
+	}
+	for (k = 0; k < PYX_DROP__MAX; k++)
+		fleet->drops[k] += run->drops[k];
+}
+
+static void calls_run_release(struct calls_run *run)
+{
+	pyx_session__destroy(run->session);
+	run->session = NULL;
+	pyx_calls_exact__free(&run->x);
+	pyx_python__free(run->py);
+	run->py = NULL;
+	pyx_process__close(run->proc);
+	run->proc = NULL;
+}
+
+static int calls_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid)
+{
+	struct calls_fleet *fleet = cookie;
+	const struct calls_opts *opts = fleet->opts;
+	struct pyx_ctx *ctx = fleet->ctx;
+	struct pyx_calls_cfg cfg = {};
+	struct calls_run *run, **runs;
+	char why[1024], jit[16];
+	int err;
+
+	run = calloc(1, sizeof(*run));
+	runs = realloc(fleet->runs, (fleet->nr_runs + 1) * sizeof(*runs));
+	if (!run || !runs) {
+		free(run);
+		return -ENOMEM;
+	}
+	fleet->runs = runs;
+	run->ctx = ctx;
+	run->opts = opts;
+	run->pid = pid;
+	err = pyx_process__open(pid, &run->proc);
+	if (!err)
+		err = pyx_python__detect(run->proc, &run->py, why, sizeof(why));
+	if (!err)
+		err = pyx_python__layout(run->py, run->proc, &run->layout, why, sizeof(why));
+	if (err)
+		goto out_refused;
+	run->x = (struct pyx_calls_exact){
+		.ctx = ctx, .proc = run->proc, .py = run->py, .layout = &run->layout};
+	err = pyx_calls_exact__find(&run->x, jit, sizeof(jit), why, sizeof(why));
+	if (err == -EOPNOTSUPP)
+		snprintf(why, sizeof(why),
+			 "process %d runs with PYTHON_JIT=%s: JIT code bypasses the exact hooks "
+			 "(trace it alone with -p PID to sample it)",
+			 pid, jit);
+	if (err)
+		goto out_refused;
+	err = pyx_calls_exact__prepare(&run->x, opts->module, opts->cfunc, &cfg);
+	if (err)
+		goto out_release;
+	cfg.tgid = (__u32)pid;
+	cfg.tid = (__u32)opts->thread;
+	struct pyx_session_opts sopts = {
+		.ctx = ctx,
+		.cfg = &cfg,
+		.cfg_size = sizeof(cfg),
+		.cookie = run,
+		.prepare = calls_prepare,
+		.attach = calls_attach,
+		.on_record = calls_on_record,
+		.follower = true,
+	};
+	err = pyx_session__start(&run->session, &calls_bpf_ops, &sopts);
+	if (!err)
+		err = pyx_discovery__follow(disc, run->session);
+	if (err)
+		goto out_release;
+	fleet->runs[fleet->nr_runs++] = run;
+	fleet->traced++;
+	return 0;
+
+out_refused:
+	/* Gone already is no news; a Python we cannot trace is, once. */
+	if (err != -ESRCH && run->proc && pyx_process__alive(run->proc)) {
+		pyx_warn(ctx, "not traced: %s", why);
+		fleet->not_traced++;
+	}
+out_release:
+	calls_run_release(run);
+	free(run);
+	return err;
+}
+
+static struct calls_run *calls_fleet_run(struct calls_fleet *fleet, pid_t pid, size_t *index)
+{
+	size_t i;
+
+	for (i = 0; i < fleet->nr_runs; i++)
+		if (fleet->runs[i]->pid == pid) {
+			*index = i;
+			return fleet->runs[i];
+		}
+	return NULL;
+}
+
+/* A process's final table and its share of the totals; the run is freed. */
+static void calls_fleet_end(struct calls_fleet *fleet, struct calls_run *run, const char *why,
+			    struct pyx_discovery *disc)
+{
+	pyx_session__consume(run->session);
+	calls_on_interval(run, run->session, true);
+	run->stop_reason = why;
+	pyx_cmd_print_table(fleet->ctx, false, true, false, print_json, print_text, run);
+	add_totals(fleet, run);
+	pyx_discovery__unfollow(disc, run->session);
+	calls_run_release(run);
+	free(run);
+}
+
+static void calls_fleet_gone(void *cookie, struct pyx_discovery *disc, pid_t pid, bool exited,
+			     __u32 status)
+{
+	struct calls_fleet *fleet = cookie;
+	struct calls_run *run;
+	size_t i;
+
+	(void)status;
+	run = calls_fleet_run(fleet, pid, &i);
+	if (!run)
+		return;
+	fleet->runs[i] = fleet->runs[--fleet->nr_runs];
+	if (exited)
+		fleet->exited++;
+	calls_fleet_end(fleet, run, exited ? "target-exit" : "exec", disc);
+}
+
+static int calls_fleet_tick(void *cookie, struct pyx_discovery *disc)
+{
+	struct calls_fleet *fleet = cookie;
+	size_t i;
+
+	(void)disc;
+	for (i = 0; i < fleet->nr_runs; i++)
+		pyx_calls_exact__tick(&fleet->runs[i]->x, fleet->runs[i]->session,
+				      pyx_session__skel(fleet->runs[i]->session));
+	return 0;
+}
+
+static int by_total(const void *a, const void *b)
+{
+	const struct calls_total *ta = a, *tb = b;
+
+	if (ta->st.total_ns != tb->st.total_ns)
+		return ta->st.total_ns < tb->st.total_ns ? 1 : -1;
+	return ta->st.calls < tb->st.calls ? 1 : ta->st.calls > tb->st.calls ? -1 : 0;
+}
+
+static void print_fleet_totals(struct calls_fleet *fleet, const char *scope, const char *stopped_by,
+			       uint64_t duration_ns)
+{
+	FILE *out = fleet->ctx->out;
+	char dur[32], total[32], self[32], avg[32], max[32];
+	size_t i, shown = 0, limit = fleet->opts->top;
+
+	qsort(fleet->totals, fleet->nr_totals, sizeof(*fleet->totals), by_total);
+	if (fleet->ctx->json) {
+		struct pyx_json json;
+
+		pyx_json_init(&json, out);
+		pyx_json_object_begin(&json);
+		pyx_json_kv_string(&json, "process", "all");
+		pyx_json_kv_string(&json, "scope", scope);
+		pyx_json_kv_u64(&json, "processes", fleet->traced);
+		pyx_json_kv_u64(&json, "exited", fleet->exited);
+		pyx_json_kv_u64(&json, "not_traced", fleet->not_traced);
+		pyx_json_kv_string(&json, "mode", "eval-hooks");
+		pyx_json_kv_bool(&json, "exact", true);
+		pyx_json_kv_u64(&json, "duration_ns", duration_ns);
+		pyx_json_kv_string(&json, "stopped_by", stopped_by);
+		pyx_json_key(&json, "functions");
+		pyx_json_array_begin(&json);
+		for (i = 0; i < fleet->nr_totals; i++) {
+			const struct calls_total *t = &fleet->totals[i];
+
+			if (!pyx_match_fn(&fleet->opts->match, t->qualname, t->file))
+				continue;
+			pyx_json_object_begin(&json);
+			pyx_json_kv_string(&json, "kind", t->native ? "native" : "python");
+			pyx_json_kv_string(&json, "function", t->function);
+			pyx_json_kv_string(&json, "qualname", t->qualname);
+			pyx_json_kv_string(&json, "file", t->file);
+			pyx_json_kv_i64(&json, "line", t->line);
+			pyx_json_kv_u64(&json, "calls", t->st.calls);
+			pyx_json_kv_u64(&json, "exceptions", t->st.exceptions);
+			pyx_json_kv_u64(&json, "timed", t->st.timed);
+			pyx_json_kv_u64(&json, "self_ns", t->st.self_ns);
+			pyx_json_latency(&json, t->st.total_ns, t->st.timed, t->st.min_ns,
+					 t->st.max_ns, t->st.slots, PYX_HIST_SLOTS);
+			pyx_json_object_end(&json);
+		}
+		pyx_json_array_end(&json);
+		pyx_out_drops(&json, fleet->drops);
+		pyx_json_kv_bool(&json, "final", true);
+		pyx_json_object_end(&json);
+		pyx_json_document_end(&json);
+		return;
+	}
+	fprintf(out, "%s: %u Python process%s (%u exited), exact calls, %s (%s)\n", scope,
+		fleet->traced, fleet->traced == 1 ? "" : "es", fleet->exited,
+		pyx_format_duration(duration_ns, dur, sizeof(dur)), stopped_by);
+	fprintf(out, "%-36s %-30s %9s %5s %10s %10s %10s %10s\n", "FUNCTION", "FILE:LINE", "CALLS",
+		"EXC", "TOTAL", "SELF", "AVG", "MAX");
+	if (!limit)
+		limit = CALLS_DEFAULT_TOP;
+	for (i = 0; i < fleet->nr_totals && shown < limit; i++) {
+		const struct calls_total *t = &fleet->totals[i];
+		char where[320];
+
+		if (!pyx_match_fn(&fleet->opts->match, t->qualname, t->file))
+			continue;
+		shown++;
+		if (t->native)
+			snprintf(where, sizeof(where), "[C] %.26s",
+				 pyx_basename(t->file ? t->file : "?"));
+		else
+			snprintf(where, sizeof(where), "%.24s:%d",
+				 t->file ? pyx_basename(t->file) : "?", t->line);
+		fprintf(out, "%-36s %-30s %9llu %5llu %10s %10s %10s %10s\n",
+			t->qualname ? t->qualname : "?", where, (unsigned long long)t->st.calls,
+			(unsigned long long)t->st.exceptions,
+			pyx_format_duration(t->st.total_ns, total, sizeof(total)),
+			pyx_format_duration(t->st.self_ns, self, sizeof(self)),
+			t->st.timed ? pyx_format_duration(t->st.total_ns / t->st.timed, avg,
+							  sizeof(avg))
+				    : "-",
+			t->st.timed ? pyx_format_duration(t->st.max_ns, max, sizeof(max)) : "-");
+	}
+	if (!shown)
+		fputs("(no calls)\n", out);
+	pyx_print_drops(out, fleet->drops, 0);
+}
+
+static int calls_fleet_interval(void *cookie, struct pyx_discovery *disc, bool final)
+{
+	struct calls_fleet *fleet = cookie;
+	const char *stopped_by = pyx_stop_reason_name(pyx_discovery__stop_reason(disc));
+	uint64_t disc_drops[PYX_DROP__MAX];
+	char scope[128];
+	size_t i;
+	int k;
+
+	if (!final) {
+		if (fleet->opts->interval_ns)
+			for (i = 0; i < fleet->nr_runs; i++)
+				calls_on_interval(fleet->runs[i], fleet->runs[i]->session, false);
+		return 0;
+	}
+	while (fleet->nr_runs)
+		calls_fleet_end(fleet, fleet->runs[--fleet->nr_runs], stopped_by, disc);
+	pyx_discovery__drops(disc, disc_drops);
+	for (k = 0; k < PYX_DROP__MAX; k++)
+		fleet->drops[k] += disc_drops[k];
+	print_fleet_totals(fleet, pyx_discovery__scope_label(fleet->scope, scope, sizeof(scope)),
+			   stopped_by, pyx_discovery__elapsed_ns(disc));
+	return 0;
+}
+
+static int calls_scope(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+		       const struct calls_opts *opts)
+{
+	struct calls_fleet fleet = {.ctx = ctx, .opts = opts};
+	struct pyx_discovery_opts dopts = {
+		.ctx = ctx,
+		.duration_ns = common->duration_ns,
+		.interval_ns = opts->interval_ns ? opts->interval_ns : 1000000000ull,
+		.tick_ns = opts->max_overhead_pct > 0 ? PYX_BUDGET_TICK_NS : 0,
+		.cookie = &fleet,
+		.found = calls_fleet_found,
+		.gone = calls_fleet_gone,
+		.on_interval = calls_fleet_interval,
+		.on_tick = calls_fleet_tick,
+	};
+	size_t i;
+	int ret;
+
+	if (opts->sampled)
+		return pyx_usage_error(ctx, &pyx_cmd_calls,
+				       "--sampled, --folded: one process at a time (-p PID)");
+	if (pyx_cmd_scope(ctx, common, &dopts))
+		return PYX_EXIT_FAILURE;
+	fleet.scope = &dopts;
+	ret = pyx_discovery__run(&dopts) ? PYX_EXIT_FAILURE : PYX_EXIT_OK;
+	for (i = 0; i < fleet.nr_totals; i++) {
+		free(fleet.totals[i].function);
+		free(fleet.totals[i].qualname);
+		free(fleet.totals[i].file);
+	}
+	free(fleet.totals);
+	free(fleet.runs);
+	return ret;
+}
+
 enum {
 	OPT_SAMPLED = 0x3ffb,
 	OPT_HZ,
@@ -608,10 +992,21 @@ static int calls_run(struct pyx_ctx *ctx, int argc, char **argv)
 	struct pyx_common_opts common;
 	int err, ret;
 
-	err = pyx_cmd_parse(ctx, &pyx_cmd_calls, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
+	err = pyx_cmd_parse(ctx, &pyx_cmd_calls,
+			    PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
 			    argc, argv, calls_options, "i:", calls_option, &opts, &common);
 	if (err) {
 		ret = err < 0 ? PYX_EXIT_OK : err;
+		goto out;
+	}
+	if (pyx_cmd_is_scope(&common)) {
+		if (pyx_cmd_open_output(ctx)) {
+			ret = PYX_EXIT_FAILURE;
+			goto out;
+		}
+		ret = calls_scope(ctx, &common, &opts);
+		if (pyx_cmd_close_output(ctx) && ret == PYX_EXIT_OK)
+			ret = PYX_EXIT_FAILURE;
 		goto out;
 	}
 	ret = pyx_cmd_require_target(ctx, &pyx_cmd_calls, &common);
