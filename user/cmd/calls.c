@@ -728,6 +728,8 @@ static void calls_fleet_gone(void *cookie, struct pyx_discovery *disc, pid_t pid
 	fleet->runs[i] = fleet->runs[--fleet->nr_runs];
 	if (exited)
 		fleet->exited++;
+	else
+		fleet->traced--; /* the same process: counted again if its new image is Python */
 	calls_fleet_end(fleet, run, exited ? "target-exit" : "exec", disc);
 }
 

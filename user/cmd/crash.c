@@ -978,6 +978,8 @@ static void crash_fleet_gone(void *cookie, struct pyx_discovery *disc, pid_t pid
 	}
 	if (exited)
 		fleet->exited++;
+	else
+		fleet->traced--; /* the same process: counted again if its new image is Python */
 	crash_fleet_end(fleet, run, exited ? "target-exit" : "exec", disc);
 }
 

@@ -951,8 +951,8 @@ static void watch_fleet_end(struct watch_fleet *fleet, struct watch_run *run, co
 		pyx_cmd_print_table(fleet->ctx, false, true, false, print_json, print_text, run);
 		add_totals(fleet, run);
 		pyx_discovery__unfollow(disc, run->session);
-	} else {
-		fleet->without_module++;
+	} else if (strcmp(why, "exec")) {
+		fleet->without_module++; /* a Python process that never loaded the module */
 	}
 	watch_run_release(run);
 	free(run);
@@ -972,6 +972,8 @@ static void watch_fleet_gone(void *cookie, struct pyx_discovery *disc, pid_t pid
 	fleet->runs[i] = fleet->runs[--fleet->nr_runs];
 	if (exited && run->session)
 		fleet->exited++;
+	else if (run->session)
+		fleet->watched--; /* the same process: counted again if its new image has it */
 	watch_fleet_end(fleet, run, exited ? "target-exit" : "exec", disc);
 }
 
