@@ -40,10 +40,11 @@ class Tracer:
         with self.cond:
             self.cond.notify_all()
 
-    def wait_for(self, text, timeout=60):
+    def wait_for(self, text, timeout=60, also=""):
+        """Until a line of stderr holds `text` (and `also`)."""
         deadline = time.monotonic() + timeout
         with self.cond:
-            while not any(text in line for line in self.lines):
+            while not any(text in line and also in line for line in self.lines):
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
                     raise AssertionError(f"pyxtrace never said {text!r}:\n{self.stderr()}")
@@ -204,7 +205,9 @@ def test_watch_all_late_process_late_import(interp, start_target, pyxtrace_bin, 
     tracer.wait_for(f"following process {target.pid}:")
     open(target.path("go"), "w").close()
     target.wait_for("imported")
-    tracer.wait_for(f"watching _json in process {target.pid} ")
+    # (a fork of pytest, before its exec, may be watched first: it has _json too)
+    major, minor = interp.version_tuple
+    tracer.wait_for(f"watching _json in process {target.pid} ", also=f"Python {major}.{minor}.")
     open(target.path("go2"), "w").close()
     assert target.wait(timeout=60) == 0
     result = target.read_json("result.json")
