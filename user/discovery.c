@@ -33,6 +33,7 @@ struct disc_proc {
 	enum proc_state state;
 	uint64_t since_ns;   /* CLOCK_MONOTONIC when examined last: older events are settled */
 	uint64_t started_ns; /* its fork or exec, when seen */
+	void *cookie;	     /* PROC_TRACED: the command's state for it */
 };
 
 /* Whether a file holds a Python interpreter, decided once per file (device, inode). */
@@ -55,8 +56,7 @@ struct pyx_discovery {
 	bool seeded;
 };
 
-const char *pyx_discovery__scope_label(const struct pyx_discovery_opts *opts, char *buf,
-				       size_t size)
+static const char *scope_label(const struct pyx_discovery_opts *opts, char *buf, size_t size)
 {
 	switch (opts->scope) {
 	case PYX_SCOPE_CHILDREN:
@@ -102,6 +102,7 @@ static struct disc_proc *add_proc(struct pyx_discovery *d, pid_t pid)
 	p->state = PROC_PENDING;
 	p->since_ns = 0;
 	p->started_ns = 0;
+	p->cookie = NULL;
 	return p;
 }
 
@@ -190,7 +191,7 @@ static void examine(struct pyx_discovery *d, struct disc_proc *p)
 	}
 	if (!err)
 		return;
-	err = d->opts.found(d->opts.cookie, d, p->pid);
+	err = d->opts.found(d->opts.cookie, d, p->pid, &p->cookie);
 	p->state = err ? PROC_REFUSED : PROC_TRACED;
 	if (err)
 		return;
@@ -201,11 +202,13 @@ static void examine(struct pyx_discovery *d, struct disc_proc *p)
 		pyx_info(d->opts.ctx, "following process %d: running", p->pid);
 }
 
-static void end_proc(struct pyx_discovery *d, struct disc_proc *p, bool exited, __u32 status)
+static void end_proc(struct pyx_discovery *d, struct disc_proc *p, enum pyx_gone_reason why,
+		     __u32 status)
 {
-	if (p->state == PROC_TRACED && d->opts.gone)
-		d->opts.gone(d->opts.cookie, d, p->pid, exited, status);
+	if (p->state == PROC_TRACED)
+		d->opts.gone(d->opts.cookie, d, p->cookie, why, status);
 	p->state = PROC_PENDING;
+	p->cookie = NULL;
 }
 
 static void maybe_finished(struct pyx_discovery *d)
@@ -220,6 +223,7 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 	const struct pyx_rec_discovery *rec = (const void *)hdr;
 	struct pyx_discovery *d = cookie;
 	struct disc_proc *p, *parent;
+	bool parent_python;
 	pid_t pid;
 
 	if (hdr->type != PYX_REC_DISCOVERY || size < sizeof(*rec))
@@ -228,13 +232,14 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 	switch (rec->event) {
 	case PYX_DISCOVERY_FORK:
 		parent = find_proc(d, (pid_t)rec->parent);
-		p = add_proc(d, pid);
+		parent_python = !parent || parent->state != PROC_PENDING;
+		p = add_proc(d, pid); /* (may move the table: parent is stale from here) */
 		if (!p)
 			return -ENOMEM;
 		pyx_debug(d->opts.ctx, "process %d forked %d", rec->parent, pid);
 		p->started_ns = rec->time_ns;
 		/* The same image as its parent: a Python's child is one at once. */
-		if (!parent || parent->state != PROC_PENDING)
+		if (parent_python)
 			examine(d, p);
 		break;
 	case PYX_DISCOVERY_EXEC:
@@ -247,7 +252,7 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 			pyx_debug(d->opts.ctx, "process %d: examined after this exec already", pid);
 			break;
 		}
-		end_proc(d, p, false, 0);
+		end_proc(d, p, PYX_GONE_EXEC, 0);
 		p->started_ns = rec->time_ns;
 		examine(d, p);
 		break;
@@ -256,7 +261,7 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 		if (!p)
 			break;
 		if (p->state == PROC_TRACED && d->opts.mapped)
-			d->opts.mapped(d->opts.cookie, d, pid);
+			d->opts.mapped(d->opts.cookie, d, p->cookie);
 		else
 			examine(d, p);
 		break;
@@ -265,7 +270,7 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 		if (!p)
 			break;
 		if (p->state == PROC_TRACED) {
-			end_proc(d, p, true, rec->exit_code);
+			end_proc(d, p, PYX_GONE_EXIT, rec->exit_code);
 			pyx_info(d->opts.ctx, "process %d exited", pid);
 		} else {
 			pyx_debug(d->opts.ctx, "process %d exited", pid);
@@ -419,7 +424,7 @@ static void prune(struct pyx_discovery *d)
 
 	while (i < d->nr_procs) {
 		if (kill(d->procs[i].pid, 0) && errno == ESRCH) {
-			end_proc(d, &d->procs[i], true, 0);
+			end_proc(d, &d->procs[i], PYX_GONE_EXIT, 0);
 			drop_proc(d, &d->procs[i]);
 			continue;
 		}
@@ -434,10 +439,15 @@ static int discovery_on_interval(void *cookie, struct pyx_session *session, bool
 	int err;
 
 	(void)session;
+	size_t i;
+
 	if (!d->seeded)
 		return 0;
 	if (!final)
 		prune(d);
+	else
+		for (i = 0; i < d->nr_procs; i++)
+			end_proc(d, &d->procs[i], PYX_GONE_STOP, 0);
 	if (!d->opts.on_interval)
 		return 0;
 	err = d->opts.on_interval(d->opts.cookie, d, final);
@@ -557,27 +567,63 @@ out_free:
 	return err;
 }
 
-int pyx_discovery__follow(struct pyx_discovery *disc, struct pyx_session *session)
+int pyx_discovery__start_follower(struct pyx_discovery *disc, const struct pyx_skel_ops *ops,
+				  struct pyx_session_opts *opts, struct pyx_session **session)
 {
-	return pyx_session__follow(disc->session, session);
+	int err;
+
+	opts->follower = true;
+	err = pyx_session__start(session, ops, opts);
+	if (err)
+		return err;
+	err = pyx_session__follow(disc->session, *session);
+	if (err) {
+		pyx_session__destroy(*session);
+		*session = NULL;
+	}
+	return err;
 }
 
-void pyx_discovery__unfollow(struct pyx_discovery *disc, struct pyx_session *session)
+void pyx_discovery__end_follower(struct pyx_discovery *disc, struct pyx_session *session)
 {
+	if (!session)
+		return;
+	pyx_session__consume(session);
 	pyx_session__unfollow(disc->session, session);
 }
 
-enum pyx_stop_reason pyx_discovery__stop_reason(const struct pyx_discovery *disc)
+void pyx_discovery__for_each(struct pyx_discovery *disc,
+			     void (*fn)(void *cookie, struct pyx_discovery *disc, void *proc))
 {
-	return pyx_session__stop_reason(disc->session);
+	size_t i;
+
+	for (i = 0; i < disc->nr_procs; i++)
+		if (disc->procs[i].state == PROC_TRACED)
+			fn(disc->opts.cookie, disc, disc->procs[i].cookie);
 }
 
-void pyx_discovery__drops(const struct pyx_discovery *disc, uint64_t drops[PYX_DROP__MAX])
+const char *pyx_discovery__gone_name(const struct pyx_discovery *disc, enum pyx_gone_reason why)
 {
-	pyx_session__drops(disc->session, drops);
+	switch (why) {
+	case PYX_GONE_EXIT:
+		return "target-exit";
+	case PYX_GONE_EXEC:
+		return "exec";
+	default:
+		return pyx_stop_reason_name(pyx_session__stop_reason(disc->session));
+	}
 }
 
-uint64_t pyx_discovery__elapsed_ns(const struct pyx_discovery *disc)
+void pyx_discovery__end(const struct pyx_discovery *disc, uint64_t drops[PYX_DROP__MAX],
+			struct pyx_discovery_end *end)
 {
-	return pyx_session__elapsed_ns(disc->session);
+	uint64_t own[PYX_DROP__MAX];
+	int k;
+
+	pyx_session__drops(disc->session, own);
+	for (k = 0; k < PYX_DROP__MAX; k++)
+		drops[k] += own[k];
+	scope_label(&disc->opts, end->scope, sizeof(end->scope));
+	end->stopped_by = pyx_stop_reason_name(pyx_session__stop_reason(disc->session));
+	end->duration_ns = pyx_session__elapsed_ns(disc->session);
 }

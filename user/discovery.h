@@ -25,6 +25,13 @@
 
 struct pyx_discovery;
 
+/* Why a traced process is no longer traced. */
+enum pyx_gone_reason {
+	PYX_GONE_EXIT = 0, /* it ended (status: its wait status) */
+	PYX_GONE_EXEC,	   /* it replaced its image: the old image's results are final */
+	PYX_GONE_STOP,	   /* the run ends (Ctrl-C, duration): it still runs */
+};
+
 struct pyx_discovery_opts {
 	const struct pyx_ctx *ctx;
 	enum pyx_discovery_scope scope;
@@ -36,19 +43,21 @@ struct pyx_discovery_opts {
 	void *cookie;	       /* passed to every callback */
 	/*
 	 * A CPython process came into scope (there at start, forked, or a new
-	 * image): start tracing it. 0 when traced, -errno when not (the
-	 * command says why); -ESRCH and -ENOENT mean it is gone already.
+	 * image): start tracing it, and set *@proc to the command's state for
+	 * it (handed back to mapped and gone). 0 when traced, -errno when not
+	 * (the command says why); -ESRCH and -ENOENT mean it is gone already.
 	 */
-	int (*found)(void *cookie, struct pyx_discovery *disc, pid_t pid);
+	int (*found)(void *cookie, struct pyx_discovery *disc, pid_t pid, void **proc);
 	/* A traced process mapped new code (a module imported). */
-	void (*mapped)(void *cookie, struct pyx_discovery *disc, pid_t pid);
+	void (*mapped)(void *cookie, struct pyx_discovery *disc, void *proc);
 	/*
-	 * A traced process is no more: it ended (@exited, wait status
-	 * @status) or replaced its image (exec). Consume and keep its results.
+	 * A traced process is no more traced (@why; @status with
+	 * PYX_GONE_EXIT): print and keep its results, free @proc. Every
+	 * process still traced at the end gets PYX_GONE_STOP first.
 	 */
-	void (*gone)(void *cookie, struct pyx_discovery *disc, pid_t pid, bool exited,
+	void (*gone)(void *cookie, struct pyx_discovery *disc, void *proc, enum pyx_gone_reason why,
 		     __u32 status);
-	/* Every interval, and once with final set when the run ends. */
+	/* Every interval, and once with final set when the run ends (after every gone). */
 	int (*on_interval)(void *cookie, struct pyx_discovery *disc, bool final);
 	int (*on_tick)(void *cookie, struct pyx_discovery *disc);
 };
@@ -61,17 +70,33 @@ struct pyx_discovery_opts {
  */
 int pyx_discovery__run(const struct pyx_discovery_opts *opts);
 
-/* Poll a traced process's follower session in the discovery loop, until unfollowed. */
-int pyx_discovery__follow(struct pyx_discovery *disc, struct pyx_session *session);
-void pyx_discovery__unfollow(struct pyx_discovery *disc, struct pyx_session *session);
+/*
+ * Start a traced process's session as a follower (opts->follower is set
+ * here) polled in the discovery loop until pyx_discovery__end_follower(),
+ * which handles its last records and stops polling it (the caller still
+ * destroys it). 0 or -errno, as pyx_session__start().
+ */
+int pyx_discovery__start_follower(struct pyx_discovery *disc, const struct pyx_skel_ops *ops,
+				  struct pyx_session_opts *opts, struct pyx_session **session);
+void pyx_discovery__end_follower(struct pyx_discovery *disc, struct pyx_session *session);
 
-enum pyx_stop_reason pyx_discovery__stop_reason(const struct pyx_discovery *disc);
-/* The discovery object's own drops (its ring full, its map of processes full). */
-void pyx_discovery__drops(const struct pyx_discovery *disc, uint64_t drops[PYX_DROP__MAX]);
-uint64_t pyx_discovery__elapsed_ns(const struct pyx_discovery *disc);
+/* @fn on the state of every process traced now (an interval's work). */
+void pyx_discovery__for_each(struct pyx_discovery *disc,
+			     void (*fn)(void *cookie, struct pyx_discovery *disc, void *proc));
 
-/* How a scope is named in output: "children of 1234", "container 3f2a...", "all". */
-const char *pyx_discovery__scope_label(const struct pyx_discovery_opts *opts, char *buf,
-				       size_t size);
+/* "target-exit", "exec", or the run's stop reason: a process's stopped_by. */
+const char *pyx_discovery__gone_name(const struct pyx_discovery *disc, enum pyx_gone_reason why);
+
+/*
+ * The scope's end: its drops (the discovery's own added to @drops), how it
+ * is named, how long it ran and why it stopped, for the command's totals.
+ */
+struct pyx_discovery_end {
+	char scope[128];
+	const char *stopped_by;
+	uint64_t duration_ns;
+};
+void pyx_discovery__end(const struct pyx_discovery *disc, uint64_t drops[PYX_DROP__MAX],
+			struct pyx_discovery_end *end);
 
 #endif /* PYX_DISCOVERY_H */

@@ -182,3 +182,17 @@ def test_target_exiting_during_inspection(pyxtrace_bin):
                                            "is a zombie", "is not a CPython process")), line
             outcomes.add("error")
     assert outcomes
+
+
+@pytest.mark.parametrize("args,rc,needle", [
+    (["crash", "--all", "-p", "1"], 2, "--all takes no other target"),
+    (["watch", "--module", "_json", "--children"], 2, "--children needs -p PID"),
+    (["calls", "--all", "--sampled"], 2, "one process at a time"),
+    (["flow", "--all"], 2, "option '--all' does not apply to this command"),
+    (["stack", "--container", "abcd"], 2, "--container needs -p PID"),
+    (["crash", "--container", "feedface"], 1, "no container matches 'feedface'"),
+    (["calls", "--children", "-p", "4194303"], 1, "no process with PID 4194303"),
+])
+def test_scope_selectors(pyxtrace_bin, args, rc, needle):
+    """--all, --children, --container without -p: bad combinations and targets."""
+    one_line_error(pyx.run(pyxtrace_bin, *args), rc, needle)

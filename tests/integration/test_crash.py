@@ -239,7 +239,10 @@ def test_crash_oom_kill(interp, start_target, pyxtrace_bin):
 
 
 def test_crash_usage(pyxtrace_bin):
-    res = pyx.run(pyxtrace_bin, "crash")
-    assert res.rc == 2 and "a target is required" in res.stderr
+    # No target: every Python process (--all), here for a moment; a summary of the scope.
+    res = pyx.run(pyxtrace_bin, "crash", "--json", "-d", "300ms", check_rc=0)
+    total = res.json_lines()[-1]
+    assert total["event"] == "scope_summary" and total["scope"] == "every Python process"
+    assert total["stopped_by"] == "duration"
     res = pyx.run(pyxtrace_bin, "crash", "-p", "3999999")
     assert res.rc == 1 and res.stderr.count("\n") == 1, res

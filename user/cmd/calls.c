@@ -537,9 +537,6 @@ struct calls_total {
 struct calls_fleet {
 	struct pyx_ctx *ctx;
 	const struct calls_opts *opts;
-	const struct pyx_discovery_opts *scope;
-	struct calls_run **runs;
-	size_t nr_runs;
 	unsigned int traced, exited, not_traced;
 	struct calls_total *totals;
 	size_t nr_totals;
@@ -615,33 +612,27 @@ static void calls_run_release(struct calls_run *run)
 	run->proc = NULL;
 }
 
-static int calls_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid)
+static int calls_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid, void **state)
 {
 	struct calls_fleet *fleet = cookie;
 	const struct calls_opts *opts = fleet->opts;
 	struct pyx_ctx *ctx = fleet->ctx;
 	struct pyx_calls_cfg cfg = {};
-	struct calls_run *run, **runs;
+	struct calls_run *run;
 	char why[1024], jit[16];
 	int err;
 
 	run = calloc(1, sizeof(*run));
-	runs = realloc(fleet->runs, (fleet->nr_runs + 1) * sizeof(*runs));
-	if (!run || !runs) {
-		free(run);
+	if (!run)
 		return -ENOMEM;
-	}
-	fleet->runs = runs;
 	run->ctx = ctx;
 	run->opts = opts;
 	run->pid = pid;
-	err = pyx_process__open(pid, &run->proc);
-	if (!err)
-		err = pyx_python__detect(run->proc, &run->py, why, sizeof(why));
-	if (!err)
-		err = pyx_python__layout(run->py, run->proc, &run->layout, why, sizeof(why));
-	if (err)
-		goto out_refused;
+	err = pyx_cmd_found_python(ctx, pid, &run->proc, &run->py, &run->layout);
+	if (err) {
+		fleet->not_traced += err != -ESRCH;
+		goto out_release;
+	}
 	run->x = (struct pyx_calls_exact){
 		.ctx = ctx, .proc = run->proc, .py = run->py, .layout = &run->layout};
 	err = pyx_calls_exact__find(&run->x, jit, sizeof(jit), why, sizeof(why));
@@ -650,8 +641,13 @@ static int calls_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid
 			 "process %d runs with PYTHON_JIT=%s: JIT code bypasses the exact hooks "
 			 "(trace it alone with -p PID to sample it)",
 			 pid, jit);
-	if (err)
-		goto out_refused;
+	if (err) {
+		if (pyx_process__alive(run->proc)) {
+			pyx_warn(ctx, "not traced: %s", why);
+			fleet->not_traced++;
+		}
+		goto out_release;
+	}
 	err = pyx_calls_exact__prepare(&run->x, opts->module, opts->cfunc, &cfg);
 	if (err)
 		goto out_release;
@@ -665,84 +661,63 @@ static int calls_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid
 		.prepare = calls_prepare,
 		.attach = calls_attach,
 		.on_record = calls_on_record,
-		.follower = true,
 	};
-	err = pyx_session__start(&run->session, &calls_bpf_ops, &sopts);
-	if (!err)
-		err = pyx_discovery__follow(disc, run->session);
+	err = pyx_discovery__start_follower(disc, &calls_bpf_ops, &sopts, &run->session);
 	if (err)
 		goto out_release;
-	fleet->runs[fleet->nr_runs++] = run;
 	fleet->traced++;
+	*state = run;
 	return 0;
 
-out_refused:
-	/* Gone already is no news; a Python we cannot trace is, once. */
-	if (err != -ESRCH && run->proc && pyx_process__alive(run->proc)) {
-		pyx_warn(ctx, "not traced: %s", why);
-		fleet->not_traced++;
-	}
 out_release:
 	calls_run_release(run);
 	free(run);
 	return err;
 }
 
-static struct calls_run *calls_fleet_run(struct calls_fleet *fleet, pid_t pid, size_t *index)
-{
-	size_t i;
-
-	for (i = 0; i < fleet->nr_runs; i++)
-		if (fleet->runs[i]->pid == pid) {
-			*index = i;
-			return fleet->runs[i];
-		}
-	return NULL;
-}
-
 /* A process's final table and its share of the totals; the run is freed. */
-static void calls_fleet_end(struct calls_fleet *fleet, struct calls_run *run, const char *why,
-			    struct pyx_discovery *disc)
+static void calls_fleet_gone(void *cookie, struct pyx_discovery *disc, void *state,
+			     enum pyx_gone_reason why, __u32 status)
 {
-	pyx_session__consume(run->session);
+	struct calls_fleet *fleet = cookie;
+	struct calls_run *run = state;
+
+	(void)status;
+	pyx_discovery__end_follower(disc, run->session);
 	calls_on_interval(run, run->session, true);
-	run->stop_reason = why;
+	run->stop_reason = pyx_discovery__gone_name(disc, why);
 	pyx_cmd_print_table(fleet->ctx, false, true, false, print_json, print_text, run);
 	add_totals(fleet, run);
-	pyx_discovery__unfollow(disc, run->session);
+	if (why == PYX_GONE_EXIT)
+		fleet->exited++;
+	else if (why == PYX_GONE_EXEC)
+		fleet->traced--; /* the same process: counted again if its new image is Python */
 	calls_run_release(run);
 	free(run);
 }
 
-static void calls_fleet_gone(void *cookie, struct pyx_discovery *disc, pid_t pid, bool exited,
-			     __u32 status)
+static void calls_fleet_tick_one(void *cookie, struct pyx_discovery *disc, void *state)
 {
-	struct calls_fleet *fleet = cookie;
-	struct calls_run *run;
-	size_t i;
+	struct calls_run *run = state;
 
-	(void)status;
-	run = calls_fleet_run(fleet, pid, &i);
-	if (!run)
-		return;
-	fleet->runs[i] = fleet->runs[--fleet->nr_runs];
-	if (exited)
-		fleet->exited++;
-	else
-		fleet->traced--; /* the same process: counted again if its new image is Python */
-	calls_fleet_end(fleet, run, exited ? "target-exit" : "exec", disc);
+	(void)cookie;
+	(void)disc;
+	pyx_calls_exact__tick(&run->x, run->session, pyx_session__skel(run->session));
 }
 
 static int calls_fleet_tick(void *cookie, struct pyx_discovery *disc)
 {
-	struct calls_fleet *fleet = cookie;
-	size_t i;
-
-	(void)disc;
-	for (i = 0; i < fleet->nr_runs; i++)
-		pyx_calls_exact__tick(&fleet->runs[i]->x, fleet->runs[i]->session,
-				      pyx_session__skel(fleet->runs[i]->session));
+	pyx_discovery__for_each(disc, calls_fleet_tick_one);
 	return 0;
+}
+
+static void calls_fleet_table(void *cookie, struct pyx_discovery *disc, void *state)
+{
+	struct calls_run *run = state;
+
+	(void)cookie;
+	(void)disc;
+	calls_on_interval(run, run->session, false);
 }
 
 static int by_total(const void *a, const void *b)
@@ -754,8 +729,7 @@ static int by_total(const void *a, const void *b)
 	return ta->st.calls < tb->st.calls ? 1 : ta->st.calls > tb->st.calls ? -1 : 0;
 }
 
-static void print_fleet_totals(struct calls_fleet *fleet, const char *scope, const char *stopped_by,
-			       uint64_t duration_ns)
+static void print_fleet_totals(struct calls_fleet *fleet, const struct pyx_discovery_end *end)
 {
 	FILE *out = fleet->ctx->out;
 	char dur[32], total[32], self[32], avg[32], max[32];
@@ -768,14 +742,14 @@ static void print_fleet_totals(struct calls_fleet *fleet, const char *scope, con
 		pyx_json_init(&json, out);
 		pyx_json_object_begin(&json);
 		pyx_json_kv_string(&json, "process", "all");
-		pyx_json_kv_string(&json, "scope", scope);
+		pyx_json_kv_string(&json, "scope", end->scope);
 		pyx_json_kv_u64(&json, "processes", fleet->traced);
 		pyx_json_kv_u64(&json, "exited", fleet->exited);
 		pyx_json_kv_u64(&json, "not_traced", fleet->not_traced);
 		pyx_json_kv_string(&json, "mode", "eval-hooks");
 		pyx_json_kv_bool(&json, "exact", true);
-		pyx_json_kv_u64(&json, "duration_ns", duration_ns);
-		pyx_json_kv_string(&json, "stopped_by", stopped_by);
+		pyx_json_kv_u64(&json, "duration_ns", end->duration_ns);
+		pyx_json_kv_string(&json, "stopped_by", end->stopped_by);
 		pyx_json_key(&json, "functions");
 		pyx_json_array_begin(&json);
 		for (i = 0; i < fleet->nr_totals; i++) {
@@ -804,9 +778,9 @@ static void print_fleet_totals(struct calls_fleet *fleet, const char *scope, con
 		pyx_json_document_end(&json);
 		return;
 	}
-	fprintf(out, "%s: %u Python process%s (%u exited), exact calls, %s (%s)\n", scope,
+	fprintf(out, "%s: %u Python process%s (%u exited), exact calls, %s (%s)\n", end->scope,
 		fleet->traced, fleet->traced == 1 ? "" : "es", fleet->exited,
-		pyx_format_duration(duration_ns, dur, sizeof(dur)), stopped_by);
+		pyx_format_duration(end->duration_ns, dur, sizeof(dur)), end->stopped_by);
 	fprintf(out, "%-36s %-30s %9s %5s %10s %10s %10s %10s\n", "FUNCTION", "FILE:LINE", "CALLS",
 		"EXC", "TOTAL", "SELF", "AVG", "MAX");
 	if (!limit)
@@ -842,25 +816,15 @@ static void print_fleet_totals(struct calls_fleet *fleet, const char *scope, con
 static int calls_fleet_interval(void *cookie, struct pyx_discovery *disc, bool final)
 {
 	struct calls_fleet *fleet = cookie;
-	const char *stopped_by = pyx_stop_reason_name(pyx_discovery__stop_reason(disc));
-	uint64_t disc_drops[PYX_DROP__MAX];
-	char scope[128];
-	size_t i;
-	int k;
+	struct pyx_discovery_end end;
 
 	if (!final) {
 		if (fleet->opts->interval_ns)
-			for (i = 0; i < fleet->nr_runs; i++)
-				calls_on_interval(fleet->runs[i], fleet->runs[i]->session, false);
+			pyx_discovery__for_each(disc, calls_fleet_table);
 		return 0;
 	}
-	while (fleet->nr_runs)
-		calls_fleet_end(fleet, fleet->runs[--fleet->nr_runs], stopped_by, disc);
-	pyx_discovery__drops(disc, disc_drops);
-	for (k = 0; k < PYX_DROP__MAX; k++)
-		fleet->drops[k] += disc_drops[k];
-	print_fleet_totals(fleet, pyx_discovery__scope_label(fleet->scope, scope, sizeof(scope)),
-			   stopped_by, pyx_discovery__elapsed_ns(disc));
+	pyx_discovery__end(disc, fleet->drops, &end);
+	print_fleet_totals(fleet, &end);
 	return 0;
 }
 
@@ -887,7 +851,6 @@ static int calls_scope(struct pyx_ctx *ctx, const struct pyx_common_opts *common
 				       "--sampled, --folded: one process at a time (-p PID)");
 	if (pyx_cmd_scope(ctx, common, &dopts))
 		return PYX_EXIT_FAILURE;
-	fleet.scope = &dopts;
 	ret = pyx_discovery__run(&dopts) ? PYX_EXIT_FAILURE : PYX_EXIT_OK;
 	for (i = 0; i < fleet.nr_totals; i++) {
 		free(fleet.totals[i].function);
@@ -895,7 +858,6 @@ static int calls_scope(struct pyx_ctx *ctx, const struct pyx_common_opts *common
 		free(fleet.totals[i].file);
 	}
 	free(fleet.totals);
-	free(fleet.runs);
 	return ret;
 }
 

@@ -96,6 +96,15 @@ int pyx_cmd_open_python(const struct pyx_ctx *ctx, const struct pyx_common_opts 
 			struct pyx_process **proc, struct pyx_python **py,
 			struct pyx_python_layout *layout);
 
+/*
+ * A process found by discovery (several processes): open it and inspect
+ * its CPython as pyx_cmd_open_python() does, but a failure is a warning
+ * ("not traced: ...") or, for a process gone meanwhile, silent (-ESRCH).
+ * 0 or -errno, with nothing left open on failure.
+ */
+int pyx_cmd_found_python(const struct pyx_ctx *ctx, pid_t pid, struct pyx_process **proc,
+			 struct pyx_python **py, struct pyx_python_layout *layout);
+
 /* Options several commands share, parsed alike: 0 or pyx_option_error()'s -EINVAL. */
 int pyx_opt_thread(const struct pyx_cmd *cmd, const char *arg, pid_t *tid);
 int pyx_opt_min_latency(const struct pyx_cmd *cmd, const char *arg, uint64_t *ns);

@@ -271,10 +271,10 @@ int pyx_cmd_parse(struct pyx_ctx *ctx, const struct pyx_cmd *cmd, unsigned int a
 		err = pyx_usage_error(ctx, cmd, "unexpected argument '%s'", argv[optind]);
 		goto out_free;
 	}
-	if (common->all && (common->pid || common->container || common->launch_argv ||
-			    common->children)) {
-		err = pyx_usage_error(ctx, cmd,
-				      "--all takes no other target (-p, --container, --children, --)");
+	if (common->all &&
+	    (common->pid || common->container || common->launch_argv || common->children)) {
+		err = pyx_usage_error(
+			ctx, cmd, "--all takes no other target (-p, --container, --children, --)");
 		goto out_free;
 	}
 	if (common->children && !common->pid) {
@@ -548,6 +548,23 @@ int pyx_cmd_run_target(struct pyx_ctx *ctx, const struct pyx_common_opts *common
 	return ret;
 }
 
+/* What CPython the open @proc runs and how to walk it; on failure *py is freed, @why says. */
+static int inspect_python(struct pyx_process *proc, struct pyx_python **py,
+			  struct pyx_python_layout *layout, char *why, size_t why_size)
+{
+	int err;
+
+	*py = NULL;
+	err = pyx_python__detect(proc, py, why, why_size);
+	if (!err)
+		err = pyx_python__layout(*py, proc, layout, why, why_size);
+	if (err) {
+		pyx_python__free(*py);
+		*py = NULL;
+	}
+	return err;
+}
+
 int pyx_cmd_open_python(const struct pyx_ctx *ctx, const struct pyx_common_opts *common,
 			struct pyx_process **proc, struct pyx_python **py,
 			struct pyx_python_layout *layout)
@@ -559,15 +576,35 @@ int pyx_cmd_open_python(const struct pyx_ctx *ctx, const struct pyx_common_opts 
 	err = pyx_cmd_open_target(ctx, common, proc);
 	if (err)
 		return err;
-	err = pyx_python__detect(*proc, py, why, sizeof(why));
-	if (!err)
-		err = pyx_python__layout(*py, *proc, layout, why, sizeof(why));
-	if (!err)
+	if (!inspect_python(*proc, py, layout, why, sizeof(why)))
 		return 0;
 	pyx_error(ctx, "%s", why);
-	pyx_python__free(*py);
-	*py = NULL;
 	pyx_process__close(*proc);
 	*proc = NULL;
 	return PYX_EXIT_FAILURE;
+}
+
+int pyx_cmd_found_python(const struct pyx_ctx *ctx, pid_t pid, struct pyx_process **proc,
+			 struct pyx_python **py, struct pyx_python_layout *layout)
+{
+	char why[1024];
+	int err;
+
+	*py = NULL;
+	err = pyx_process__open(pid, proc);
+	if (err) {
+		*proc = NULL;
+		return err == -EOWNERDEAD ? -ESRCH : err;
+	}
+	err = inspect_python(*proc, py, layout, why, sizeof(why));
+	if (!err)
+		return 0;
+	/* Gone already is no news; a Python that cannot be traced is. */
+	if (err != -ESRCH && pyx_process__alive(*proc))
+		pyx_warn(ctx, "not traced: %s", why);
+	else
+		err = -ESRCH;
+	pyx_process__close(*proc);
+	*proc = NULL;
+	return err;
 }

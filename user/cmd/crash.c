@@ -844,14 +844,12 @@ out_release:
 struct crash_fleet {
 	struct pyx_ctx *ctx;
 	const struct crash_opts *opts;
-	const struct pyx_discovery_opts *scope;
-	struct crash_run **runs;
-	size_t nr_runs;
 	unsigned int last_incident_id;
 	/* Processes ended (their summaries printed when they did), by how. */
-	unsigned int traced, exited, refused;
+	unsigned int traced, exited, not_traced;
 	uint64_t counts[PYX_ARRAY_SIZE(kind_names)];
 	unsigned int incidents;
+	uint64_t drops[PYX_DROP__MAX];
 };
 
 /* The events ring per process when several are traced: crashes are rare, processes many. */
@@ -865,36 +863,23 @@ static int crash_fleet_prepare(void *cookie, void *skel_ptr)
 	return bpf_map__set_max_entries(skel->maps.events, CRASH_FLEET_RING_BYTES);
 }
 
-static int crash_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid)
+static int crash_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid, void **state)
 {
 	struct crash_fleet *fleet = cookie;
 	struct pyx_ctx *ctx = fleet->ctx;
 	struct pyx_crash_cfg cfg = {};
-	struct crash_run *run, **runs;
-	char why[1024];
+	struct crash_run *run;
 	int err;
 
 	run = calloc(1, sizeof(*run));
-	runs = realloc(fleet->runs, (fleet->nr_runs + 1) * sizeof(*runs));
-	if (!run || !runs) {
-		free(run);
+	if (!run)
 		return -ENOMEM;
-	}
-	fleet->runs = runs;
 	run->ctx = ctx;
 	run->multi = true;
 	run->last_incident_id = &fleet->last_incident_id;
-	err = pyx_process__open(pid, &run->proc);
-	if (!err)
-		err = pyx_python__detect(run->proc, &run->py, why, sizeof(why));
-	if (!err)
-		err = pyx_python__layout(run->py, run->proc, &run->layout, why, sizeof(why));
+	err = pyx_cmd_found_python(ctx, pid, &run->proc, &run->py, &run->layout);
 	if (err) {
-		/* Gone already is no news; a Python we cannot trace is, once. */
-		if (err != -ESRCH && err != -ENOENT && pyx_process__alive(run->proc)) {
-			pyx_warn(ctx, "not traced: %s", why);
-			fleet->refused++;
-		}
+		fleet->not_traced += err != -ESRCH;
 		goto out_release;
 	}
 	if (crash_run_prepare(run, fleet->opts, &cfg)) {
@@ -909,16 +894,13 @@ static int crash_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid
 		.prepare = crash_fleet_prepare,
 		.attach = crash_attach,
 		.on_record = crash_on_record,
-		.follower = true,
 	};
-	err = pyx_session__start(&run->session, &crash_bpf_ops, &sopts);
-	if (!err)
-		err = pyx_discovery__follow(disc, run->session);
+	err = pyx_discovery__start_follower(disc, &crash_bpf_ops, &sopts, &run->session);
 	if (err)
 		goto out_release;
 	pyx_info(ctx, "tracing process %d (%s, Python %s)", pid, run->proc->comm, run->py->version);
-	fleet->runs[fleet->nr_runs++] = run;
 	fleet->traced++;
+	*state = run;
 	return 0;
 
 out_release:
@@ -927,92 +909,78 @@ out_release:
 	return err;
 }
 
-static struct crash_run *fleet_run(struct crash_fleet *fleet, pid_t pid, size_t *index)
-{
-	size_t i;
-
-	for (i = 0; i < fleet->nr_runs; i++)
-		if (fleet->runs[i]->proc->pid == pid) {
-			*index = i;
-			return fleet->runs[i];
-		}
-	return NULL;
-}
-
 /* A process's end: its last events, its summary, and its resources freed at once. */
-static void crash_fleet_end(struct crash_fleet *fleet, struct crash_run *run, const char *why,
-			    struct pyx_discovery *disc)
+static void crash_fleet_gone(void *cookie, struct pyx_discovery *disc, void *state,
+			     enum pyx_gone_reason why, __u32 status)
 {
+	struct crash_fleet *fleet = cookie;
+	struct crash_run *run = state;
 	uint64_t drops[PYX_DROP__MAX];
 	size_t i;
 
-	pyx_session__consume(run->session);
+	pyx_discovery__end_follower(disc, run->session);
+	if (why == PYX_GONE_EXIT) {
+		fleet->exited++;
+		/* The exit record may trail the discovery's: the status is the same. */
+		if (!run->exited) {
+			run->exited = true;
+			run->exit_status = status;
+		}
+	} else if (why == PYX_GONE_EXEC) {
+		fleet->traced--; /* the same process: counted again if its new image is Python */
+	}
 	pyx_session__drops(run->session, drops);
 	/* JSON keeps every process; text only those with something to say. */
 	if (fleet->ctx->json || run->incidents || (run->exited && (run->exit_status & 0x7f)))
-		print_summary(run, why, drops);
-	if (disc)
-		pyx_discovery__unfollow(disc, run->session);
+		print_summary(run, pyx_discovery__gone_name(disc, why), drops);
 	for (i = 1; i < PYX_ARRAY_SIZE(kind_names); i++)
 		fleet->counts[i] += run->counts[i];
+	for (i = 0; i < PYX_DROP__MAX; i++)
+		fleet->drops[i] += drops[i];
 	fleet->incidents += run->incidents;
 	crash_run_release(run);
 	free(run);
 }
 
-static void crash_fleet_gone(void *cookie, struct pyx_discovery *disc, pid_t pid, bool exited,
-			     __u32 status)
+static void crash_fleet_mapped(void *cookie, struct pyx_discovery *disc, void *state)
 {
-	struct crash_fleet *fleet = cookie;
-	struct crash_run *run;
-	size_t i;
+	struct crash_run *run = state;
 
-	run = fleet_run(fleet, pid, &i);
-	if (!run)
-		return;
-	fleet->runs[i] = fleet->runs[--fleet->nr_runs];
-	if (exited && !run->exited) {
-		/* The exit record may trail the discovery's: the status is the same. */
-		run->exited = true;
-		run->exit_status = status;
-	}
-	if (exited)
-		fleet->exited++;
-	else
-		fleet->traced--; /* the same process: counted again if its new image is Python */
-	crash_fleet_end(fleet, run, exited ? "target-exit" : "exec", disc);
-}
-
-static void crash_fleet_mapped(void *cookie, struct pyx_discovery *disc, pid_t pid)
-{
-	struct crash_fleet *fleet = cookie;
-	struct crash_run *run;
-	size_t i;
-
+	(void)cookie;
 	(void)disc;
-	run = fleet_run(fleet, pid, &i);
-	if (run) {
-		run->maps_changed = true;
-		refresh_unwinder(run, false);
-	}
+	run->maps_changed = true;
+	refresh_unwinder(run, false);
 }
 
-static void print_fleet_summary(struct crash_fleet *fleet, const char *scope,
-				const char *stopped_by, const uint64_t *drops)
+static void crash_fleet_refresh(void *cookie, struct pyx_discovery *disc, void *state)
 {
+	(void)cookie;
+	(void)disc;
+	refresh_unwinder(state, false);
+}
+
+static int crash_fleet_interval(void *cookie, struct pyx_discovery *disc, bool final)
+{
+	struct crash_fleet *fleet = cookie;
 	FILE *out = fleet->ctx->out;
+	struct pyx_discovery_end end;
 	size_t i;
 
+	if (!final) {
+		pyx_discovery__for_each(disc, crash_fleet_refresh);
+		return 0;
+	}
+	pyx_discovery__end(disc, fleet->drops, &end);
 	if (fleet->ctx->json) {
 		struct pyx_json json;
 
 		pyx_json_init(&json, out);
 		pyx_json_object_begin(&json);
 		pyx_json_kv_string(&json, "event", "scope_summary");
-		pyx_json_kv_string(&json, "scope", scope);
+		pyx_json_kv_string(&json, "scope", end.scope);
 		pyx_json_kv_u64(&json, "processes", fleet->traced);
 		pyx_json_kv_u64(&json, "exited", fleet->exited);
-		pyx_json_kv_u64(&json, "not_traced", fleet->refused);
+		pyx_json_kv_u64(&json, "not_traced", fleet->not_traced);
 		pyx_json_key(&json, "events");
 		pyx_json_object_begin(&json);
 		for (i = 1; i < PYX_ARRAY_SIZE(kind_names); i++)
@@ -1020,39 +988,19 @@ static void print_fleet_summary(struct crash_fleet *fleet, const char *scope,
 				pyx_json_kv_u64(&json, kind_names[i], fleet->counts[i]);
 		pyx_json_object_end(&json);
 		pyx_json_kv_u64(&json, "incidents", fleet->incidents);
-		pyx_json_kv_string(&json, "stopped_by", stopped_by);
-		pyx_out_drops(&json, drops);
+		pyx_json_kv_string(&json, "stopped_by", end.stopped_by);
+		pyx_out_drops(&json, fleet->drops);
 		pyx_json_object_end(&json);
 		pyx_json_document_end(&json);
-		return;
-	}
-	fprintf(out, "\n%s: %u Python process%s traced (%u exited), %u incident%s", scope,
-		fleet->traced, fleet->traced == 1 ? "" : "es", fleet->exited, fleet->incidents,
-		fleet->incidents == 1 ? "" : "s");
-	if (fleet->refused)
-		fprintf(out, ", %u not traceable", fleet->refused);
-	fputc('\n', out);
-	pyx_print_drops(out, drops, 0);
-}
-
-static int crash_fleet_interval(void *cookie, struct pyx_discovery *disc, bool final)
-{
-	struct crash_fleet *fleet = cookie;
-	const char *stopped_by = pyx_stop_reason_name(pyx_discovery__stop_reason(disc));
-	uint64_t drops[PYX_DROP__MAX];
-	char scope[128];
-	size_t i;
-
-	if (!final) {
-		for (i = 0; i < fleet->nr_runs; i++)
-			refresh_unwinder(fleet->runs[i], false);
 		return 0;
 	}
-	while (fleet->nr_runs)
-		crash_fleet_end(fleet, fleet->runs[--fleet->nr_runs], stopped_by, disc);
-	pyx_discovery__drops(disc, drops);
-	print_fleet_summary(fleet, pyx_discovery__scope_label(fleet->scope, scope, sizeof(scope)),
-			    stopped_by, drops);
+	fprintf(out, "\n%s: %u Python process%s traced (%u exited), %u incident%s (%s)\n",
+		end.scope, fleet->traced, fleet->traced == 1 ? "" : "es", fleet->exited,
+		fleet->incidents, fleet->incidents == 1 ? "" : "s", end.stopped_by);
+	if (fleet->not_traced)
+		fprintf(out, "%u Python process%s not traceable (see the warnings)\n",
+			fleet->not_traced, fleet->not_traced == 1 ? "" : "es");
+	pyx_print_drops(out, fleet->drops, 0);
 	return 0;
 }
 
@@ -1070,14 +1018,10 @@ static int crash_scope(struct pyx_ctx *ctx, const struct pyx_common_opts *common
 		.gone = crash_fleet_gone,
 		.on_interval = crash_fleet_interval,
 	};
-	int ret;
 
 	if (pyx_cmd_scope(ctx, common, &dopts))
 		return PYX_EXIT_FAILURE;
-	fleet.scope = &dopts;
-	ret = pyx_discovery__run(&dopts) ? PYX_EXIT_FAILURE : PYX_EXIT_OK;
-	free(fleet.runs);
-	return ret;
+	return pyx_discovery__run(&dopts) ? PYX_EXIT_FAILURE : PYX_EXIT_OK;
 }
 
 enum {

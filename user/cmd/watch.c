@@ -784,9 +784,6 @@ struct watch_total {
 struct watch_fleet {
 	struct pyx_ctx *ctx;
 	const struct watch_opts *opts;
-	const struct pyx_discovery_opts *scope;
-	struct watch_run **runs;
-	size_t nr_runs;
 	unsigned int watched, exited, without_module;
 	struct watch_total *totals;
 	size_t nr_totals;
@@ -802,7 +799,7 @@ static void add_totals(struct watch_fleet *fleet, const struct watch_run *run)
 		const struct pyx_centry_stats *st = &run->stats[i];
 		struct watch_total *t = NULL;
 
-		for (j = 0; j < fleet->nr_totals; j++)
+		for (j = 0; j < fleet->nr_totals && !t; j++)
 			if (!strcmp(fleet->totals[j].name, run->mod->entries[i].name))
 				t = &fleet->totals[j];
 		if (!t) {
@@ -835,11 +832,6 @@ static void add_totals(struct watch_fleet *fleet, const struct watch_run *run)
 		fleet->drops[k] += run->drops[k];
 }
 
-static int watch_fleet_prepare(void *cookie, void *skel_ptr)
-{
-	return watch_prepare(cookie, skel_ptr);
-}
-
 /* Attach to run->pid if the module is loaded there now; 0 attached, -ENOENT not yet. */
 static int watch_fleet_try(struct watch_fleet *fleet, struct watch_run *run,
 			   struct pyx_discovery *disc)
@@ -849,16 +841,9 @@ static int watch_fleet_try(struct watch_fleet *fleet, struct watch_run *run,
 	char why[1024];
 	int err;
 
-	err = pyx_process__open(run->pid, &run->proc);
-	if (!err)
-		err = pyx_python__detect(run->proc, &run->py, why, sizeof(why));
-	if (!err)
-		err = pyx_python__layout(run->py, run->proc, &run->layout, why, sizeof(why));
-	if (err) {
-		if (err != -ESRCH && err != -ENOENT && pyx_process__alive(run->proc))
-			pyx_warn(ctx, "not watched: %s", why);
+	err = pyx_cmd_found_python(ctx, run->pid, &run->proc, &run->py, &run->layout);
+	if (err)
 		goto out_release;
-	}
 	err = watch_run_prepare(run, &cfg, why, sizeof(why));
 	if (err) {
 		/* Not loaded (yet): the next import, or the next interval, looks again. */
@@ -873,117 +858,89 @@ static int watch_fleet_try(struct watch_fleet *fleet, struct watch_run *run,
 		.cfg = &cfg,
 		.cfg_size = sizeof(cfg),
 		.cookie = run,
-		.prepare = watch_fleet_prepare,
+		.prepare = watch_prepare,
 		.attach = watch_attach,
 		.on_record = watch_on_record,
-		.follower = true,
 	};
-	err = pyx_session__start(&run->session, &centry_bpf_ops, &sopts);
-	if (err)
+	err = pyx_discovery__start_follower(disc, &centry_bpf_ops, &sopts, &run->session);
+	if (err) {
 		run->session = NULL; /* watch_attach saw it; it is gone */
-	else
-		err = pyx_discovery__follow(disc, run->session);
-	if (err)
 		goto out_release;
+	}
 	pyx_info(ctx, "watching %s in process %d (%s, Python %s): %zu entry points", run->mod->name,
 		 run->pid, run->proc->comm, run->py->version, run->mod->nr_entries);
 	fleet->watched++;
 	return 0;
 
 out_release:
-	/* watch_attach keeps the session on the run even when a later step fails. */
 	watch_run_release(run);
 	return err;
 }
 
-static struct watch_run *watch_fleet_run(struct watch_fleet *fleet, pid_t pid, size_t *index)
-{
-	size_t i;
-
-	for (i = 0; i < fleet->nr_runs; i++)
-		if (fleet->runs[i]->pid == pid) {
-			*index = i;
-			return fleet->runs[i];
-		}
-	return NULL;
-}
-
-static int watch_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid)
+static int watch_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid, void **state)
 {
 	struct watch_fleet *fleet = cookie;
-	struct watch_run *run, **runs;
+	struct watch_run *run = calloc(1, sizeof(*run));
 
-	run = calloc(1, sizeof(*run));
-	runs = realloc(fleet->runs, (fleet->nr_runs + 1) * sizeof(*runs));
-	if (!run || !runs) {
-		free(run);
+	if (!run)
 		return -ENOMEM;
-	}
-	fleet->runs = runs;
 	run->ctx = fleet->ctx;
 	run->opts = fleet->opts;
 	run->pid = pid;
-	fleet->runs[fleet->nr_runs++] = run;
 	watch_fleet_try(fleet, run, disc);
+	*state = run;
 	return 0;
 }
 
-static void watch_fleet_mapped(void *cookie, struct pyx_discovery *disc, pid_t pid)
+static void watch_fleet_mapped(void *cookie, struct pyx_discovery *disc, void *state)
 {
-	struct watch_fleet *fleet = cookie;
-	struct watch_run *run;
-	size_t i;
+	struct watch_run *run = state;
 
-	run = watch_fleet_run(fleet, pid, &i);
-	if (run && !run->session && watch_fleet_try(fleet, run, disc))
+	if (!run->session && watch_fleet_try(cookie, run, disc))
 		/* Seen mid-load (mapped, not yet relocated)? The next intervals look again. */
 		run->retry_until_ns = pyx_monotonic_ns() + WATCH_IMPORT_RETRY_NS;
 }
 
-/* A run's final table (and its share of the totals); the run is freed. */
-static void watch_fleet_end(struct watch_fleet *fleet, struct watch_run *run, const char *why,
-			    struct pyx_discovery *disc)
+/* A process's final table and its share of the totals; the run is freed. */
+static void watch_fleet_gone(void *cookie, struct pyx_discovery *disc, void *state,
+			     enum pyx_gone_reason why, __u32 status)
 {
+	struct watch_fleet *fleet = cookie;
+	struct watch_run *run = state;
+
+	(void)status;
 	if (run->session) {
-		pyx_session__consume(run->session);
+		pyx_discovery__end_follower(disc, run->session);
 		watch_on_interval(run, run->session, true);
-		run->stop_reason = why;
+		run->stop_reason = pyx_discovery__gone_name(disc, why);
 		pyx_cmd_print_table(fleet->ctx, false, true, false, print_json, print_text, run);
 		add_totals(fleet, run);
-		pyx_discovery__unfollow(disc, run->session);
-	} else if (strcmp(why, "exec")) {
+		if (why == PYX_GONE_EXIT)
+			fleet->exited++;
+		else if (why == PYX_GONE_EXEC)
+			fleet->watched--; /* the same process: counted again if its new image has it */
+	} else if (why != PYX_GONE_EXEC) {
 		fleet->without_module++; /* a Python process that never loaded the module */
 	}
 	watch_run_release(run);
 	free(run);
 }
 
-static void watch_fleet_gone(void *cookie, struct pyx_discovery *disc, pid_t pid, bool exited,
-			     __u32 status)
+static void watch_fleet_refresh(void *cookie, struct pyx_discovery *disc, void *state)
 {
-	struct watch_fleet *fleet = cookie;
-	struct watch_run *run;
-	size_t i;
+	struct watch_run *run = state;
 
-	(void)status;
-	run = watch_fleet_run(fleet, pid, &i);
-	if (!run)
+	if (!run->session) {
+		/* A module loaded since, whose mapping came too early to be read. */
+		if (pyx_monotonic_ns() < run->retry_until_ns)
+			watch_fleet_try(cookie, run, disc);
 		return;
-	fleet->runs[i] = fleet->runs[--fleet->nr_runs];
-	if (exited && run->session)
-		fleet->exited++;
-	else if (run->session)
-		fleet->watched--; /* the same process: counted again if its new image has it */
-	watch_fleet_end(fleet, run, exited ? "target-exit" : "exec", disc);
+	}
+	if (run->opts->interval_ns)
+		watch_on_interval(run, run->session, false);
 }
 
-static uint64_t total_timed(const struct pyx_centry_stats *st)
-{
-	return timed_calls(st);
-}
-
-static void print_fleet_totals(struct watch_fleet *fleet, const char *scope, const char *stopped_by,
-			       uint64_t duration_ns)
+static void print_fleet_totals(struct watch_fleet *fleet, const struct pyx_discovery_end *end)
 {
 	FILE *out = fleet->ctx->out;
 	char avg[32], p99[32], max[32], dur[32];
@@ -995,7 +952,7 @@ static void print_fleet_totals(struct watch_fleet *fleet, const char *scope, con
 		pyx_json_init(&json, out);
 		pyx_json_object_begin(&json);
 		pyx_json_kv_string(&json, "process", "all");
-		pyx_json_kv_string(&json, "scope", scope);
+		pyx_json_kv_string(&json, "scope", end->scope);
 		pyx_json_kv_u64(&json, "processes", fleet->watched);
 		pyx_json_kv_u64(&json, "exited", fleet->exited);
 		pyx_json_kv_u64(&json, "without_module", fleet->without_module);
@@ -1003,8 +960,8 @@ static void print_fleet_totals(struct watch_fleet *fleet, const char *scope, con
 		pyx_json_object_begin(&json);
 		pyx_json_kv_string(&json, "name", fleet->opts->module);
 		pyx_json_object_end(&json);
-		pyx_json_kv_u64(&json, "duration_ns", duration_ns);
-		pyx_json_kv_string(&json, "stopped_by", stopped_by);
+		pyx_json_kv_u64(&json, "duration_ns", end->duration_ns);
+		pyx_json_kv_string(&json, "stopped_by", end->stopped_by);
 		pyx_json_key(&json, "functions");
 		pyx_json_array_begin(&json);
 		for (i = 0; i < fleet->nr_totals; i++) {
@@ -1023,7 +980,7 @@ static void print_fleet_totals(struct watch_fleet *fleet, const char *scope, con
 			pyx_json_object_end(&json);
 			pyx_json_kv_u64(&json, "lost_returns",
 					t->stats.lost_returns + t->stats.unpaired);
-			pyx_json_latency(&json, t->stats.total_ns, total_timed(&t->stats),
+			pyx_json_latency(&json, t->stats.total_ns, timed_calls(&t->stats),
 					 t->stats.min_ns, t->stats.max_ns, t->hist.slots,
 					 PYX_HIST_SLOTS);
 			pyx_json_object_end(&json);
@@ -1035,14 +992,14 @@ static void print_fleet_totals(struct watch_fleet *fleet, const char *scope, con
 		pyx_json_document_end(&json);
 		return;
 	}
-	fprintf(out, "%s: module %s in %u process%s (%u exited), %s (%s)\n", scope,
+	fprintf(out, "%s: module %s in %u process%s (%u exited), %s (%s)\n", end->scope,
 		fleet->opts->module, fleet->watched, fleet->watched == 1 ? "" : "es", fleet->exited,
-		pyx_format_duration(duration_ns, dur, sizeof(dur)), stopped_by);
+		pyx_format_duration(end->duration_ns, dur, sizeof(dur)), end->stopped_by);
 	fprintf(out, "%-40s %10s %8s %8s %8s %10s %10s %10s\n", "FUNCTION", "CALLS", "ERRORS",
 		"BAD", "LOST", "AVG", "P99", "MAX");
 	for (i = 0; i < fleet->nr_totals; i++) {
 		const struct watch_total *t = &fleet->totals[i];
-		uint64_t timed = total_timed(&t->stats);
+		uint64_t timed = timed_calls(&t->stats);
 		uint64_t p99_ns = pyx_hist_percentile(t->hist.slots, PYX_HIST_SLOTS, 0.99);
 
 		if (!t->stats.calls)
@@ -1064,33 +1021,14 @@ static void print_fleet_totals(struct watch_fleet *fleet, const char *scope, con
 static int watch_fleet_interval(void *cookie, struct pyx_discovery *disc, bool final)
 {
 	struct watch_fleet *fleet = cookie;
-	const char *stopped_by = pyx_stop_reason_name(pyx_discovery__stop_reason(disc));
-	uint64_t disc_drops[PYX_DROP__MAX];
-	char scope[128];
-	size_t i;
-	int k;
+	struct pyx_discovery_end end;
 
 	if (!final) {
-		for (i = 0; i < fleet->nr_runs; i++) {
-			struct watch_run *run = fleet->runs[i];
-
-			if (!run->session) {
-				if (pyx_monotonic_ns() < run->retry_until_ns)
-					watch_fleet_try(fleet, run, disc);
-				continue;
-			}
-			if (fleet->opts->interval_ns)
-				watch_on_interval(run, run->session, false);
-		}
+		pyx_discovery__for_each(disc, watch_fleet_refresh);
 		return 0;
 	}
-	while (fleet->nr_runs)
-		watch_fleet_end(fleet, fleet->runs[--fleet->nr_runs], stopped_by, disc);
-	pyx_discovery__drops(disc, disc_drops);
-	for (k = 0; k < PYX_DROP__MAX; k++)
-		fleet->drops[k] += disc_drops[k];
-	print_fleet_totals(fleet, pyx_discovery__scope_label(fleet->scope, scope, sizeof(scope)),
-			   stopped_by, pyx_discovery__elapsed_ns(disc));
+	pyx_discovery__end(disc, fleet->drops, &end);
+	print_fleet_totals(fleet, &end);
 	return 0;
 }
 
@@ -1113,12 +1051,10 @@ static int watch_scope(struct pyx_ctx *ctx, const struct pyx_common_opts *common
 
 	if (pyx_cmd_scope(ctx, common, &dopts))
 		return PYX_EXIT_FAILURE;
-	fleet.scope = &dopts;
 	ret = pyx_discovery__run(&dopts) ? PYX_EXIT_FAILURE : PYX_EXIT_OK;
 	for (i = 0; i < fleet.nr_totals; i++)
 		free(fleet.totals[i].owned);
 	free(fleet.totals);
-	free(fleet.runs);
 	return ret;
 }
 

@@ -439,6 +439,39 @@ out_close:
 	pyx_dwarf__close(dw);
 }
 
+/*
+ * The DWARF cross-check once per interpreter build (build-id): reading the
+ * debug file's compressed DWARF is most of a process's inspection, and
+ * process discovery inspects every process of a build alike.
+ */
+#define CROSSCHECK_CACHE 16
+
+static void crosscheck_cached(struct pyx_python *py, struct pyx_python_layout *out)
+{
+	static struct {
+		char build_id[sizeof(py->build_id)];
+		const char *source;
+		char crosscheck[sizeof(out->crosscheck)];
+	} cache[CROSSCHECK_CACHE];
+	static unsigned int next;
+	unsigned int i;
+
+	if (!py->build_id[0]) {
+		crosscheck_dwarf(py, out);
+		return;
+	}
+	for (i = 0; i < CROSSCHECK_CACHE; i++)
+		if (cache[i].source == out->source && !strcmp(cache[i].build_id, py->build_id)) {
+			memcpy(out->crosscheck, cache[i].crosscheck, sizeof(out->crosscheck));
+			return;
+		}
+	crosscheck_dwarf(py, out);
+	i = next++ % CROSSCHECK_CACHE;
+	memcpy(cache[i].build_id, py->build_id, sizeof(cache[i].build_id));
+	cache[i].source = out->source;
+	memcpy(cache[i].crosscheck, out->crosscheck, sizeof(cache[i].crosscheck));
+}
+
 /* The first bytes of function @name in @obj, read from the file (code is file-backed). */
 static int read_function(struct pyx_process *proc, struct pyx_object *obj, const char *name,
 			 uint8_t *code, size_t len, uint64_t *vaddr)
@@ -572,7 +605,7 @@ int pyx_python__layout(struct pyx_python *py, struct pyx_process *proc,
 	size_frame_read(&out->walk);
 	setup_fast_tstate(table, py, proc, out);
 	if (!out->crosscheck[0])
-		crosscheck_dwarf(py, out);
+		crosscheck_cached(py, out);
 	py->offsets_source = out->source;
 	return 0;
 }
