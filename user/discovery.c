@@ -54,6 +54,7 @@ struct pyx_discovery {
 	struct verdict *verdicts;
 	size_t nr_verdicts, cap_verdicts;
 	bool seeded;
+	bool listing; /* pyx_discovery__list(): /proc only, no BPF, nothing examined */
 };
 
 static const char *scope_label(const struct pyx_discovery_opts *opts, char *buf, size_t size)
@@ -291,12 +292,13 @@ static int seed(struct pyx_discovery *d, pid_t pid)
 
 	if (pid == getpid())
 		return 0;
-	if (bpf_map_update_elem(d->tracked_fd, &key, &value, BPF_ANY))
+	if (!d->listing && bpf_map_update_elem(d->tracked_fd, &key, &value, BPF_ANY))
 		return -errno;
 	p = add_proc(d, pid);
 	if (!p)
 		return -ENOMEM;
-	examine(d, p);
+	if (!d->listing)
+		examine(d, p);
 	return 0;
 }
 
@@ -511,6 +513,52 @@ static int open_container(struct pyx_discovery *d)
 	return 0;
 }
 
+/* Every process in scope now, from /proc, into the table (and the kernel's map). */
+static int seed_scope(struct pyx_discovery *d)
+{
+	switch (d->opts.scope) {
+	case PYX_SCOPE_CHILDREN:
+		return seed_children(d);
+	case PYX_SCOPE_CONTAINER:
+		return pyx_for_each_pid(seed_container, d);
+	default:
+		return pyx_for_each_pid(seed_all, d);
+	}
+}
+
+int pyx_discovery__list(const struct pyx_discovery_opts *opts, pid_t **pids, size_t *nr)
+{
+	struct pyx_discovery d = {.opts = *opts, .tracked_fd = -1, .listing = true};
+	size_t i;
+	int err;
+
+	*pids = NULL;
+	*nr = 0;
+	if (opts->scope == PYX_SCOPE_CONTAINER) {
+		err = open_container(&d);
+		if (err)
+			return err;
+	}
+	err = seed_scope(&d);
+	if (err < 0) {
+		pyx_error(opts->ctx, "cannot look for processes: %s", strerror(-err));
+		goto out_free;
+	}
+	*pids = calloc(d.nr_procs ? d.nr_procs : 1, sizeof(**pids));
+	if (!*pids) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	for (i = 0; i < d.nr_procs; i++)
+		if (runs_python(&d, d.procs[i].pid) > 0)
+			(*pids)[(*nr)++] = d.procs[i].pid;
+	err = 0;
+out_free:
+	free(d.procs);
+	free(d.verdicts);
+	return err;
+}
+
 int pyx_discovery__run(const struct pyx_discovery_opts *opts)
 {
 	struct pyx_discovery_cfg cfg = {.scope = opts->scope, .self_tgid = (__u32)getpid()};
@@ -541,17 +589,7 @@ int pyx_discovery__run(const struct pyx_discovery_opts *opts)
 	if (err)
 		goto out_free;
 	/* The kernel follows forks and execs from now on: what it sees next is not missed. */
-	switch (opts->scope) {
-	case PYX_SCOPE_CHILDREN:
-		err = seed_children(&d);
-		break;
-	case PYX_SCOPE_CONTAINER:
-		err = pyx_for_each_pid(seed_container, &d);
-		break;
-	default:
-		err = pyx_for_each_pid(seed_all, &d);
-		break;
-	}
+	err = seed_scope(&d);
 	if (err < 0) {
 		pyx_error(opts->ctx, "cannot look for processes: %s", strerror(-err));
 		goto out_destroy;

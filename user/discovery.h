@@ -71,6 +71,13 @@ struct pyx_discovery_opts {
 int pyx_discovery__run(const struct pyx_discovery_opts *opts);
 
 /*
+ * The CPython processes in @opts's scope now (no following, no BPF): a
+ * newly allocated array of host PIDs, in /proc order (--children: the root
+ * first). 0 or -errno (reason logged).
+ */
+int pyx_discovery__list(const struct pyx_discovery_opts *opts, pid_t **pids, size_t *nr);
+
+/*
  * Start a traced process's session as a follower (opts->follower is set
  * here) polled in the discovery loop until pyx_discovery__end_follower(),
  * which handles its last records and stops polling it (the caller still

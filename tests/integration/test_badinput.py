@@ -189,7 +189,8 @@ def test_target_exiting_during_inspection(pyxtrace_bin):
     (["watch", "--module", "_json", "--children"], 2, "--children needs -p PID"),
     (["calls", "--all", "--sampled"], 2, "one process at a time"),
     (["flow", "--all"], 2, "option '--all' does not apply to this command"),
-    (["stack", "--container", "abcd"], 2, "--container needs -p PID"),
+    (["info", "--container", "abcd"], 2, "--container needs -p PID"),
+    (["stack", "--all", "-n", "3"], 2, "one process at a time"),
     (["crash", "--container", "feedface"], 1, "no container matches 'feedface'"),
     (["calls", "--children", "-p", "4194303"], 1, "no process with PID 4194303"),
 ])

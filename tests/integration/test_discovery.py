@@ -274,3 +274,38 @@ def test_calls_children_prefork_server(interp, start_target, pyxtrace_bin, trace
     assert total["process"] == "all" and total["stopped_by"] == "target-exit"
     assert total["processes"] == 6 and total["exited"] == 6
     assert work_calls(total) == sum(made.values()) == 5 * 3000
+
+
+def test_stack_children(pyxtrace_bin, tmp_path):
+    """`stack --children -p PARENT`: one snapshot of the parent and of the child
+    it started, each with its own innermost function (what each wrote it runs)."""
+    script = tmp_path / "tree.py"
+    script.write_text(
+        "import os, subprocess, sys, time\n"
+        "def child_sleeps():\n"
+        "    open(sys.argv[2], 'w').close()\n"
+        "    time.sleep(60)\n"
+        "def parent_waits():\n"
+        "    subprocess.Popen([sys.executable, __file__, 'child', sys.argv[1] + '.child'])\n"
+        "    open(sys.argv[1], 'w').close()\n"
+        "    time.sleep(60)\n"
+        "child_sleeps() if sys.argv[1] == 'child' else parent_waits()\n")
+    ready = tmp_path / "ready"
+    parent = subprocess.Popen(["/usr/bin/python3.11", str(script), str(ready)])
+    try:
+        deadline = time.monotonic() + 30
+        while not (ready.exists() and (tmp_path / "ready.child").exists()):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        res = pyx.run(pyxtrace_bin, "stack", "--children", "-p", parent.pid, "--json",
+                      check_rc=0)
+        docs = res.json_lines()
+        innermost = {d["process"]["pid"]: d["threads"][0]["frames"][0]["function"]
+                     for d in docs}
+        assert innermost[parent.pid] == "parent_waits", docs
+        others = [fn for pid, fn in innermost.items() if pid != parent.pid]
+        assert others == ["child_sleeps"], innermost
+    finally:
+        parent.kill()
+        parent.wait()
+        subprocess.run(["pkill", "-f", str(script)])

@@ -121,6 +121,17 @@ int pyx_opt_match(const struct pyx_cmd *cmd, const char *arg, struct pyx_match *
 bool pyx_match_fn(const struct pyx_match *match, const char *qualname, const char *file);
 void pyx_match_free(struct pyx_match *match);
 
+/*
+ * A one-shot command over several processes: @fn on every CPython process
+ * in the scope the options name (as pyx_cmd_run_target() would with -p),
+ * in turn; a process gone meanwhile is skipped. PYX_EXIT_OK unless the
+ * scope is wrong or every process failed.
+ */
+int pyx_cmd_run_each(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+		     int (*fn)(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+			       void *cookie),
+		     void *cookie);
+
 /* Whether the options name several processes (--all, --children, --container without -p). */
 bool pyx_cmd_is_scope(const struct pyx_common_opts *common);
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,6 +406,42 @@ int pyx_cmd_scope(const struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 	dopts->root = root->pid;
 	pyx_process__close(root);
 	return 0;
+}
+
+int pyx_cmd_run_each(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+		     int (*fn)(struct pyx_ctx *ctx, const struct pyx_common_opts *common,
+			       void *cookie),
+		     void *cookie)
+{
+	struct pyx_discovery_opts dopts = {.ctx = ctx};
+	struct pyx_common_opts one = *common;
+	size_t nr = 0, i, done = 0;
+	pid_t *pids = NULL;
+	int ret = PYX_EXIT_FAILURE;
+
+	if (pyx_cmd_scope(ctx, common, &dopts) || pyx_discovery__list(&dopts, &pids, &nr))
+		return PYX_EXIT_FAILURE;
+	if (pyx_cmd_open_output(ctx))
+		goto out_free;
+	one.container = NULL;
+	one.all = one.children = false;
+	for (i = 0; i < nr; i++) {
+		/* Gone since it was listed: not an error. */
+		if (kill(pids[i], 0) && errno == ESRCH)
+			continue;
+		if (done && !ctx->json)
+			fputc('\n', ctx->out);
+		one.pid = pids[i];
+		done += fn(ctx, &one, cookie) == PYX_EXIT_OK;
+	}
+	if (!nr)
+		pyx_warn(ctx, "no Python process found");
+	ret = nr && !done ? PYX_EXIT_FAILURE : PYX_EXIT_OK;
+	if (pyx_cmd_close_output(ctx) && ret == PYX_EXIT_OK)
+		ret = PYX_EXIT_FAILURE;
+out_free:
+	free(pids);
+	return ret;
 }
 
 int pyx_cmd_check_thread(const struct pyx_ctx *ctx, const struct pyx_process *proc, pid_t tid)

@@ -745,16 +745,24 @@ static int stack_run(struct pyx_ctx *ctx, int argc, char **argv)
 	struct pyx_common_opts common;
 	int err;
 
-	err = pyx_cmd_parse(ctx, &pyx_cmd_stack, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
-			    argc, argv, stack_options, "n:i:", stack_option, &sopts, &common);
+	err = pyx_cmd_parse(ctx, &pyx_cmd_stack,
+			    PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION | PYX_OPT_OUTPUT, argc,
+			    argv, stack_options, "n:i:", stack_option, &sopts, &common);
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
 	/* -d without --count means "snapshots until the duration ends". */
 	if (common.duration_set && !sopts.count_set)
 		sopts.count = 0;
+	if (pyx_cmd_is_scope(&common)) {
+		/* One snapshot of each process, in turn: not a series of each. */
+		if (sopts.count != 1)
+			return pyx_usage_error(ctx, &pyx_cmd_stack,
+					       "--count, -d: one process at a time (-p PID)");
+		return pyx_cmd_run_each(ctx, &common, stack_target, &sopts);
+	}
 	if (!common.pid && !common.launch_argv)
 		return pyx_usage_error(ctx, &pyx_cmd_stack,
-				       "a target is required: -p PID or -- CMD");
+				       "a target is required: -p PID, --all, --container ID or -- CMD");
 	return pyx_cmd_run_target(ctx, &common, stack_target, &sopts);
 }
 
