@@ -4,6 +4,7 @@
  * host, without stopping them. This file is only the command table and the
  * global flags; every command lives in user/cmd/<name>.c.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -108,6 +109,13 @@ int main(int argc, char **argv)
 
 	/* A closed pipe on stdout must surface as a write error, not kill us mid-detach. */
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Following many processes (--all) loads and frees large blocks per
+	 * process (the kernel's BTF, debug data): a fixed threshold keeps them
+	 * mmap()ed and returned when freed, where glibc's dynamic one would
+	 * move them to the heap and let fragmentation grow the RSS.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	pyx_log_setup_libbpf(&ctx);
 
 	if (argc < 2) {
