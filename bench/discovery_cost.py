@@ -14,7 +14,8 @@ side by side in one run:
    pyxtrace's RSS after all of them (no per-process leak).
 
 Run as root after tools/build, on an otherwise quiet machine: `--all`
-attaches to every Python process of the host.
+attaches to every Python process of the host. bpftrace's tracepoints need
+tracefs: mounted at /sys/kernel/tracing for the run if it is not.
 """
 import os
 import re
@@ -71,6 +72,14 @@ def stop(proc, reader=None):
         reader.join(timeout=10)
 
 
+def tracefs():
+    """Mount tracefs if needed; True when this run mounted it (to unmount)."""
+    if os.path.exists("/sys/kernel/tracing/events"):
+        return False
+    subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=True)
+    return True
+
+
 def start_bpftrace():
     proc = subprocess.Popen(["bpftrace", "-e", BPFTRACE], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
@@ -101,9 +110,14 @@ def main():
     tracer, lines, reader = start_pyxtrace()
     traced = spawn_time()
     stop(tracer, reader)
-    bt = start_bpftrace()
-    bpftrace = spawn_time()
-    stop(bt)
+    mounted = tracefs()
+    try:
+        bt = start_bpftrace()
+        bpftrace = spawn_time()
+        stop(bt)
+    finally:
+        if mounted:
+            subprocess.run(["umount", "/sys/kernel/tracing"])
     per = lambda t: (t - base) / SPAWNS * 1e6  # noqa: E731
     print(f"fork+exec of /bin/true, best of {ROUNDS} x {SPAWNS}:")
     print(f"  untraced             {base / SPAWNS * 1e6:8.1f} us per spawn")

@@ -45,7 +45,7 @@ static __always_inline __u32 pid_ns_of(struct task_struct *task)
 	return BPF_CORE_READ(upid.ns, ns.inum);
 }
 
-static __always_inline void tell(__u32 event, __u32 pid, __u32 parent, __u32 exit_code)
+static __always_inline void tell(__u32 event, __u32 pid, __u32 parent, __u32 exit_code, __u32 flags)
 {
 	struct pyx_rec_discovery *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 
@@ -60,6 +60,8 @@ static __always_inline void tell(__u32 event, __u32 pid, __u32 parent, __u32 exi
 	rec->parent = parent;
 	rec->exit_code = exit_code;
 	rec->time_ns = bpf_ktime_get_ns();
+	rec->flags = flags;
+	rec->__pad = 0;
 	bpf_ringbuf_submit(rec, 0);
 }
 
@@ -87,7 +89,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	if (!in_scope && pyx_cfg.scope == PYX_SCOPE_CONTAINER)
 		in_scope = pid_ns_of(task) == pyx_cfg.pid_ns;
 	if (in_scope && track(pid, task->mm))
-		tell(PYX_DISCOVERY_EXEC, pid, 0, 0);
+		tell(PYX_DISCOVERY_EXEC, pid, 0, 0, 0);
 	return 0;
 }
 
@@ -103,7 +105,8 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	if (!bpf_map_lookup_elem(&tracked, &ppid))
 		return 0;
 	if (track(pid, child->mm))
-		tell(PYX_DISCOVERY_FORK, pid, ppid, 0);
+		tell(PYX_DISCOVERY_FORK, pid, ppid, 0,
+		     child->mm == parent->mm ? PYX_DISCOVERY_SHARED_MM : 0);
 	return 0;
 }
 
@@ -116,7 +119,7 @@ int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 		return 0;
 	if (bpf_map_delete_elem(&tracked, &pid))
 		return 0;
-	tell(PYX_DISCOVERY_EXIT, pid, 0, (__u32)task->exit_code);
+	tell(PYX_DISCOVERY_EXIT, pid, 0, (__u32)task->exit_code, 0);
 	return 0;
 }
 
@@ -133,7 +136,16 @@ int BPF_PROG(on_mm_write, struct mm_struct *mm, bool write)
 	struct pyx_discovery_proc *proc;
 	__u64 exec_vm, last;
 
+	struct task_struct *current = bpf_get_current_task_btf();
+
 	if (!write || !pyx_ready())
+		return 0;
+	/*
+	 * An execve building its new memory writes a mm that is not the
+	 * task's yet (a vfork child still shares its parent's): the exec
+	 * event tells of that image, once it is there.
+	 */
+	if (current->mm != mm)
 		return 0;
 	proc = bpf_map_lookup_elem(&tracked, &pid);
 	if (!proc)
@@ -142,7 +154,7 @@ int BPF_PROG(on_mm_write, struct mm_struct *mm, bool write)
 	last = proc->exec_vm;
 	if (exec_vm == last || __sync_val_compare_and_swap(&proc->exec_vm, last, exec_vm) != last)
 		return 0;
-	tell(PYX_DISCOVERY_MAPPED, pid, 0, 0);
+	tell(PYX_DISCOVERY_MAPPED, pid, 0, 0, 0);
 	return 0;
 }
 

@@ -33,8 +33,17 @@ struct disc_proc {
 	enum proc_state state;
 	uint64_t since_ns;   /* CLOCK_MONOTONIC when examined last: older events are settled */
 	uint64_t started_ns; /* its fork or exec, when seen */
+	uint64_t examine_ns; /* a forked Python: looked at then, unless it execs first */
 	void *cookie;	     /* PROC_TRACED: the command's state for it */
 };
+
+/*
+ * A Python's forked child is looked at after this long: most children
+ * exec at once (subprocess), and tracing the copy first would cost a BPF
+ * object load each; a pre-fork server's workers wait this much.
+ */
+#define FORK_GRACE_NS 50000000ull
+#define TICK_NS	      10000000ull /* the discovery's own tick: due forks */
 
 /* Whether a file holds a Python interpreter, decided once per file (device, inode). */
 struct verdict {
@@ -103,6 +112,7 @@ static struct disc_proc *add_proc(struct pyx_discovery *d, pid_t pid)
 	p->state = PROC_PENDING;
 	p->since_ns = 0;
 	p->started_ns = 0;
+	p->examine_ns = 0;
 	p->cookie = NULL;
 	return p;
 }
@@ -155,8 +165,33 @@ static bool still_loading(const struct pyx_process *proc)
 	return loader && !libc;
 }
 
-/* Whether process @pid maps a Python interpreter now (and is loaded). -ESRCH when gone. */
-static int runs_python(struct pyx_discovery *d, pid_t pid)
+/* What a look at a process's executable mappings tells, from the verdicts known. */
+struct quick_look {
+	struct pyx_discovery *d;
+	bool unknown;	  /* a file never judged: the full look decides */
+	bool interpreter; /* a file known to hold one */
+	bool loader, libc;
+};
+
+static int look_at(void *ctx, unsigned long dev, unsigned long inode, const char *path)
+{
+	struct quick_look *q = ctx;
+	const char *base = pyx_basename(path);
+	size_t i;
+
+	q->loader |= !strncmp(base, "ld-linux", 8);
+	q->libc |= !strcmp(base, "libc.so.6") || !strncmp(base, "libc-", 5);
+	for (i = 0; i < q->d->nr_verdicts; i++)
+		if (q->d->verdicts[i].dev == dev && q->d->verdicts[i].inode == inode) {
+			q->interpreter |= q->d->verdicts[i].interpreter;
+			return 0;
+		}
+	q->unknown = true;
+	return 0;
+}
+
+/* Open the process and judge each executable file it maps (once per file). */
+static int full_look(struct pyx_discovery *d, pid_t pid)
 {
 	struct pyx_process *proc;
 	int err, found = 0;
@@ -165,7 +200,8 @@ static int runs_python(struct pyx_discovery *d, pid_t pid)
 	err = pyx_process__open(pid, &proc);
 	if (err)
 		return err == -EOWNERDEAD ? -ESRCH : err;
-	for (i = 0; i < proc->nr_objects && !found; i++)
+	/* Every file judged, not just up to the first hit: later looks stay quick. */
+	for (i = 0; i < proc->nr_objects; i++)
 		if (proc->objects[i].executable && verdict_of(d, proc, &proc->objects[i]))
 			found = 1;
 	/* Not yet: the loader's next mapping (the C library) brings it back here. */
@@ -173,6 +209,24 @@ static int runs_python(struct pyx_discovery *d, pid_t pid)
 		found = 0;
 	pyx_process__close(proc);
 	return found;
+}
+
+/*
+ * Whether process @pid maps a Python interpreter now (and is loaded).
+ * -ESRCH when gone. Every exec and new mapping of every process in scope
+ * comes here (--all: the whole host's), so the maps are read alone first;
+ * the process is opened only when they hold a file never judged.
+ */
+static int runs_python(struct pyx_discovery *d, pid_t pid)
+{
+	struct quick_look q = {.d = d};
+	int err = pyx_for_each_exec_mapping(pid, look_at, &q);
+
+	if (err)
+		return err;
+	if (q.unknown)
+		return full_look(d, pid);
+	return q.interpreter && !(q.loader && !q.libc);
 }
 
 /* Look at a process in scope again: when it runs Python now, the command starts on it. */
@@ -239,9 +293,13 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 			return -ENOMEM;
 		pyx_debug(d->opts.ctx, "process %d forked %d", rec->parent, pid);
 		p->started_ns = rec->time_ns;
-		/* The same image as its parent: a Python's child is one at once. */
-		if (parent_python)
-			examine(d, p);
+		/*
+		 * The same image as its parent: a Python's child is one too,
+		 * unless it execs soon (at once when it shares the parent's
+		 * memory: vfork, posix_spawn; its exec is what counts).
+		 */
+		if (parent_python && !(rec->flags & PYX_DISCOVERY_SHARED_MM))
+			p->examine_ns = pyx_monotonic_ns() + FORK_GRACE_NS;
 		break;
 	case PYX_DISCOVERY_EXEC:
 		p = add_proc(d, pid);
@@ -255,6 +313,7 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 		}
 		end_proc(d, p, PYX_GONE_EXEC, 0);
 		p->started_ns = rec->time_ns;
+		p->examine_ns = 0;
 		examine(d, p);
 		break;
 	case PYX_DISCOVERY_MAPPED:
@@ -459,9 +518,18 @@ static int discovery_on_interval(void *cookie, struct pyx_session *session, bool
 static int discovery_on_tick(void *cookie, struct pyx_session *session)
 {
 	struct pyx_discovery *d = cookie;
+	uint64_t now = pyx_monotonic_ns();
+	size_t i;
 
 	(void)session;
-	return d->opts.on_tick && d->seeded ? d->opts.on_tick(d->opts.cookie, d) : 0;
+	if (!d->seeded)
+		return 0;
+	for (i = 0; i < d->nr_procs; i++)
+		if (d->procs[i].examine_ns && now >= d->procs[i].examine_ns) {
+			d->procs[i].examine_ns = 0;
+			examine(d, &d->procs[i]);
+		}
+	return d->opts.on_tick ? d->opts.on_tick(d->opts.cookie, d) : 0;
 }
 
 /* The container's PID namespace (a process of it, found now), and not the host's. */
@@ -569,13 +637,14 @@ int pyx_discovery__run(const struct pyx_discovery_opts *opts)
 		.cfg_size = sizeof(cfg),
 		.duration_ns = opts->duration_ns,
 		.interval_ns = opts->interval_ns ? opts->interval_ns : 1000000000ull,
-		.tick_ns = opts->tick_ns,
+		/* The command's tick when it has one (the budget's 5 ms), else ours. */
+		.tick_ns = opts->tick_ns && opts->tick_ns < TICK_NS ? opts->tick_ns : TICK_NS,
 		.cookie = &d,
 		.prepare = discovery_prepare,
 		.attach = discovery_attach,
 		.on_record = discovery_on_record,
 		.on_interval = discovery_on_interval,
-		.on_tick = opts->tick_ns ? discovery_on_tick : NULL,
+		.on_tick = discovery_on_tick,
 	};
 	int err;
 

@@ -39,7 +39,7 @@ struct pyx_discovery_opts {
 	const char *container; /* PYX_SCOPE_CONTAINER: its id or a unique prefix */
 	uint64_t duration_ns;  /* 0: until Ctrl-C, SIGTERM (or all gone but for ALL) */
 	uint64_t interval_ns;  /* 0: on_interval only at the end */
-	uint64_t tick_ns;      /* 0: no on_tick */
+	uint64_t tick_ns;      /* on_tick every min(tick_ns, 10 ms); 0: none */
 	void *cookie;	       /* passed to every callback */
 	/*
 	 * A CPython process came into scope (there at start, forked, or a new

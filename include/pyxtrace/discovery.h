@@ -36,6 +36,9 @@ struct pyx_discovery_proc {
 	__u64 exec_vm; /* executable pages when last told (PYX_DISCOVERY_MAPPED) */
 };
 
+/* FORK: the child shares its parent's memory (vfork, posix_spawn): it will exec or exit. */
+#define PYX_DISCOVERY_SHARED_MM (1u << 0)
+
 /* PYX_REC_DISCOVERY. */
 struct pyx_rec_discovery {
 	struct pyx_rec_hdr hdr;
@@ -44,6 +47,8 @@ struct pyx_rec_discovery {
 	__u32 parent; /* FORK: the parent's PID */
 	__u32 exit_code;
 	__u64 time_ns;
+	__u32 flags; /* PYX_DISCOVERY_* */
+	__u32 __pad;
 };
 
 #endif /* __PYXTRACE_DISCOVERY_H */

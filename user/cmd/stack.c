@@ -746,8 +746,8 @@ static int stack_run(struct pyx_ctx *ctx, int argc, char **argv)
 	int err;
 
 	err = pyx_cmd_parse(ctx, &pyx_cmd_stack,
-			    PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION | PYX_OPT_OUTPUT, argc,
-			    argv, stack_options, "n:i:", stack_option, &sopts, &common);
+			    PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
+			    argc, argv, stack_options, "n:i:", stack_option, &sopts, &common);
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
 	/* -d without --count means "snapshots until the duration ends". */
@@ -761,8 +761,9 @@ static int stack_run(struct pyx_ctx *ctx, int argc, char **argv)
 		return pyx_cmd_run_each(ctx, &common, stack_target, &sopts);
 	}
 	if (!common.pid && !common.launch_argv)
-		return pyx_usage_error(ctx, &pyx_cmd_stack,
-				       "a target is required: -p PID, --all, --container ID or -- CMD");
+		return pyx_usage_error(
+			ctx, &pyx_cmd_stack,
+			"a target is required: -p PID, --all, --container ID or -- CMD");
 	return pyx_cmd_run_target(ctx, &common, stack_target, &sopts);
 }
 

@@ -439,3 +439,37 @@ int pyx_process__read_cb(void *proc, uint64_t addr, void *buf, size_t len)
 {
 	return pyx_process__read(proc, addr, buf, len);
 }
+
+int pyx_for_each_exec_mapping(pid_t pid,
+			      int (*fn)(void *ctx, unsigned long dev, unsigned long inode,
+					const char *path),
+			      void *ctx)
+{
+	char path[64], *line = NULL;
+	size_t line_cap = 0;
+	int err = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (!err && getline(&line, &line_cap, f) > 0) {
+		unsigned long long inode;
+		unsigned int major, minor;
+		char perms[8];
+		int path_pos = 0;
+
+		if (sscanf(line, "%*x-%*x %7s %*x %x:%x %llu %n", perms, &major, &minor, &inode,
+			   &path_pos) < 4 ||
+		    !path_pos || perms[2] != 'x')
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		if (line[path_pos] != '/' || inode == 0)
+			continue;
+		err = fn(ctx, makedev(major, minor), (unsigned long)inode, line + path_pos);
+	}
+	free(line);
+	fclose(f);
+	return err < 0 ? err : 0;
+}

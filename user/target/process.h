@@ -66,6 +66,17 @@ int pyx_process__read_maps(struct pyx_process *proc);
 /* The scheduler state letter of a process or thread (R, S, D, Z, ...), 0 when gone. */
 char pyx_task_state(pid_t pid);
 
+/*
+ * @fn on each executable file mapping of process @pid (/proc/PID/maps, a
+ * line each: an object mapped in several r-x parts comes several times),
+ * without opening anything: a cheap look. Stops at @fn's first non-zero;
+ * 0, -ESRCH (gone) or a negative @fn result.
+ */
+int pyx_for_each_exec_mapping(pid_t pid,
+			      int (*fn)(void *ctx, unsigned long dev, unsigned long inode,
+					const char *path),
+			      void *ctx);
+
 /* The parent's host PID of process @pid (/proc/PID/stat), 0 when gone. */
 pid_t pyx_parent_of(pid_t pid);
 
