@@ -33,7 +33,8 @@ struct disc_proc {
 	enum proc_state state;
 	uint64_t since_ns;   /* CLOCK_MONOTONIC when examined last: older events are settled */
 	uint64_t started_ns; /* its fork or exec, when seen */
-	uint64_t examine_ns; /* a forked Python: looked at then, unless it execs first */
+	uint64_t examine_ns; /* looked at (again) then: a forked Python unless it execs
+				first; a new image whose loader was still at work */
 	void *cookie;	     /* PROC_TRACED: the command's state for it */
 };
 
@@ -42,8 +43,9 @@ struct disc_proc {
  * exec at once (subprocess), and tracing the copy first would cost a BPF
  * object load each; a pre-fork server's workers wait this much.
  */
-#define FORK_GRACE_NS 50000000ull
-#define TICK_NS	      10000000ull /* the discovery's own tick: due forks */
+#define FORK_GRACE_NS	 50000000ull
+#define TICK_NS		 10000000ull /* the discovery's own tick: due forks */
+#define LOADING_RETRY_NS 10000000ull
 
 /* Whether a file holds a Python interpreter, decided once per file (device, inode). */
 struct verdict {
@@ -165,6 +167,9 @@ static bool still_loading(const struct pyx_process *proc)
 	return loader && !libc;
 }
 
+/* runs_python(): an interpreter is mapped, the loader is not done: look again soon. */
+#define LOOK_LOADING 2
+
 /* What a look at a process's executable mappings tells, from the verdicts known. */
 struct quick_look {
 	struct pyx_discovery *d;
@@ -206,7 +211,7 @@ static int full_look(struct pyx_discovery *d, pid_t pid)
 			found = 1;
 	/* Not yet: the loader's next mapping (the C library) brings it back here. */
 	if (found && still_loading(proc))
-		found = 0;
+		found = LOOK_LOADING;
 	pyx_process__close(proc);
 	return found;
 }
@@ -226,7 +231,9 @@ static int runs_python(struct pyx_discovery *d, pid_t pid)
 		return err;
 	if (q.unknown)
 		return full_look(d, pid);
-	return q.interpreter && !(q.loader && !q.libc);
+	if (q.interpreter && q.loader && !q.libc)
+		return LOOK_LOADING;
+	return q.interpreter;
 }
 
 /* Look at a process in scope again: when it runs Python now, the command starts on it. */
@@ -246,6 +253,12 @@ static void examine(struct pyx_discovery *d, struct disc_proc *p)
 	}
 	if (!err)
 		return;
+	if (err == LOOK_LOADING) {
+		/* Its next mapping brings it back; the tick too, should that come first. */
+		p->examine_ns = p->since_ns + LOADING_RETRY_NS;
+		return;
+	}
+	p->examine_ns = 0;
 	err = d->opts.found(d->opts.cookie, d, p->pid, &p->cookie);
 	p->state = err ? PROC_REFUSED : PROC_TRACED;
 	if (err)
@@ -306,8 +319,11 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 		if (!p)
 			return -ENOMEM;
 		pyx_debug(d->opts.ctx, "process %d ran execve", pid);
-		/* Examined after this exec already (events are read late): that was the new image. */
-		if (p->since_ns > rec->time_ns) {
+		/*
+		 * Traced since this exec (events are read late): that was the
+		 * new image. (A pending one is looked at anyway: cheap.)
+		 */
+		if (p->state == PROC_TRACED && p->since_ns > rec->time_ns) {
 			pyx_debug(d->opts.ctx, "process %d: examined after this exec already", pid);
 			break;
 		}
