@@ -93,46 +93,45 @@ static int read_status(struct pyx_process *proc, pid_t pid, pid_t *tgid)
 	return *tgid ? 0 : -ESRCH;
 }
 
-/* The state letter from /proc/PID/stat; comm may hold spaces and ')' so parse from the last ')'. */
-char pyx_task_state(pid_t pid)
+/*
+ * /proc/PID/stat past the command name (which may hold spaces and ')': the
+ * last ')' ends it), into @buf; NULL when the process is gone.
+ */
+static const char *stat_fields(pid_t pid, char *buf, size_t size)
 {
-	char path[64], buf[512], *paren;
+	char path[64], *paren;
 	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
+		return NULL;
+	n = read(fd, buf, size - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return NULL;
 	buf[n] = '\0';
 	paren = strrchr(buf, ')');
-	if (!paren || paren[1] != ' ')
-		return 0;
-	return paren[2];
+	return paren && paren[1] == ' ' ? paren + 2 : NULL;
+}
+
+/* The state letter: the first field after the name. */
+char pyx_task_state(pid_t pid)
+{
+	char buf[512];
+	const char *fields = stat_fields(pid, buf, sizeof(buf));
+
+	return fields ? fields[0] : 0;
 }
 
 pid_t pyx_parent_of(pid_t pid)
 {
-	char path[64], buf[512], *paren;
+	char buf[512];
+	const char *fields = stat_fields(pid, buf, sizeof(buf));
 	int ppid = 0;
-	ssize_t n;
-	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	paren = strrchr(buf, ')');
-	if (!paren || sscanf(paren + 1, " %*c %d", &ppid) != 1)
+	if (!fields || sscanf(fields, "%*c %d", &ppid) != 1)
 		return 0;
 	return (pid_t)ppid;
 }
