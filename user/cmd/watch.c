@@ -223,6 +223,23 @@ static void read_hists(struct watch_run *run, struct centry_bpf *skel, int cpus)
 	free(values);
 }
 
+/* Add @v (one CPU's, or one process's) to @sum. */
+static void stats_add(struct pyx_centry_stats *sum, const struct pyx_centry_stats *v)
+{
+	sum->calls += v->calls;
+	sum->returns += v->returns;
+	sum->errors += v->errors;
+	sum->null_no_exception += v->null_no_exception;
+	sum->value_with_exception += v->value_with_exception;
+	sum->lost_returns += v->lost_returns;
+	sum->unpaired += v->unpaired;
+	sum->total_ns += v->total_ns;
+	if (v->min_ns && (!sum->min_ns || v->min_ns < sum->min_ns))
+		sum->min_ns = v->min_ns;
+	if (v->max_ns > sum->max_ns)
+		sum->max_ns = v->max_ns;
+}
+
 static void read_stats(struct watch_run *run, struct centry_bpf *skel)
 {
 	int cpus = libbpf_num_possible_cpus(), c;
@@ -241,22 +258,8 @@ static void read_stats(struct watch_run *run, struct centry_bpf *skel)
 					 (size_t)cpus * sizeof(*values), 0))
 			continue;
 		memset(sum, 0, sizeof(*sum));
-		for (c = 0; c < cpus; c++) {
-			const struct pyx_centry_stats *v = &values[c];
-
-			sum->calls += v->calls;
-			sum->returns += v->returns;
-			sum->errors += v->errors;
-			sum->null_no_exception += v->null_no_exception;
-			sum->value_with_exception += v->value_with_exception;
-			sum->lost_returns += v->lost_returns;
-			sum->unpaired += v->unpaired;
-			sum->total_ns += v->total_ns;
-			if (v->min_ns && (!sum->min_ns || v->min_ns < sum->min_ns))
-				sum->min_ns = v->min_ns;
-			if (v->max_ns > sum->max_ns)
-				sum->max_ns = v->max_ns;
-		}
+		for (c = 0; c < cpus; c++)
+			stats_add(sum, &values[c]);
 	}
 	free(values);
 	read_hists(run, skel, cpus);
@@ -814,17 +817,7 @@ static void add_totals(struct watch_fleet *fleet, const struct watch_run *run)
 			t->owned = strdup(run->mod->entries[i].name);
 			t->name = t->owned ? t->owned : "?";
 		}
-		t->stats.calls += st->calls;
-		t->stats.errors += st->errors;
-		t->stats.null_no_exception += st->null_no_exception;
-		t->stats.value_with_exception += st->value_with_exception;
-		t->stats.lost_returns += st->lost_returns;
-		t->stats.unpaired += st->unpaired;
-		t->stats.total_ns += st->total_ns;
-		if (st->min_ns && (!t->stats.min_ns || st->min_ns < t->stats.min_ns))
-			t->stats.min_ns = st->min_ns;
-		if (st->max_ns > t->stats.max_ns)
-			t->stats.max_ns = st->max_ns;
+		stats_add(&t->stats, st);
 		for (k = 0; k < PYX_HIST_SLOTS; k++)
 			t->hist.slots[k] += run->hists[i].slots[k];
 	}
