@@ -141,11 +141,13 @@ int BPF_PROG(on_mm_write, struct mm_struct *mm, bool write)
 	if (!write || !pyx_ready())
 		return 0;
 	/*
-	 * An execve building its new memory writes a mm that is not the
-	 * task's yet (a vfork child still shares its parent's): the exec
-	 * event tells of that image, once it is there.
+	 * An execve building its new memory: the exec event, which follows,
+	 * tells of that image. Told here, the new image's mappings would
+	 * reach user space before its exec, as if the old image had mapped
+	 * them. (The mm is not the task's yet while it is built, and a vfork
+	 * child shares its parent's until then.)
 	 */
-	if (current->mm != mm)
+	if (current->mm != mm || BPF_CORE_READ_BITFIELD(current, in_execve))
 		return 0;
 	proc = bpf_map_lookup_elem(&tracked, &pid);
 	if (!proc)

@@ -31,11 +31,12 @@ enum proc_state {
 struct disc_proc {
 	pid_t pid;
 	enum proc_state state;
-	uint64_t since_ns;   /* CLOCK_MONOTONIC when examined last: older events are settled */
-	uint64_t started_ns; /* its fork or exec, when seen */
-	uint64_t examine_ns; /* looked at (again) then: a forked Python unless it execs
+	uint64_t since_ns;    /* CLOCK_MONOTONIC when examined last: older events are settled */
+	uint64_t started_ns;  /* its fork or exec, when seen */
+	uint64_t examine_ns;  /* looked at (again) then: a forked Python unless it execs
 				first; a new image whose loader was still at work */
-	void *cookie;	     /* PROC_TRACED: the command's state for it */
+	unsigned int retries; /* looks again since its last exec (bounded) */
+	void *cookie;	      /* PROC_TRACED: the command's state for it */
 };
 
 /*
@@ -43,9 +44,17 @@ struct disc_proc {
  * exec at once (subprocess), and tracing the copy first would cost a BPF
  * object load each; a pre-fork server's workers wait this much.
  */
-#define FORK_GRACE_NS	 50000000ull
-#define TICK_NS		 10000000ull /* the discovery's own tick: due forks */
-#define LOADING_RETRY_NS 10000000ull
+#define FORK_GRACE_NS 50000000ull
+#define TICK_NS	      10000000ull /* the discovery's own tick: due looks */
+#define RETRY_NS      10000000ull
+#define MAX_RETRIES   50 /* then the process's next mapping brings it back */
+/*
+ * A new image or mapping is looked at this long after it is told, not at
+ * once: the loader maps several libraries in a row (one look for them
+ * all), and most processes of a busy host (a shell's /bin/true) are gone
+ * by then, costing no look at all.
+ */
+#define SETTLE_NS 5000000ull
 
 /* Whether a file holds a Python interpreter, decided once per file (device, inode). */
 struct verdict {
@@ -115,6 +124,7 @@ static struct disc_proc *add_proc(struct pyx_discovery *d, pid_t pid)
 	p->since_ns = 0;
 	p->started_ns = 0;
 	p->examine_ns = 0;
+	p->retries = 0;
 	p->cookie = NULL;
 	return p;
 }
@@ -124,6 +134,7 @@ static void drop_proc(struct pyx_discovery *d, struct disc_proc *p)
 	*p = d->procs[--d->nr_procs];
 }
 
+/* 1 or 0 for a file that holds an interpreter or not; -errno when it cannot be read now. */
 static int verdict_of(struct pyx_discovery *d, struct pyx_process *proc, struct pyx_object *obj)
 {
 	struct verdict *v;
@@ -132,6 +143,12 @@ static int verdict_of(struct pyx_discovery *d, struct pyx_process *proc, struct 
 	for (i = 0; i < d->nr_verdicts; i++)
 		if (d->verdicts[i].dev == obj->dev && d->verdicts[i].inode == obj->inode)
 			return d->verdicts[i].interpreter;
+	/*
+	 * Not readable now (remapped under our eyes, the process gone): no
+	 * verdict, or this build would be judged no Python for the whole run.
+	 */
+	if (!pyx_process__object_elf(proc, obj))
+		return -errno;
 	if (d->nr_verdicts == d->cap_verdicts) {
 		size_t cap = d->cap_verdicts ? d->cap_verdicts * 2 : 64;
 
@@ -167,8 +184,11 @@ static bool still_loading(const struct pyx_process *proc)
 	return loader && !libc;
 }
 
-/* runs_python(): an interpreter is mapped, the loader is not done: look again soon. */
-#define LOOK_LOADING 2
+/*
+ * runs_python(): look again soon: an interpreter is mapped but the loader
+ * is not done, or a file could not be read.
+ */
+#define LOOK_AGAIN 2
 
 /* What a look at a process's executable mappings tells, from the verdicts known. */
 struct quick_look {
@@ -199,6 +219,7 @@ static int look_at(void *ctx, unsigned long dev, unsigned long inode, const char
 static int full_look(struct pyx_discovery *d, pid_t pid)
 {
 	struct pyx_process *proc;
+	bool unread = false;
 	int err, found = 0;
 	size_t i;
 
@@ -206,12 +227,21 @@ static int full_look(struct pyx_discovery *d, pid_t pid)
 	if (err)
 		return err == -EOWNERDEAD ? -ESRCH : err;
 	/* Every file judged, not just up to the first hit: later looks stay quick. */
-	for (i = 0; i < proc->nr_objects; i++)
-		if (proc->objects[i].executable && verdict_of(d, proc, &proc->objects[i]))
+	for (i = 0; i < proc->nr_objects; i++) {
+		if (!proc->objects[i].executable)
+			continue;
+		err = verdict_of(d, proc, &proc->objects[i]);
+		if (err < 0) {
+			pyx_debug(d->opts.ctx, "process %d: cannot read %s now: %s", pid,
+				  proc->objects[i].path, strerror(-err));
+			unread = true;
+		}
+		if (err > 0)
 			found = 1;
+	}
 	/* Not yet: the loader's next mapping (the C library) brings it back here. */
-	if (found && still_loading(proc))
-		found = LOOK_LOADING;
+	if ((found && still_loading(proc)) || (!found && unread))
+		found = LOOK_AGAIN;
 	pyx_process__close(proc);
 	return found;
 }
@@ -232,7 +262,7 @@ static int runs_python(struct pyx_discovery *d, pid_t pid)
 	if (q.unknown)
 		return full_look(d, pid);
 	if (q.interpreter && q.loader && !q.libc)
-		return LOOK_LOADING;
+		return LOOK_AGAIN;
 	return q.interpreter;
 }
 
@@ -253,9 +283,10 @@ static void examine(struct pyx_discovery *d, struct disc_proc *p)
 	}
 	if (!err)
 		return;
-	if (err == LOOK_LOADING) {
+	if (err == LOOK_AGAIN) {
 		/* Its next mapping brings it back; the tick too, should that come first. */
-		p->examine_ns = p->since_ns + LOADING_RETRY_NS;
+		if (++p->retries <= MAX_RETRIES)
+			p->examine_ns = p->since_ns + RETRY_NS;
 		return;
 	}
 	p->examine_ns = 0;
@@ -329,8 +360,8 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 		}
 		end_proc(d, p, PYX_GONE_EXEC, 0);
 		p->started_ns = rec->time_ns;
-		p->examine_ns = 0;
-		examine(d, p);
+		p->retries = 0;
+		p->examine_ns = pyx_monotonic_ns() + SETTLE_NS;
 		break;
 	case PYX_DISCOVERY_MAPPED:
 		p = find_proc(d, pid);
@@ -338,8 +369,9 @@ static int discovery_on_record(void *cookie, const struct pyx_rec_hdr *hdr, size
 			break;
 		if (p->state == PROC_TRACED && d->opts.mapped)
 			d->opts.mapped(d->opts.cookie, d, p->cookie);
-		else
-			examine(d, p);
+		else if (p->state == PROC_PENDING && !p->examine_ns)
+			/* (A look already due, a fork's grace, stays as it is.) */
+			p->examine_ns = pyx_monotonic_ns() + SETTLE_NS;
 		break;
 	case PYX_DISCOVERY_EXIT:
 		p = find_proc(d, pid);
@@ -367,7 +399,9 @@ static int seed(struct pyx_discovery *d, pid_t pid)
 
 	if (pid == getpid())
 		return 0;
-	if (!d->listing && bpf_map_update_elem(d->tracked_fd, &key, &value, BPF_ANY))
+	/* (An exec since the programs went live tracks it already: that entry stays.) */
+	if (!d->listing && bpf_map_update_elem(d->tracked_fd, &key, &value, BPF_NOEXIST) &&
+	    errno != EEXIST)
 		return -errno;
 	p = add_proc(d, pid);
 	if (!p)
@@ -494,18 +528,28 @@ static int discovery_attach(void *cookie, struct pyx_session *session, void *ske
 	return 0;
 }
 
-/* Processes whose exit the kernel could not tell (its map was full) are pruned here. */
+/*
+ * Processes whose exit the kernel could not tell are pruned here: its map
+ * was full, or one was seeded just after it exited.
+ */
 static void prune(struct pyx_discovery *d)
 {
 	size_t i = 0;
 
 	while (i < d->nr_procs) {
-		if (kill(d->procs[i].pid, 0) && errno == ESRCH) {
-			end_proc(d, &d->procs[i], PYX_GONE_EXIT, 0);
-			drop_proc(d, &d->procs[i]);
+		struct disc_proc *p = &d->procs[i];
+		bool traced = p->state == PROC_TRACED;
+		__u32 key = (__u32)p->pid;
+
+		if (kill(p->pid, 0) == 0 || errno != ESRCH) {
+			i++;
 			continue;
 		}
-		i++;
+		bpf_map_delete_elem(d->tracked_fd, &key);
+		end_proc(d, p, PYX_GONE_EXIT, 0);
+		if (traced)
+			pyx_info(d->opts.ctx, "process %d exited", p->pid);
+		drop_proc(d, p);
 	}
 	maybe_finished(d);
 }
