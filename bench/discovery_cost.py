@@ -7,12 +7,14 @@ side by side in one run:
    every exec/fork/exit and mmap-lock release, plus the Python processes
    already running being traced), and under bpftrace doing the bare job
    (the same three sched tracepoints keeping a map of PIDs). Microseconds
-   added per spawn, and the ratio to bpftrace.
+   added per spawn, the ratio to bpftrace, and pyxtrace's own CPU time per
+   spawn (/proc/PID/stat: clock ticks, so 0 below ~10 ms in all).
 2. New Python processes: PYTHONS runs of python3.11 living 0.5 s, their
    wall time untraced and under `crash --all` (attaching never stops them),
    how long after its exec each was followed (pyxtrace -v says it), and
    pyxtrace's RSS after all of them (no per-process leak).
 
+SPAWNS and PYTHONS may be set in the environment (a shorter run).
 Run as root after tools/build, on an otherwise quiet machine: `--all`
 attaches to every Python process of the host. bpftrace's tracepoints need
 tracefs: mounted at /sys/kernel/tracing for the run if it is not.
@@ -30,8 +32,8 @@ from benchlib import wait_line
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYXTRACE = os.path.join(ROOT, "build", "user", "pyxtrace")
 PYTHON = "/usr/bin/python3.11"
-SPAWNS = 2000
-PYTHONS = 30
+SPAWNS = int(os.environ.get("SPAWNS", 2000))
+PYTHONS = int(os.environ.get("PYTHONS", 30))
 ROUNDS = 3
 
 BPFTRACE = """
@@ -88,6 +90,13 @@ def start_bpftrace():
     return proc
 
 
+def cpu_s(pid):
+    """User+system CPU seconds process pid has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
@@ -108,7 +117,9 @@ def main():
         sys.exit("run as root")
     base = spawn_time()
     tracer, lines, reader = start_pyxtrace()
+    cpu = cpu_s(tracer.pid)
     traced = spawn_time()
+    cpu = cpu_s(tracer.pid) - cpu
     stop(tracer, reader)
     mounted = tracefs()
     try:
@@ -123,6 +134,7 @@ def main():
     print(f"  untraced             {base / SPAWNS * 1e6:8.1f} us per spawn")
     print(f"  pyxtrace crash --all {traced / SPAWNS * 1e6:8.1f} us  (+{per(traced):.1f} us)")
     print(f"  bpftrace same job    {bpftrace / SPAWNS * 1e6:8.1f} us  (+{per(bpftrace):.1f} us)")
+    print(f"  pyxtrace's own CPU   {cpu / (ROUNDS * SPAWNS) * 1e6:8.1f} us per spawn")
     if per(bpftrace) > 0:
         print(f"  ratio pyxtrace/bpftrace (added time): {per(traced) / per(bpftrace):.2f}")
 

@@ -62,7 +62,11 @@ static __always_inline void tell(__u32 event, __u32 pid, __u32 parent, __u32 exi
 	rec->time_ns = bpf_ktime_get_ns();
 	rec->flags = flags;
 	rec->__pad = 0;
-	bpf_ringbuf_submit(rec, 0);
+	/*
+	 * No wakeup: user space reads this ring at its 10 ms tick, so a busy
+	 * host's spawns (four records each) do not wake pyxtrace one by one.
+	 */
+	bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline bool track(__u32 pid, struct mm_struct *mm)

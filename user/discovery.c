@@ -581,9 +581,10 @@ static int discovery_on_tick(void *cookie, struct pyx_session *session)
 	uint64_t now = pyx_monotonic_ns();
 	size_t i;
 
-	(void)session;
 	if (!d->seeded)
 		return 0;
+	/* The kernel side does not wake us for each record (see tell()): read them now. */
+	pyx_session__consume(session);
 	for (i = 0; i < d->nr_procs; i++)
 		if (d->procs[i].examine_ns && now >= d->procs[i].examine_ns) {
 			d->procs[i].examine_ns = 0;
