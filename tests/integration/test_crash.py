@@ -97,6 +97,27 @@ def test_crash_events(interp, kind, where, start_target, pyxtrace_bin):
         assert first["function"].startswith(fixture_fn)
 
 
+@pytest.mark.interps(supported=True)
+def test_crash_thread_name(interp, start_target, pyxtrace_bin):
+    """A segfault in a threading.Thread names the thread as the program did: read from
+    its Thread object ahead of the crash on 3.8-3.13, the kernel's name on 3.14+ (which
+    CPython sets from it); the stack is that thread's."""
+    interp.require(container=False, fixture=True)
+    target = start_target(interp, "crash_workload.py", ["thread_segfault"])
+    target.wait_for("ready")
+    status, events, summary = crash(pyxtrace_bin, target)
+    assert status == -signal.SIGSEGV
+    site = target.read_json("site.json")
+    assert site["thread"] == "worker-alpha"
+    (sig,) = events
+    assert sig["signal"] == "SIGSEGV" and sig["thread"]["tid"] != target.pid
+    source = "threading" if interp.version_tuple < (3, 14) else "comm"
+    assert sig["thread"] == {**sig["thread"], "name": site["thread"], "name_source": source}
+    assert native_functions(sig)[0] == "pyxfixture_segfault", sig["stack"]
+    top = next(f for f in sig["stack"] if f["kind"] == "python")
+    assert (top["function"], top["line"]) == (site["function"], site["line"])
+
+
 @pytest.mark.interps("bullseye-3.9,bookworm-3.11,pyenv-3.12,sid-3.15")
 def test_crash_module_loaded_after_attach(interp, start_target, pyxtrace_bin):
     """The fixture is imported after crash attached: the new executable mapping is seen

@@ -58,6 +58,16 @@ def check_stacks(doc, truth, interp, target, sub=None, lookup="auto"):
             kinds = [(f["kind"], f.get("function")) for f in names[name]["frames"]]
             i = kinds.index(("python", caller))
             assert kinds[i - 1] == ("boundary", None), kinds
+    # Names as the program gave them: read from the Thread objects on 3.8-3.13, the
+    # kernel's from 3.14 on (CPython sets it from the Thread, at most 15 bytes).
+    for want in truth["threads"]:
+        got = by_ns_tid[want["native_id"]]
+        if want["name"] == "MainThread":
+            assert got["name_source"] == "comm", got
+        elif minor <= 13:
+            assert (got["name"], got["name_source"]) == (want["name"], "threading"), got
+        else:
+            assert (got["name"], got["name_source"]) == (want["name"][:15], "comm"), got
     # The GIL: at most one holder; the spinner is the only thread that wants it.
     holders = [t for t in doc["threads"] if t["holds_gil"]]
     assert len(holders) <= 1

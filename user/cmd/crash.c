@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <linux/types.h>
@@ -30,6 +31,7 @@
 #include "python/detect.h"
 #include "python/entrypoints.h"
 #include "python/layout.h"
+#include "python/threadnames.h"
 #include "session.h"
 #include "target/process.h"
 #include "unwind/unwind.h"
@@ -43,6 +45,7 @@ PYX_SKEL_OPS(crash_bpf);
 #define CRASH_MAX_THREADS 64		/* threads remembered for incident grouping */
 #define CRASH_MAX_FRAMES  512		/* frames compared between events of an incident */
 #define CRASH_REFRESH_NS  100000000ull	/* re-read new objects at most this often (100 ms) */
+#define CRASH_NAMES_NS	  20000000ull	/* a new thread is named within this (20 ms) */
 
 static const char *const kind_names[] = {
 	[PYX_CRASH_SIGNAL] = "signal",
@@ -96,6 +99,9 @@ struct crash_run {
 	const char *probes_missing[5];
 	size_t nr_missing;
 	struct pyx_module *mod; /* --module */
+	/* threading names (3.8-3.13; 3.14+ name threads in the kernel), read ahead of any crash */
+	struct pyx_thread_names names;
+	nlink_t names_nlink; /* /proc/PID/task's link count when read: 2 + its threads */
 };
 
 static void crash_usage(FILE *out, const char *prog)
@@ -373,9 +379,50 @@ static unsigned int incident_of(struct crash_run *run, __u32 tid, uint64_t ns)
 	return run->threads[slot].incident;
 }
 
+/*
+ * Read the threads' threading names again: always with @now, else when the
+ * process's thread count changed (a thread started or ended). A crash is
+ * too late to read them: the process is gone by the time it is reported.
+ */
+static void refresh_names(struct crash_run *run, bool now)
+{
+	char path[64];
+	struct stat st;
+	int err;
+
+	if (!run->cache || !pyx_thread_names__supported(run->py))
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/task", run->proc->pid);
+	if (stat(path, &st))
+		return;
+	if (!now && st.st_nlink == run->names_nlink)
+		return;
+	run->names_nlink = st.st_nlink;
+	err = pyx_thread_names__read(
+		&run->names, run->py, &run->layout, run->cache,
+		(struct pyx_mem){.read = pyx_process__read_cb, .ctx = run->proc});
+	if (err)
+		pyx_debug(run->ctx, "process %d: thread names: %s", run->proc->pid, strerror(-err));
+}
+
+/* The event thread's threading name when known, else its kernel name; NULL without a stack. */
+static const char *thread_name(const struct crash_run *run, const struct pyx_rec_crash *rec,
+			       const char **source)
+{
+	const char *name = NULL;
+
+	if (!(rec->flags & PYX_CRASH_HAS_STACK))
+		return NULL;
+	if (rec->py.tstate)
+		name = pyx_thread_names__find(&run->names, rec->py.thread_id);
+	*source = name ? "threading" : "comm";
+	return name;
+}
+
 static void print_event_json(struct crash_run *run, const struct pyx_rec_crash *rec,
 			     unsigned int incident, pid_t ns_tid, bool stack)
 {
+	const char *name, *source = NULL;
 	struct pyx_json json;
 
 	pyx_json_init(&json, run->ctx->out);
@@ -387,10 +434,18 @@ static void print_event_json(struct crash_run *run, const struct pyx_rec_crash *
 	pyx_json_object_begin(&json);
 	pyx_json_kv_u64(&json, "tid", rec->tid);
 	pyx_json_kv_i64(&json, "ns_tid", ns_tid);
+	name = thread_name(run, rec, &source);
 	pyx_json_key(&json, "name");
-	if (rec->flags & PYX_CRASH_HAS_STACK)
+	if (name)
+		pyx_json_string(&json, name);
+	else if (rec->flags & PYX_CRASH_HAS_STACK)
 		pyx_json_string_len(&json, rec->py.comm,
 				    strnlen(rec->py.comm, sizeof(rec->py.comm)));
+	else
+		pyx_json_null(&json);
+	pyx_json_key(&json, "name_source");
+	if (rec->flags & PYX_CRASH_HAS_STACK)
+		pyx_json_string(&json, source);
 	else
 		pyx_json_null(&json);
 	pyx_json_object_end(&json);
@@ -435,6 +490,7 @@ static void print_event_text(struct crash_run *run, const struct pyx_rec_crash *
 {
 	FILE *out = run->ctx->out;
 	const char *code = code_name(rec->signal, rec->code);
+	const char *name, *source;
 	char time[32];
 
 	pyx_format_clock((int64_t)rec->time_ns + run->realtime_offset_ns, time, sizeof(time));
@@ -501,7 +557,10 @@ static void print_event_text(struct crash_run *run, const struct pyx_rec_crash *
 	fprintf(out, ", thread %u", rec->tid);
 	if (ns_tid != (pid_t)rec->tid)
 		fprintf(out, " (tid %d in container)", ns_tid);
-	if (rec->flags & PYX_CRASH_HAS_STACK)
+	name = thread_name(run, rec, &source);
+	if (name)
+		fprintf(out, " \"%s\"", name);
+	else if (rec->flags & PYX_CRASH_HAS_STACK)
 		fprintf(out, " \"%.*s\"", PYX_COMM_LEN, rec->py.comm);
 	fputc('\n', out);
 	if (stack) {
@@ -725,6 +784,13 @@ static void print_summary(struct crash_run *run, const char *stopped_by, const u
 	pyx_print_drops(out, drops, 0);
 }
 
+static int crash_on_tick(void *cookie, struct pyx_session *session)
+{
+	(void)session;
+	refresh_names(cookie, false);
+	return 0;
+}
+
 static int crash_on_interval(void *cookie, struct pyx_session *session, bool final)
 {
 	struct crash_run *run = cookie;
@@ -732,6 +798,7 @@ static int crash_on_interval(void *cookie, struct pyx_session *session, bool fin
 
 	if (!final) {
 		refresh_unwinder(run, false);
+		refresh_names(run, true); /* (a thread may have been renamed) */
 		return 0;
 	}
 	pyx_session__drops(session, drops);
@@ -783,6 +850,7 @@ static int crash_run_prepare(struct crash_run *run, const struct crash_opts *opt
 		return PYX_EXIT_FAILURE;
 	}
 	run->realtime_offset_ns = pyx_realtime_offset_ns();
+	refresh_names(run, true);
 	cfg->tgid = (__u32)run->proc->pid;
 	cfg->stack_bytes = CRASH_STACK_BYTES;
 	run->recursion_error = recursion_error_type(run);
@@ -798,6 +866,7 @@ static int crash_run_prepare(struct crash_run *run, const struct crash_opts *opt
 
 static void crash_run_release(struct crash_run *run)
 {
+	pyx_thread_names__free(&run->names);
 	pyx_session__destroy(run->session);
 	pyx_module__free(run->mod);
 	pyx_stackview__free(run->view);
@@ -832,6 +901,8 @@ static int crash_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		.attach = crash_attach,
 		.on_record = crash_on_record,
 		.on_interval = crash_on_interval,
+		.tick_ns = CRASH_NAMES_NS,
+		.on_tick = crash_on_tick,
 	};
 	if (!pyx_session__trace(&crash_bpf_ops, &sopts))
 		ret = PYX_EXIT_OK;
@@ -957,6 +1028,21 @@ static void crash_fleet_refresh(void *cookie, struct pyx_discovery *disc, void *
 	(void)cookie;
 	(void)disc;
 	refresh_unwinder(state, false);
+	refresh_names(state, true);
+}
+
+static void crash_fleet_tick_one(void *cookie, struct pyx_discovery *disc, void *state)
+{
+	(void)cookie;
+	(void)disc;
+	refresh_names(state, false);
+}
+
+static int crash_fleet_tick(void *cookie, struct pyx_discovery *disc)
+{
+	(void)cookie;
+	pyx_discovery__for_each(disc, crash_fleet_tick_one);
+	return 0;
 }
 
 static int crash_fleet_interval(void *cookie, struct pyx_discovery *disc, bool final)
@@ -1017,6 +1103,8 @@ static int crash_scope(struct pyx_ctx *ctx, const struct pyx_common_opts *common
 		.mapped = crash_fleet_mapped,
 		.gone = crash_fleet_gone,
 		.on_interval = crash_fleet_interval,
+		.tick_ns = CRASH_NAMES_NS,
+		.on_tick = crash_fleet_tick,
 	};
 
 	if (pyx_cmd_scope(ctx, common, &dopts))

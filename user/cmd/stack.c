@@ -27,6 +27,7 @@
 #include "python/code.h"
 #include "python/detect.h"
 #include "python/layout.h"
+#include "python/threadnames.h"
 #include "session.h"
 #include "target/process.h"
 #include "unwind/unwind.h"
@@ -78,6 +79,7 @@ struct stack_run {
 	size_t size;
 	bool partial; /* the target went away while we read it */
 	bool target_exited;
+	struct pyx_thread_names names; /* threading names (3.8-3.13), read with each snapshot */
 };
 
 static void stack_usage(FILE *out, const char *prog)
@@ -219,16 +221,19 @@ static struct sampled *find_sampled(struct stack_run *run, __u32 tid)
 }
 
 /* The thread's header line, then its frames as a traceback. */
-static void print_thread_text(FILE *out, const struct pyx_rec_pystack *rec, pid_t ns_tid,
-			      const struct pyx_stackview *view, size_t n)
+static void print_thread_text(FILE *out, const struct pyx_rec_pystack *rec, const char *name,
+			      pid_t ns_tid, const struct pyx_stackview *view, size_t n)
 {
 	static const char *const gil[] = {"", ", holds the GIL", ""};
 
 	fprintf(out, "\nThread %u", rec->tid);
 	if ((__u32)ns_tid != rec->tid)
 		fprintf(out, " (tid %d in container)", ns_tid);
-	fprintf(out, " \"%.*s\"%s", PYX_COMM_LEN, rec->comm,
-		gil[rec->holds_gil > 2 ? 2 : rec->holds_gil]);
+	if (name)
+		fprintf(out, " \"%s\"", name);
+	else
+		fprintf(out, " \"%.*s\"", PYX_COMM_LEN, rec->comm);
+	fputs(gil[rec->holds_gil > 2 ? 2 : rec->holds_gil], out);
 	if (rec->status == PYX_WALK_NO_THREAD_STATE && !n) {
 		fputs(": not a Python thread\n", out);
 		return;
@@ -278,9 +283,15 @@ static void print_stacks(struct stack_run *run, bool final)
 			pyx_process_label(run->proc, label, sizeof(label)), run->py->version,
 			nthreads, nthreads == 1 ? "" : "s");
 	}
+	/* The process lives (it was just walked): its Thread objects name the threads. */
+	if (!run->target_exited && pyx_thread_names__supported(run->py))
+		pyx_thread_names__read(
+			&run->names, run->py, &run->layout, run->cache,
+			(struct pyx_mem){.read = pyx_process__read_cb, .ctx = run->proc});
 	for (off = 0; off + sizeof(struct pyx_rec_hdr) <= run->size;) {
 		const struct pyx_rec_pystack *rec = (const void *)(run->data + off);
 		const struct pyx_rec_native *nrec;
+		const char *name;
 		pid_t ns_tid;
 		size_t n;
 
@@ -308,15 +319,21 @@ static void print_stacks(struct stack_run *run, bool final)
 		ns_tid = pyx_ns_pid_of(run->proc->pid, (pid_t)rec->tid);
 		if (!ns_tid)
 			ns_tid = (pid_t)rec->tid;
+		name = rec->tstate ? pyx_thread_names__find(&run->names, rec->thread_id) : NULL;
 		if (!ctx->json) {
-			print_thread_text(ctx->out, rec, ns_tid, run->view, n);
+			print_thread_text(ctx->out, rec, name, ns_tid, run->view, n);
 			continue;
 		}
 		pyx_json_object_begin(&json);
 		pyx_json_kv_u64(&json, "tid", rec->tid);
 		pyx_json_kv_i64(&json, "ns_tid", ns_tid);
 		pyx_json_key(&json, "name");
-		pyx_json_string_len(&json, rec->comm, strnlen(rec->comm, sizeof(rec->comm)));
+		if (name)
+			pyx_json_string(&json, name);
+		else
+			pyx_json_string_len(&json, rec->comm,
+					    strnlen(rec->comm, sizeof(rec->comm)));
+		pyx_json_kv_string(&json, "name_source", name ? "threading" : "comm");
 		if (rec->holds_gil <= 1)
 			pyx_json_kv_bool(&json, "holds_gil", rec->holds_gil);
 		else
@@ -654,6 +671,7 @@ out_free:
 	free(run.sampled);
 	pyx_unwinder__free(run.unwinder);
 	pyx_stackview__free(run.view);
+	pyx_thread_names__free(&run.names);
 	pyx_code_cache__free(run.cache);
 	free(run.data);
 	pyx_python__free(run.py);

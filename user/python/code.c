@@ -599,13 +599,7 @@ static uint32_t get_u32(const uint8_t *buf, uint32_t off)
 
 static int mem_read(struct pyx_code_cache *cache, uint64_t addr, void *buf, size_t len)
 {
-	int rc;
-
-	/* Objects never live in the first page; a NULL field means a torn read. */
-	if (addr < 4096 || addr + len < addr)
-		return -EFAULT;
-	rc = cache->mem.read(cache->mem.ctx, addr, buf, len);
-	return rc > 0 ? -EIO : rc;
+	return pyx_mem_read(cache->mem, addr, buf, len);
 }
 
 /*
@@ -755,6 +749,12 @@ static int read_str(struct pyx_code_cache *cache, uint64_t addr, size_t max_char
 	}
 	free(utf8);
 	return rc;
+}
+
+int pyx_code_cache__str(struct pyx_code_cache *cache, uint64_t addr, size_t max_chars,
+			const char **out)
+{
+	return read_str(cache, addr, max_chars, out);
 }
 
 /* The bytes object at @addr (the line table), decoded into @map. */

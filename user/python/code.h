@@ -8,6 +8,7 @@
 #ifndef PYX_PYTHON_CODE_H
 #define PYX_PYTHON_CODE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,20 @@ struct pyx_mem {
 	int (*read)(void *ctx, uint64_t addr, void *buf, size_t len);
 	void *ctx;
 };
+
+/*
+ * Read @len bytes at @addr through @mem: 0 or -errno. Objects never live in
+ * the first page: a NULL-ish address is a torn read, not a read to make.
+ */
+static inline int pyx_mem_read(struct pyx_mem mem, uint64_t addr, void *buf, size_t len)
+{
+	int rc;
+
+	if (addr < 4096 || addr + len < addr)
+		return -EFAULT;
+	rc = mem.read(mem.ctx, addr, buf, len);
+	return rc > 0 ? -EIO : rc;
+}
 
 enum pyx_linetable_format {
 	PYX_LINES_LNOTAB = 1,	 /* ≤3.9 co_lnotab: (byte delta u8, line delta s8) pairs */
@@ -112,5 +127,12 @@ void pyx_code_cache__free(struct pyx_code_cache *cache);
  */
 int pyx_code_cache__resolve(struct pyx_code_cache *cache, uint64_t code, uint32_t guard,
 			    uint64_t instr, bool generator, struct pyx_frame_info *out);
+
+/*
+ * The str object at @addr as UTF-8, at most @max_chars characters
+ * (-ENAMETOOLONG beyond), interned in @cache: valid while it lives.
+ */
+int pyx_code_cache__str(struct pyx_code_cache *cache, uint64_t addr, size_t max_chars,
+			const char **out);
 
 #endif /* PYX_PYTHON_CODE_H */

@@ -5,7 +5,9 @@ it: segfault, abort, fatal (Py_FatalError), assert_fail, bad_return (two
 bad returns, caught; a debug build aborts), or memory_error
 (caught, RAISES times, then a normal exit); or recursion_error: Python
 recursion past the limit, caught, RAISES times (site.json: the recursing
-function's one line); or oom: allocate until killed. With "late" as
+function's one line); or oom: allocate until killed; or thread_segfault:
+a threading.Thread named worker-alpha segfaults half a second after it
+started (site.json as for segfault, with "thread": its name). With "late" as
 the second argument the fixture is imported only after go, just before."""
 import json
 import os
@@ -58,7 +60,29 @@ def bad_returns():
         pass
 
 
+def crash_in_thread():
+    import threading
+
+    import pyxfixture
+
+    def site():
+        with open(os.path.join(OUT, "site.json"), "w") as f:
+            json.dump({"function": "run", "line": run.__code__.co_firstlineno + 3,
+                       "pid": os.getpid(), "thread": threading.current_thread().name}, f)
+
+    def run():
+        time.sleep(0.5)  # (a tracer names a new thread within a few tens of ms)
+        site()
+        pyxfixture.segfault()
+
+    worker = threading.Thread(target=run, name="worker-alpha")
+    worker.start()
+    worker.join()
+
+
 def trigger(what):
+    if what == "thread_segfault":
+        return crash_in_thread()
     if what == "bad_return":
         return bad_returns()
     if what == "recursion_error":
