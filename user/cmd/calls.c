@@ -164,9 +164,27 @@ static int calls_on_tick(void *cookie, struct pyx_session *session)
 	return 0;
 }
 
+/* Add @v to @sum: a CPU's share to the process's, or a process's to the scope's. */
+static void stats_add(struct pyx_calls_stats *sum, const struct pyx_calls_stats *v)
+{
+	int k;
+
+	sum->calls += v->calls;
+	sum->exceptions += v->exceptions;
+	sum->timed += v->timed;
+	sum->total_ns += v->total_ns;
+	sum->self_ns += v->self_ns;
+	if (v->min_ns && (!sum->min_ns || v->min_ns < sum->min_ns))
+		sum->min_ns = v->min_ns;
+	if (v->max_ns > sum->max_ns)
+		sum->max_ns = v->max_ns;
+	for (k = 0; k < PYX_HIST_SLOTS; k++)
+		sum->slots[k] += v->slots[k];
+}
+
 static void read_stats(struct calls_run *run, struct calls_bpf *skel)
 {
-	int cpus = libbpf_num_possible_cpus(), c, k;
+	int cpus = libbpf_num_possible_cpus(), c;
 	struct pyx_calls_stats *values;
 	struct pyx_calls_key key, next, *prev = NULL;
 	size_t i;
@@ -180,7 +198,6 @@ static void read_stats(struct calls_run *run, struct calls_bpf *skel)
 		memset(&run->x.fns[i].st, 0, sizeof(run->x.fns[i].st));
 	while (!bpf_map__get_next_key(skel->maps.stats, prev, &next, sizeof(next))) {
 		struct pyx_calls_fn *row;
-		struct pyx_calls_stats *sum;
 
 		key = next;
 		prev = &key;
@@ -190,22 +207,8 @@ static void read_stats(struct calls_run *run, struct calls_bpf *skel)
 		row = pyx_calls_exact__fn(&run->x, &key, true, NULL);
 		if (!row)
 			break;
-		sum = &row->st;
-		for (c = 0; c < cpus; c++) {
-			const struct pyx_calls_stats *v = &values[c];
-
-			sum->calls += v->calls;
-			sum->exceptions += v->exceptions;
-			sum->timed += v->timed;
-			sum->total_ns += v->total_ns;
-			sum->self_ns += v->self_ns;
-			if (v->min_ns && (!sum->min_ns || v->min_ns < sum->min_ns))
-				sum->min_ns = v->min_ns;
-			if (v->max_ns > sum->max_ns)
-				sum->max_ns = v->max_ns;
-			for (k = 0; k < PYX_HIST_SLOTS; k++)
-				sum->slots[k] += v->slots[k];
-		}
+		for (c = 0; c < cpus; c++)
+			stats_add(&row->st, &values[c]);
 	}
 	free(values);
 }
@@ -585,17 +588,7 @@ static void add_totals(struct calls_fleet *fleet, const struct calls_run *run)
 			t->file = dup_or_null(row->file);
 			t->line = row->line;
 		}
-		t->st.calls += row->st.calls;
-		t->st.exceptions += row->st.exceptions;
-		t->st.timed += row->st.timed;
-		t->st.total_ns += row->st.total_ns;
-		t->st.self_ns += row->st.self_ns;
-		if (row->st.min_ns && (!t->st.min_ns || row->st.min_ns < t->st.min_ns))
-			t->st.min_ns = row->st.min_ns;
-		if (row->st.max_ns > t->st.max_ns)
-			t->st.max_ns = row->st.max_ns;
-		for (k = 0; k < PYX_HIST_SLOTS; k++)
-			t->st.slots[k] += row->st.slots[k];
+		stats_add(&t->st, &row->st);
 	}
 	for (k = 0; k < PYX_DROP__MAX; k++)
 		fleet->drops[k] += run->drops[k];

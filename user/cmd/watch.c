@@ -839,11 +839,16 @@ static int watch_fleet_try(struct watch_fleet *fleet, struct watch_run *run,
 		goto out_release;
 	err = watch_run_prepare(run, &cfg, why, sizeof(why));
 	if (err) {
-		/* Not loaded (yet): the next import, or the next interval, looks again. */
-		if (err != -ENOENT && err != -ENOEXEC)
-			pyx_warn(ctx, "process %d: %s", run->pid, why);
-		else
+		/*
+		 * Not loaded (yet): the next import, or the next interval, looks
+		 * again. No entry points while new code was mapped lately: seen
+		 * before the loader relocated it, most likely (said if it stays so).
+		 */
+		if (err == -ENOENT || err == -ENOEXEC ||
+		    (err == -ENODATA && pyx_monotonic_ns() < run->retry_until_ns))
 			pyx_debug(ctx, "process %d: %s", run->pid, why);
+		else
+			pyx_warn(ctx, "process %d: %s", run->pid, why);
 		goto out_release;
 	}
 	struct pyx_session_opts sopts = {
@@ -889,9 +894,11 @@ static void watch_fleet_mapped(void *cookie, struct pyx_discovery *disc, void *s
 {
 	struct watch_run *run = state;
 
-	if (!run->session && watch_fleet_try(cookie, run, disc))
-		/* Seen mid-load (mapped, not yet relocated)? The next intervals look again. */
-		run->retry_until_ns = pyx_monotonic_ns() + WATCH_IMPORT_RETRY_NS;
+	if (run->session)
+		return;
+	/* Seen mid-load (mapped, not yet relocated)? The next intervals look again. */
+	run->retry_until_ns = pyx_monotonic_ns() + WATCH_IMPORT_RETRY_NS;
+	watch_fleet_try(cookie, run, disc);
 }
 
 /* A process's final table and its share of the totals; the run is freed. */
@@ -925,8 +932,11 @@ static void watch_fleet_refresh(void *cookie, struct pyx_discovery *disc, void *
 
 	if (!run->session) {
 		/* A module loaded since, whose mapping came too early to be read. */
-		if (pyx_monotonic_ns() < run->retry_until_ns)
-			watch_fleet_try(cookie, run, disc);
+		if (!run->retry_until_ns)
+			return;
+		if (pyx_monotonic_ns() >= run->retry_until_ns)
+			run->retry_until_ns = 0; /* the last look: what it finds is said */
+		watch_fleet_try(cookie, run, disc);
 		return;
 	}
 	if (run->opts->interval_ns)
