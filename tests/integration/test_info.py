@@ -250,3 +250,31 @@ def test_info_kernel_probe_costs(pyxtrace_bin):
     assert all(isinstance(v, int) and v > 0 for v in costs.values()), costs
     text = pyx.run(pyxtrace_bin, "info", check_rc=0).stdout
     assert "Probe hit cost" in text and "single-stepped" in text, text
+
+
+@pytest.mark.interps("bookworm-3.11,pyenv-3.9")
+def test_info_children_one_report_each(interp, start_target, pyxtrace_bin):
+    """`info --children -p PARENT`: one report per CPython process of the family now
+    (a pre-fork parent and its two waiting workers), each with its own PID and the
+    interpreter the target runs."""
+    interp.require(container=False)
+    target = start_target(interp, "spawner.py", ["prefork", "2"])
+    target.wait_for("ready")
+    open(target.path("go"), "w").close()
+    deadline = time.monotonic() + 30
+    while len([n for n in os.listdir(target.outdir) if n.endswith(".ready")]) < 2:
+        assert time.monotonic() < deadline and target.alive(), target.logs()
+        time.sleep(0.01)
+    workers = {int(n[len("worker-"):-len(".ready")]) for n in os.listdir(target.outdir)
+               if n.startswith("worker-") and n.endswith(".ready")}
+    try:
+        res = pyx.run(pyxtrace_bin, "info", "--children", "-p", target.pid, "-d", "50ms",
+                      "--json", check_rc=0)
+    finally:
+        for pid in workers:  # (they wait for a go that never comes)
+            os.kill(pid, signal.SIGKILL)
+    docs = res.json_lines()
+    assert sorted(d["process"]["pid"] for d in docs) == sorted({target.pid} | workers), res
+    major, minor = interp.version_tuple
+    assert all((d["python"]["major"], d["python"]["minor"]) == (major, minor) for d in docs)
+    assert all(d["probe"]["attached"] for d in docs), res

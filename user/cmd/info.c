@@ -70,8 +70,8 @@ struct info_report {
 static void info_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
-		"Usage: %s info [-p PID [--container ID] | -- CMD [ARGS...]] [--module NAME] [-d TIME]\n"
-		"       [--json] [-o FILE]\n"
+		"Usage: %s info [-p PID [--container ID] [--children] | --container ID | --all |\n"
+		"       -- CMD [ARGS...]] [--module NAME] [-d TIME] [--json] [-o FILE]\n"
 		"\n"
 		"Without a target: whether this kernel and these privileges can run pyxtrace,\n"
 		"each missing item with what to do (exit 1 when something is missing).\n"
@@ -80,21 +80,24 @@ static void info_usage(FILE *out, const char *prog)
 		"version, debug/free-threaded flavour, static or shared libpython, USDT\n"
 		"probes, _Py_DebugOffsets, DWARF, key symbols, loaded extension modules;\n"
 		"then a probe check: a counting uprobe on the interpreter for -d TIME\n"
-		"(default 200ms).\n"
+		"(default 200ms). With --all, --container ID or --children: one report per\n"
+		"CPython process in scope now, one after the other.\n"
 		"\n"
 		"  --module NAME          also list the Python-visible C entry points of a loaded\n"
 		"                         extension module (\"_json\", \"PIL._imaging\", a path),\n"
 		"                         found in its data without needing symbols\n"
 		"  --all-symbols          with --module: every function symbol of the module too\n",
 		prog);
-	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT);
+	pyx_cmd_print_common_usage(out, PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION |
+						PYX_OPT_OUTPUT);
 	fprintf(out,
 		"\nExamples:\n"
 		"  %s info\n"
 		"  %s info -p 1234 --json\n"
 		"  %s info --container 3f2a9c -p 1\n"
+		"  %s info --all -d 50ms\n"
 		"  %s info -d 5s -- python3 -c 'import time; time.sleep(10)'\n",
-		prog, prog, prog, prog);
+		prog, prog, prog, prog, prog);
 }
 
 /* ---- no target: kernel readiness ------------------------------------------------------ */
@@ -711,13 +714,17 @@ static int info_run(struct pyx_ctx *ctx, int argc, char **argv)
 	struct info_opts opts = {};
 	int err, ret;
 
-	err = pyx_cmd_parse(ctx, &pyx_cmd_info, PYX_OPT_TARGET | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
-			    argc, argv, info_options, NULL, info_option, &opts, &common);
+	err = pyx_cmd_parse(ctx, &pyx_cmd_info,
+			    PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION | PYX_OPT_OUTPUT, argc,
+			    argv, info_options, NULL, info_option, &opts, &common);
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
 	if (opts.module && !common.pid && !common.launch_argv)
 		return pyx_usage_error(ctx, &pyx_cmd_info,
 				       "--module needs a target: -p PID or -- CMD");
+	/* One report per CPython process in scope now, each with its probe check. */
+	if (pyx_cmd_is_scope(&common))
+		return pyx_cmd_run_each(ctx, &common, report_target, &opts);
 	if (opts.all_symbols && !opts.module)
 		return pyx_usage_error(ctx, &pyx_cmd_info, "--all-symbols goes with --module NAME");
 	if (common.launch_argv || common.pid)
