@@ -8,7 +8,8 @@ and latency histogram per function, like BCC's ucalls). The workload is
 fib(22) (57 313 calls), timed from inside the target; best of ROUNDS.
 Also prints the probe class of each hook site and pyxtrace's peak RSS.
 
-Run as root after tools/build and tests/rig/setup.
+Run as root after tools/build and tests/rig/setup. INTERPS="3.11,3.13" in
+the environment runs those whose label holds one of the words.
 """
 import json
 import os
@@ -156,8 +157,11 @@ def main():
     print(f"{'interpreter':14} {'untraced':>9} {'floor +':>8} {'calls +':>8} {'x floor':>8} "
           f"{'bpftrace +':>10} {'x bpftrace':>10} {'RSS':>8}")
     notes = []
+    only = [w for w in os.environ.get("INTERPS", "").split(",") if w]
     for interp in INTERPRETERS:
         label, root, python, usdt = interp
+        if only and not any(w in label for w in only):
+            continue
         if not os.path.exists((root or "") + python):
             print(f"{label:14} missing (tests/rig/setup)")
             continue

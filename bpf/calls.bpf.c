@@ -290,6 +290,43 @@ static __always_inline int current_frame_addr(struct task_struct *task, __u64 ts
 	return 0;
 }
 
+/*
+ * The word at @off in the thread's PyThreadState found before, read with
+ * its check (thread_id still this thread's) in one read: the fields hooks
+ * need lie close to thread_id (3.11+), so a hook pays one read, not two.
+ * -1: none known, too far apart, or it did not check out (the caller looks
+ * the thread state up again).
+ */
+static __always_inline int tstate_word_checked(struct task_struct *task, struct shadow *sh,
+					       __u32 off, __u64 *value)
+{
+	__u32 id_off = pyx_cfg.layout.ts_thread_id;
+	__u32 lo = id_off < off ? id_off : off, hi = (id_off > off ? id_off : off) + 8;
+	struct pywalk_frames *walk = pywalk_scratch_get();
+	__u32 len = hi - lo;
+
+	if (!sh->tstate || !walk || off == PYX_OFF_NONE || hi <= lo || len > PYX_FRAME_BUF ||
+	    pywalk_read(task, walk->buf, len, sh->tstate + lo) ||
+	    frame_field_u64(walk->buf, id_off - lo) != pywalk_thread_pointer(task))
+		return -1;
+	*value = frame_field_u64(walk->buf, off - lo);
+	return 0;
+}
+
+/* The thread's current frame through tstate_word_checked(). */
+static __always_inline int current_frame_checked(struct task_struct *task, struct shadow *sh,
+						 __u64 *frame)
+{
+	const volatile struct pyx_py_layout *L = &pyx_cfg.layout;
+
+	if (tstate_word_checked(task, sh, L->ts_frame, frame) || !*frame)
+		return -1;
+	if (L->cframe_current_frame != PYX_OFF_NONE &&
+	    (pywalk_read_u64(task, *frame + L->cframe_current_frame, frame) || !*frame))
+		return -1;
+	return 0;
+}
+
 static __always_inline int read_frame(struct task_struct *task, __u64 frame, struct cur_frame *out)
 {
 	const volatile struct pyx_py_layout *L = &pyx_cfg.layout;
@@ -549,6 +586,7 @@ int BPF_UPROBE(calls_resume)
 	struct cur_frame cur;
 	struct shadow *sh;
 	__u64 now, frame;
+	int err;
 
 	sh = hook_begin(&task, &now, true);
 	if (!sh)
@@ -560,9 +598,15 @@ int BPF_UPROBE(calls_resume)
 	 */
 	frame = sh->entry_frame;
 	sh->entry_frame = 0;
-	if (frame ? read_frame(task, frame, &cur)
-		  : read_current_frame(task, thread_state(task, sh), &cur) || !cur.code ||
-			    (cur.flags & PYX_FRAME_C_SHIM)) {
+	if (frame) {
+		err = read_frame(task, frame, &cur);
+	} else {
+		err = current_frame_checked(task, sh, &frame)
+			      ? read_current_frame(task, thread_state(task, sh), &cur)
+			      : read_frame(task, frame, &cur);
+		err = err || !cur.code || (cur.flags & PYX_FRAME_C_SHIM);
+	}
+	if (err) {
 		pyx_count_drop(PYX_DROP_READ);
 		return 0;
 	}
@@ -691,8 +735,16 @@ static __always_inline void pop_frame(struct task_struct *task, struct shadow *s
 	end_above(task, sh, found - 1, now);
 	if (!sh->depth || sh->depth > PYX_CALLS_DEPTH)
 		return;
-	if (check_exception && !tstate)
+	if (check_exception && !tstate) {
+		__u64 exc = 0;
+
+		/* No thread state with the hook (3.11's _PyFrame_Clear): the one known, checked. */
+		if (!tstate_word_checked(task, sh, pyx_cfg.layout.ts_exception, &exc)) {
+			finish(task, sh, sh->depth - 1, now, exc != 0);
+			return;
+		}
 		tstate = thread_state(task, sh);
+	}
 	finish(task, sh, sh->depth - 1, now, check_exception && exception_set(task, tstate));
 }
 

@@ -715,8 +715,8 @@ static int info_run(struct pyx_ctx *ctx, int argc, char **argv)
 	int err, ret;
 
 	err = pyx_cmd_parse(ctx, &pyx_cmd_info,
-			    PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION | PYX_OPT_OUTPUT, argc,
-			    argv, info_options, NULL, info_option, &opts, &common);
+			    PYX_OPT_TARGET | PYX_OPT_SCOPE | PYX_OPT_DURATION | PYX_OPT_OUTPUT,
+			    argc, argv, info_options, NULL, info_option, &opts, &common);
 	if (err)
 		return err < 0 ? PYX_EXIT_OK : err;
 	if (opts.module && !common.pid && !common.launch_argv)
