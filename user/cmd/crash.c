@@ -46,6 +46,7 @@ PYX_SKEL_OPS(crash_bpf);
 #define CRASH_MAX_FRAMES  512		/* frames compared between events of an incident */
 #define CRASH_REFRESH_NS  100000000ull	/* re-read new objects at most this often (100 ms) */
 #define CRASH_NAMES_NS	  20000000ull	/* a new thread is named within this (20 ms) */
+#define CRASH_RENAME_NS	  5000000000ull /* a renamed thread, within this (5 s) */
 
 static const char *const kind_names[] = {
 	[PYX_CRASH_SIGNAL] = "signal",
@@ -102,6 +103,7 @@ struct crash_run {
 	/* threading names (3.8-3.13; 3.14+ name threads in the kernel), read ahead of any crash */
 	struct pyx_thread_names names;
 	nlink_t names_nlink; /* /proc/PID/task's link count when read: 2 + its threads */
+	uint64_t names_ns;   /* when read */
 };
 
 static void crash_usage(FILE *out, const char *prog)
@@ -380,12 +382,15 @@ static unsigned int incident_of(struct crash_run *run, __u32 tid, uint64_t ns)
 }
 
 /*
- * Read the threads' threading names again: always with @now, else when the
- * process's thread count changed (a thread started or ended). A crash is
- * too late to read them: the process is gone by the time it is reported.
+ * Read the threads' threading names again when the process's thread count
+ * changed (a thread started or ended), and with @renamed every
+ * CRASH_RENAME_NS (a thread renamed: rare, and each read walks every
+ * thread's frames). A crash is too late to read them: the process is gone
+ * by the time it is reported.
  */
-static void refresh_names(struct crash_run *run, bool now)
+static void refresh_names(struct crash_run *run, bool renamed)
 {
+	uint64_t t = pyx_monotonic_ns();
 	char path[64];
 	struct stat st;
 	int err;
@@ -395,9 +400,10 @@ static void refresh_names(struct crash_run *run, bool now)
 	snprintf(path, sizeof(path), "/proc/%d/task", run->proc->pid);
 	if (stat(path, &st))
 		return;
-	if (!now && st.st_nlink == run->names_nlink)
+	if (st.st_nlink == run->names_nlink && (!renamed || t - run->names_ns < CRASH_RENAME_NS))
 		return;
 	run->names_nlink = st.st_nlink;
+	run->names_ns = t;
 	err = pyx_thread_names__read(
 		&run->names, run->py, &run->layout, run->cache,
 		(struct pyx_mem){.read = pyx_process__read_cb, .ctx = run->proc});
@@ -798,7 +804,7 @@ static int crash_on_interval(void *cookie, struct pyx_session *session, bool fin
 
 	if (!final) {
 		refresh_unwinder(run, false);
-		refresh_names(run, true); /* (a thread may have been renamed) */
+		refresh_names(run, true);
 		return 0;
 	}
 	pyx_session__drops(session, drops);
