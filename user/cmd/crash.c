@@ -102,8 +102,9 @@ struct crash_run {
 	struct pyx_module *mod; /* --module */
 	/* threading names (3.8-3.13; 3.14+ name threads in the kernel), read ahead of any crash */
 	struct pyx_thread_names names;
-	nlink_t names_nlink; /* /proc/PID/task's link count when read: 2 + its threads */
-	uint64_t names_ns;   /* when read */
+	nlink_t names_nlink;	/* /proc/PID/task's link count when read: 2 + its threads */
+	uint64_t names_ns;	/* when read */
+	uint64_t names_cost_ns; /* how long that took */
 };
 
 static void crash_usage(FILE *out, const char *prog)
@@ -384,9 +385,10 @@ static unsigned int incident_of(struct crash_run *run, __u32 tid, uint64_t ns)
 /*
  * Read the threads' threading names again when the process's thread count
  * changed (a thread started or ended), and with @renamed every
- * CRASH_RENAME_NS (a thread renamed: rare, and each read walks every
- * thread's frames). A crash is too late to read them: the process is gone
- * by the time it is reported.
+ * CRASH_RENAME_NS (a thread renamed: rare). A crash is too late to read
+ * them: the process is gone by the time it is reported. Each read walks
+ * every thread's frames: the next one waits 20 times as long as it took
+ * (at most 5 % of a CPU for a process with many deep threads that churn).
  */
 static void refresh_names(struct crash_run *run, bool renamed)
 {
@@ -396,6 +398,8 @@ static void refresh_names(struct crash_run *run, bool renamed)
 	int err;
 
 	if (!run->cache || !pyx_thread_names__supported(run->py))
+		return;
+	if (run->names_ns && t - run->names_ns < 20 * run->names_cost_ns)
 		return;
 	snprintf(path, sizeof(path), "/proc/%d/task", run->proc->pid);
 	if (stat(path, &st))
@@ -407,8 +411,12 @@ static void refresh_names(struct crash_run *run, bool renamed)
 	err = pyx_thread_names__read(
 		&run->names, run->py, &run->layout, run->cache,
 		(struct pyx_mem){.read = pyx_process__read_cb, .ctx = run->proc});
+	run->names_cost_ns = pyx_monotonic_ns() - t;
 	if (err)
 		pyx_debug(run->ctx, "process %d: thread names: %s", run->proc->pid, strerror(-err));
+	else
+		pyx_debug(run->ctx, "process %d: %zu thread names read in %.1f µs", run->proc->pid,
+			  run->names.nr, (double)run->names_cost_ns / 1e3);
 }
 
 /* The event thread's threading name when known, else its kernel name; NULL without a stack. */
