@@ -419,25 +419,12 @@ static void refresh_names(struct crash_run *run, bool renamed)
 			  run->names.nr, (double)run->names_cost_ns / 1e3);
 }
 
-/* The event thread's threading name when known, else its kernel name; NULL without a stack. */
-static const char *thread_name(const struct crash_run *run, const struct pyx_rec_crash *rec,
-			       const char **source)
-{
-	const char *name = NULL;
-
-	if (!(rec->flags & PYX_CRASH_HAS_STACK))
-		return NULL;
-	if (rec->py.tstate)
-		name = pyx_thread_names__find(&run->names, rec->py.thread_id);
-	*source = name ? "threading" : "comm";
-	return name;
-}
-
 static void print_event_json(struct crash_run *run, const struct pyx_rec_crash *rec,
 			     unsigned int incident, pid_t ns_tid, bool stack)
 {
-	const char *name, *source = NULL;
+	const char *name = NULL, *source = NULL;
 	struct pyx_json json;
+	size_t len = 0;
 
 	pyx_json_init(&json, run->ctx->out);
 	pyx_json_object_begin(&json);
@@ -448,17 +435,16 @@ static void print_event_json(struct crash_run *run, const struct pyx_rec_crash *
 	pyx_json_object_begin(&json);
 	pyx_json_kv_u64(&json, "tid", rec->tid);
 	pyx_json_kv_i64(&json, "ns_tid", ns_tid);
-	name = thread_name(run, rec, &source);
+	/* No stack (oom_kill: another task's event), no thread to name. */
+	if (rec->flags & PYX_CRASH_HAS_STACK)
+		name = pyx_thread_names__of(&run->names, &rec->py, &len, &source);
 	pyx_json_key(&json, "name");
 	if (name)
-		pyx_json_string(&json, name);
-	else if (rec->flags & PYX_CRASH_HAS_STACK)
-		pyx_json_string_len(&json, rec->py.comm,
-				    strnlen(rec->py.comm, sizeof(rec->py.comm)));
+		pyx_json_string_len(&json, name, len);
 	else
 		pyx_json_null(&json);
 	pyx_json_key(&json, "name_source");
-	if (rec->flags & PYX_CRASH_HAS_STACK)
+	if (source)
 		pyx_json_string(&json, source);
 	else
 		pyx_json_null(&json);
@@ -506,6 +492,7 @@ static void print_event_text(struct crash_run *run, const struct pyx_rec_crash *
 	const char *code = code_name(rec->signal, rec->code);
 	const char *name, *source;
 	char time[32];
+	size_t len;
 
 	pyx_format_clock((int64_t)rec->time_ns + run->realtime_offset_ns, time, sizeof(time));
 	fprintf(out, "[incident %u] %s ", incident, time);
@@ -571,11 +558,10 @@ static void print_event_text(struct crash_run *run, const struct pyx_rec_crash *
 	fprintf(out, ", thread %u", rec->tid);
 	if (ns_tid != (pid_t)rec->tid)
 		fprintf(out, " (tid %d in container)", ns_tid);
-	name = thread_name(run, rec, &source);
-	if (name)
-		fprintf(out, " \"%s\"", name);
-	else if (rec->flags & PYX_CRASH_HAS_STACK)
-		fprintf(out, " \"%.*s\"", PYX_COMM_LEN, rec->py.comm);
+	if (rec->flags & PYX_CRASH_HAS_STACK) {
+		name = pyx_thread_names__of(&run->names, &rec->py, &len, &source);
+		fprintf(out, " \"%.*s\"", (int)len, name);
+	}
 	fputc('\n', out);
 	if (stack) {
 		uint64_t keys[CRASH_MAX_FRAMES];

@@ -222,17 +222,14 @@ static struct sampled *find_sampled(struct stack_run *run, __u32 tid)
 
 /* The thread's header line, then its frames as a traceback. */
 static void print_thread_text(FILE *out, const struct pyx_rec_pystack *rec, const char *name,
-			      pid_t ns_tid, const struct pyx_stackview *view, size_t n)
+			      size_t len, pid_t ns_tid, const struct pyx_stackview *view, size_t n)
 {
 	static const char *const gil[] = {"", ", holds the GIL", ""};
 
 	fprintf(out, "\nThread %u", rec->tid);
 	if ((__u32)ns_tid != rec->tid)
 		fprintf(out, " (tid %d in container)", ns_tid);
-	if (name)
-		fprintf(out, " \"%s\"", name);
-	else
-		fprintf(out, " \"%.*s\"", PYX_COMM_LEN, rec->comm);
+	fprintf(out, " \"%.*s\"", (int)len, name);
 	fputs(gil[rec->holds_gil > 2 ? 2 : rec->holds_gil], out);
 	if (rec->status == PYX_WALK_NO_THREAD_STATE && !n) {
 		fputs(": not a Python thread\n", out);
@@ -291,7 +288,8 @@ static void print_stacks(struct stack_run *run, bool final)
 	for (off = 0; off + sizeof(struct pyx_rec_hdr) <= run->size;) {
 		const struct pyx_rec_pystack *rec = (const void *)(run->data + off);
 		const struct pyx_rec_native *nrec;
-		const char *name;
+		const char *name, *source;
+		size_t len;
 		pid_t ns_tid;
 		size_t n;
 
@@ -319,21 +317,17 @@ static void print_stacks(struct stack_run *run, bool final)
 		ns_tid = pyx_ns_pid_of(run->proc->pid, (pid_t)rec->tid);
 		if (!ns_tid)
 			ns_tid = (pid_t)rec->tid;
-		name = rec->tstate ? pyx_thread_names__find(&run->names, rec->thread_id) : NULL;
+		name = pyx_thread_names__of(&run->names, rec, &len, &source);
 		if (!ctx->json) {
-			print_thread_text(ctx->out, rec, name, ns_tid, run->view, n);
+			print_thread_text(ctx->out, rec, name, len, ns_tid, run->view, n);
 			continue;
 		}
 		pyx_json_object_begin(&json);
 		pyx_json_kv_u64(&json, "tid", rec->tid);
 		pyx_json_kv_i64(&json, "ns_tid", ns_tid);
 		pyx_json_key(&json, "name");
-		if (name)
-			pyx_json_string(&json, name);
-		else
-			pyx_json_string_len(&json, rec->comm,
-					    strnlen(rec->comm, sizeof(rec->comm)));
-		pyx_json_kv_string(&json, "name_source", name ? "threading" : "comm");
+		pyx_json_string_len(&json, name, len);
+		pyx_json_kv_string(&json, "name_source", source);
 		if (rec->holds_gil <= 1)
 			pyx_json_kv_bool(&json, "holds_gil", rec->holds_gil);
 		else

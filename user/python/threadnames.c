@@ -304,14 +304,21 @@ int pyx_thread_names__read(struct pyx_thread_names *names, const struct pyx_pyth
 	return 0;
 }
 
-const char *pyx_thread_names__find(const struct pyx_thread_names *names, uint64_t thread_id)
+const char *pyx_thread_names__of(const struct pyx_thread_names *names,
+				 const struct pyx_rec_pystack *rec, size_t *len,
+				 const char **source)
 {
 	size_t i;
 
-	for (i = 0; i < names->nr; i++)
-		if (names->names[i].thread_id == thread_id)
+	for (i = 0; rec->tstate && i < names->nr; i++)
+		if (names->names[i].thread_id == rec->thread_id) {
+			*len = strlen(names->names[i].name);
+			*source = "threading";
 			return names->names[i].name;
-	return NULL;
+		}
+	*len = strnlen(rec->comm, sizeof(rec->comm));
+	*source = "comm";
+	return rec->comm;
 }
 
 void pyx_thread_names__free(struct pyx_thread_names *names)

@@ -42,8 +42,14 @@ int pyx_thread_names__read(struct pyx_thread_names *names, const struct pyx_pyth
 			   const struct pyx_python_layout *layout, struct pyx_code_cache *cache,
 			   struct pyx_mem mem);
 
-/* The name of the thread whose pthread_self() is @thread_id; NULL when unknown. */
-const char *pyx_thread_names__find(const struct pyx_thread_names *names, uint64_t thread_id);
+/*
+ * The name to show for the thread a walk reported in @rec: its threading
+ * name when known (*@source "threading"), else the kernel's task name
+ * (*@source "comm"). *@len bytes: a kernel name is not NUL-terminated.
+ */
+const char *pyx_thread_names__of(const struct pyx_thread_names *names,
+				 const struct pyx_rec_pystack *rec, size_t *len,
+				 const char **source);
 
 void pyx_thread_names__free(struct pyx_thread_names *names);
 
