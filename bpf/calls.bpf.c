@@ -67,6 +67,7 @@ struct {
 
 #define ENTRY_GENERATOR (1u << 0) /* owned by a generator or coroutine */
 #define ENTRY_UNTIMED	(1u << 1) /* resumed, but its start was never seen: no record */
+#define ENTRY_RAISED	(1u << 2) /* an exception reached it (calls_raise) */
 
 struct entry {
 	__u64 frame;
@@ -558,6 +559,8 @@ static __always_inline void enter_frame(struct task_struct *task, struct shadow 
 
 			if (saved && saved->code == cur->code && saved->guard == cur->guard &&
 			    saved->generation == sh->generation) {
+				/* An exception caught in an earlier run can be raised again: no new mark. */
+				e.flags |= saved->flags & ENTRY_RAISED;
 				e.start_ns = saved->start_ns;
 				e.ran_ns = saved->ran_ns;
 				e.child_ns = saved->child_ns;
@@ -655,6 +658,16 @@ static __always_inline bool exception_set(struct task_struct *task, __u64 tstate
 	return exc != 0;
 }
 
+/*
+ * Whether entry @e may have ended by an exception: with PyTraceBack_Here
+ * hooked (3.11+), only one an exception reached can; its end reads the
+ * thread's exception to tell.
+ */
+static __always_inline bool may_have_raised(const struct entry *e)
+{
+	return !pyx_cfg.raise_marked || (e->flags & ENTRY_RAISED);
+}
+
 /* The entry at index @d (the top) ended: record it and pop it. */
 static __always_inline void finish(struct task_struct *task, struct shadow *sh, __u32 d, __u64 now,
 				   bool exception)
@@ -689,6 +702,24 @@ static __always_inline __u32 find_frame(struct shadow *sh, __u64 frame)
 }
 
 /*
+ * ≤3.10: whether generator frame @frame, ended unseen, is only suspended:
+ * else it was left by an exception that a bare raise re-raised (no
+ * PyTraceBack_Here for it). Read at the thread's next hook: the frame may
+ * be freed by then, but not yet reused by another call of the thread.
+ */
+static __always_inline bool generator_suspended(struct task_struct *task, __u64 frame)
+{
+	__u64 word = 0;
+
+	if (pyx_cfg.gen_state_model == PYX_CALLS_GEN_UNKNOWN ||
+	    pywalk_read_u64(task, frame + pyx_cfg.gen_state_off, &word))
+		return true;
+	if (pyx_cfg.gen_state_model == PYX_CALLS_GEN_STACKTOP)
+		return word != 0;
+	return (__s8)(word & 0xff) == -1; /* FRAME_SUSPENDED */
+}
+
+/*
  * The @n entries on top ended without their own hook: generators suspended
  * (no yield hook ran), frames left by an exception (≤3.10, where no hook
  * sees that exit: timed to now, the first moment known) or, on 3.11+, whose
@@ -708,7 +739,7 @@ static __always_inline void end_above(struct task_struct *task, struct shadow *s
 		if (!d || d > PYX_CALLS_DEPTH)
 			break;
 		top = entry_at(sh, d - 1);
-		if (top->flags & ENTRY_GENERATOR) {
+		if ((top->flags & ENTRY_GENERATOR) && generator_suspended(task, top->frame)) {
 			suspend_top(sh, now);
 		} else if (pyx_cfg.stale_are_exceptions) {
 			finish(task, sh, d - 1, now, true);
@@ -735,6 +766,7 @@ static __always_inline void pop_frame(struct task_struct *task, struct shadow *s
 	end_above(task, sh, found - 1, now);
 	if (!sh->depth || sh->depth > PYX_CALLS_DEPTH)
 		return;
+	check_exception = check_exception && may_have_raised(entry_at(sh, sh->depth - 1));
 	if (check_exception && !tstate) {
 		__u64 exc = 0;
 
@@ -913,6 +945,42 @@ int BPF_UPROBE(calls_unwind)
 	return 0;
 }
 
+/*
+ * 3.11+: PyTraceBack_Here: an exception reached the eval loop's current
+ * frame, raised in it or come from a callee. Mark its entry: only a frame
+ * marked can end by an exception (its pop reads the exception for those
+ * only). The frame is the thread's current one, not the argument (a frame
+ * object), so that the probe can sit past the function's entry on
+ * whatever instruction the kernel emulates: marking twice is harmless.
+ * Not found among the top entries: one started before we attached, whose
+ * end is not recorded. No current frame known: every top entry.
+ */
+SEC("uprobe.multi")
+int BPF_UPROBE(calls_raise)
+{
+	struct task_struct *task;
+	struct shadow *sh;
+	__u64 frame = 0, now;
+	__u32 d, found, i;
+
+	sh = hook_begin(&task, &now, false);
+	if (!sh)
+		return 0;
+	d = sh->depth;
+	if (d > PYX_CALLS_DEPTH)
+		return 0;
+	if (current_frame_checked(task, sh, &frame) &&
+	    current_frame_addr(task, thread_state(task, sh), &frame)) {
+		for (i = 0; i < POP_SEARCH && i < d; i++)
+			entry_at(sh, d - 1 - i)->flags |= ENTRY_RAISED;
+		return 0;
+	}
+	found = find_frame(sh, frame);
+	if (found && found <= d)
+		entry_at(sh, d - found)->flags |= ENTRY_RAISED;
+	return 0;
+}
+
 /* The top entry of a thread's shadow stack, if it has one. */
 static __always_inline struct entry *top_of(struct shadow *sh)
 {
@@ -983,7 +1051,7 @@ int BPF_URETPROBE(calls_eval_return)
 	if (frame ? top->frame != frame
 		  : read_current_frame(task, tstate, &cur) || cur.frame != top->previous)
 		return 0;
-	finish(task, sh, sh->depth - 1, now, exception_set(task, tstate));
+	finish(task, sh, sh->depth - 1, now, may_have_raised(top) && exception_set(task, tstate));
 	return 0;
 }
 

@@ -42,9 +42,27 @@ struct pyx_calls_cfg {
 	__u32 span_linetable; /* its line table's address: one more for the guard; NONE */
 	__u32 flow;	      /* pyxtrace flow: each event also goes to the events ring */
 	__u32 flow_depth;     /* flow: only events of frames this deep or less; 0: all */
+	/*
+	 * 3.11+: PyTraceBack_Here is hooked: only the ends of frames an
+	 * exception reached read the thread's exception. 0: every end reads it.
+	 */
+	__u32 raise_marked;
+	/*
+	 * ≤3.10: how a generator's frame found ended unseen tells whether it is
+	 * suspended (else it was left by an exception, re-raised past
+	 * PyTraceBack_Here): PYX_CALLS_GEN_*, the field at gen_state_off.
+	 */
+	__u32 gen_state_model;
+	__u32 gen_state_off;
 	__u32 __pad;
 	struct pyx_codesnap_cfg snap;
 	struct pyx_py_layout layout;
+};
+
+enum pyx_calls_gen_state {
+	PYX_CALLS_GEN_UNKNOWN = 0,  /* a generator ended unseen is taken as suspended */
+	PYX_CALLS_GEN_STACKTOP = 1, /* 3.8, 3.9: f_stacktop, non-NULL while suspended */
+	PYX_CALLS_GEN_F_STATE = 2,  /* 3.10: f_state, FRAME_SUSPENDED (-1) while suspended */
 };
 
 /*

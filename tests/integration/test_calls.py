@@ -68,7 +68,7 @@ def test_calls_exact(interp, where, start_target, pyxtrace_bin):
     cprof = oracle.read_json("cprofile.json")
     assert cprof["fib"] > 1000 and cprof["add"] == 50 and cprof["keyfn"] == 200
     for name, ncalls in cprof.items():
-        if name in ("numbers", "relay", "run_cprofile", "main"):
+        if name in ("numbers", "relay", "gen_reraiser", "run_cprofile", "main"):
             continue  # cProfile counts each generator resumption as a call
         extra = own.get(name, 0)
         if name == "count":
@@ -78,16 +78,21 @@ def test_calls_exact(interp, where, start_target, pyxtrace_bin):
     # A generator's call is its start; resuming it is not a call.
     assert fn["numbers"]["calls"] == plain["numbers"] == 50 + 50
     assert fn["relay"]["calls"] == plain["relay"] == 50
+    assert fn["gen_reraiser"]["calls"] == plain["gen_reraiser"] == 50
 
     # Frames left by an exception, also when it passed through C (sorted's key).
     assert fn["boom"]["exceptions"] == raised["boom"] + profiled["boom"]
     assert fn["key_boom"]["exceptions"] == raised["key_boom"] == 50
-    for name in ("leaf", "middle", "fib", "catcher", "through_c", "numbers", "relay"):
+    # Re-raised: no new traceback entry, the frame was marked when the exception first came.
+    for name in ("reraiser", "finally_leaver", "with_leaver", "gen_reraiser"):
+        assert fn[name]["exceptions"] == raised[name] == 50, (name, fn[name])
+    for name in ("leaf", "middle", "fib", "catcher", "through_c", "numbers", "relay", "leavers",
+                 "__enter__", "__exit__"):
         assert fn[name]["exceptions"] == 0, name
 
     # Timing: every call paired within the per-thread depth; deeper ones counted only.
     for name in ("leaf", "middle", "fib", "descend", "boom", "key_boom", "numbers", "relay",
-                 "napper", "sleepy"):
+                 "napper", "sleepy", "reraiser", "gen_reraiser", "leavers"):
         assert fn[name]["timed"] == fn[name]["calls"], name
     # plunge(300) runs past the 256 frames a thread's shadow stack pairs.
     assert fn["plunge"]["timed"] < fn["plunge"]["calls"] == 301

@@ -243,6 +243,8 @@ static struct bpf_program *prog_of(struct calls_bpf *skel, enum pyx_eval_hook_ki
 		return skel->progs.calls_return;
 	case PYX_HOOK_UNWIND:
 		return skel->progs.calls_unwind;
+	case PYX_HOOK_RAISE:
+		return skel->progs.calls_raise;
 	default:
 		return NULL;
 	}
@@ -254,8 +256,8 @@ static struct bpf_program *prog_of(struct calls_bpf *skel, enum pyx_eval_hook_ki
  * no entry is pushed that nothing would pop), the starts last.
  */
 static const enum pyx_eval_hook_kind ends_first[] = {
-	PYX_HOOK_POP,	PYX_HOOK_EVAL_RETURN, PYX_HOOK_EVAL_ENTER,
-	PYX_HOOK_YIELD, PYX_HOOK_RETURN,      PYX_HOOK_UNWIND,
+	PYX_HOOK_POP,	 PYX_HOOK_EVAL_RETURN, PYX_HOOK_EVAL_ENTER, PYX_HOOK_YIELD,
+	PYX_HOOK_RETURN, PYX_HOOK_UNWIND,      PYX_HOOK_RAISE,
 };
 static const enum pyx_eval_hook_kind starts_last[] = {PYX_HOOK_FRAME_ENTER, PYX_HOOK_RESUME};
 
@@ -565,6 +567,15 @@ int pyx_calls_exact__prepare(struct pyx_calls_exact *x, const char *module, cons
 	memcpy(cfg->resume_ops, x->hooks.resume_ops, sizeof(cfg->resume_ops));
 	memcpy(cfg->yield_ops, x->hooks.yield_ops, sizeof(cfg->yield_ops));
 	cfg->stale_are_exceptions = x->hooks.legacy;
+	cfg->raise_marked = x->hooks.raise_hooked;
+	/* PyFrameObject: f_stacktop 32 bytes before f_lasti (3.8, 3.9), f_state 12 after (3.10). */
+	if (x->hooks.legacy && x->py->minor <= 9) {
+		cfg->gen_state_model = PYX_CALLS_GEN_STACKTOP;
+		cfg->gen_state_off = x->layout->walk.frame_instr - 32;
+	} else if (x->hooks.legacy && x->py->minor == 10) {
+		cfg->gen_state_model = PYX_CALLS_GEN_F_STATE;
+		cfg->gen_state_off = x->layout->walk.frame_instr + 12;
+	}
 	cfg->layout = x->layout->walk;
 	return 0;
 }

@@ -506,6 +506,84 @@ int pyx_elf__section(const struct pyx_elf *pe, const char *name, uint64_t *addr,
 	return 0;
 }
 
+/* The GOT slot the dynamic linker fills with @name's address (x86-64 .rela.plt). */
+static int plt_slot(const struct pyx_elf *pe, const char *name, uint64_t *slot)
+{
+	GElf_Shdr shdr, sym_shdr;
+	Elf_Scn *scn = find_section(pe, ".rela.plt", &shdr), *sym_scn;
+	Elf_Data *relas, *syms;
+	size_t i, count;
+
+	if (!scn || shdr.sh_type != SHT_RELA || !shdr.sh_entsize)
+		return -ENOENT;
+	sym_scn = elf_getscn(pe->elf, shdr.sh_link);
+	if (!sym_scn || !gelf_getshdr(sym_scn, &sym_shdr))
+		return -ENOENT;
+	relas = section_bytes(scn);
+	syms = section_bytes(sym_scn);
+	if (!relas || !syms)
+		return -ENOENT;
+	count = relas->d_size / shdr.sh_entsize;
+	for (i = 0; i < count; i++) {
+		const char *sym_name;
+		GElf_Rela rela;
+		GElf_Sym sym;
+
+		if (!gelf_getrela(relas, (int)i, &rela) ||
+		    GELF_R_TYPE(rela.r_info) != R_X86_64_JUMP_SLOT ||
+		    !gelf_getsym(syms, (int)GELF_R_SYM(rela.r_info), &sym))
+			continue;
+		sym_name = elf_strptr(pe->elf, sym_shdr.sh_link, sym.st_name);
+		if (sym_name && !strcmp(sym_name, name)) {
+			*slot = rela.r_offset;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* A 16-byte PLT entry: [endbr64] [bnd] jmp *disp32(%rip). Where it jumps through, 0 if not that. */
+static uint64_t plt_entry_slot(const unsigned char *entry, uint64_t addr)
+{
+	static const unsigned char endbr64[] = {0xf3, 0x0f, 0x1e, 0xfa};
+	size_t at = 0;
+	int32_t disp;
+
+	if (!memcmp(entry, endbr64, sizeof(endbr64)))
+		at += sizeof(endbr64);
+	if (entry[at] == 0xf2) /* bnd */
+		at++;
+	if (entry[at] != 0xff || entry[at + 1] != 0x25)
+		return 0;
+	memcpy(&disp, entry + at + 2, sizeof(disp));
+	return addr + at + 6 + (int64_t)disp;
+}
+
+int pyx_elf__plt_stub(const struct pyx_elf *pe, const char *name, uint64_t *stub)
+{
+	static const char *const sections[] = {".plt.sec", ".plt"};
+	uint64_t slot;
+	size_t i, off;
+
+	if (pe->ehdr.e_machine != EM_X86_64 || plt_slot(pe, name, &slot))
+		return -ENOENT;
+	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+		GElf_Shdr shdr;
+		Elf_Scn *scn = find_section(pe, sections[i], &shdr);
+		Elf_Data *data = scn ? section_bytes(scn) : NULL;
+
+		if (!data || shdr.sh_type != SHT_PROGBITS)
+			continue;
+		for (off = 0; off + 16 <= data->d_size; off += 16)
+			if (plt_entry_slot((const unsigned char *)data->d_buf + off,
+					   shdr.sh_addr + off) == slot) {
+				*stub = shdr.sh_addr + off;
+				return 0;
+			}
+	}
+	return -ENOENT;
+}
+
 typedef int (*symbol_fn)(void *ctx, const struct pyx_elf_sym *sym);
 
 /* Visit the defined, named symbols of every section of type @sh_type. */

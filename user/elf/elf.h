@@ -52,6 +52,13 @@ bool pyx_elf__has_section_data(const struct pyx_elf *elf, const char *name);
 int pyx_elf__section(const struct pyx_elf *elf, const char *name, uint64_t *addr, uint64_t *size,
 		     uint64_t *offset);
 
+/*
+ * x86-64: the PLT entry through which this object calls @name (a function
+ * another object, or this one, defines): calls to it are calls to @name.
+ * -ENOENT when it has none.
+ */
+int pyx_elf__plt_stub(const struct pyx_elf *elf, const char *name, uint64_t *stub);
+
 struct pyx_elf_sym {
 	const char *name; /* valid while the pyx_elf is open */
 	uint64_t value;	  /* link-time vaddr (st_value) */

@@ -130,6 +130,8 @@ const char *pyx_eval_hook_kind_name(enum pyx_eval_hook_kind kind)
 		return "return";
 	case PYX_HOOK_UNWIND:
 		return "unwind";
+	case PYX_HOOK_RAISE:
+		return "raise";
 	case PYX_HOOK__MAX:
 		break;
 	}
@@ -362,13 +364,17 @@ static int add_hook(struct pyx_eval_hooks *out, enum pyx_eval_hook_kind kind, co
 /*
  * Place @h's probe: on a handler (@ec given), where every run of it passes
  * once; on a function's entry, past its endbr64 to an instruction the
- * kernel emulates. Nothing else may jump in between.
+ * kernel emulates. Nothing else may jump in between. @anywhere: a hook
+ * that reads no argument and may run twice (it marks something): at the
+ * first such instruction on the function's straight path, where every
+ * call passes.
  */
-static void plan_hook(struct pyx_eval_hook *h, struct pyx_elf *elf, const struct eval_code *ec)
+static void plan_hook(struct pyx_eval_hook *h, struct pyx_elf *elf, const struct eval_code *ec,
+		      bool anywhere)
 {
 	uint8_t code[PYX_X86_STRAIGHT_MAX * 15];
 	struct pyx_x86_entry_plan plan;
-	size_t len = ec ? sizeof(code) : 256;
+	size_t len = ec || anywhere ? sizeof(code) : 256;
 	int err;
 
 	h->delta = 0;
@@ -377,15 +383,16 @@ static void plan_hook(struct pyx_eval_hook *h, struct pyx_elf *elf, const struct
 		len /= 2;
 	if (len <= 16)
 		return;
-	err = ec ? pyx_x86_plan_straight(code, len, h->vaddr, &plan)
-		 : pyx_x86_plan_entry(code, len, h->vaddr, &plan);
+	err = ec || anywhere ? pyx_x86_plan_straight(code, len, h->vaddr, &plan)
+			     : pyx_x86_plan_entry(code, len, h->vaddr, &plan);
 	if (err)
 		return;
 	h->cls = plan.entry_cls;
 	if (!plan.delta)
 		return;
 	if (ec ? jumped_into(ec, h->vaddr, h->vaddr + plan.delta)
-	       : pyx_x86_branches_into(code, len, h->vaddr, h->vaddr, h->vaddr + plan.delta))
+	       : !anywhere && pyx_x86_branches_into(code, len, h->vaddr, h->vaddr,
+						    h->vaddr + plan.delta))
 		return;
 	h->delta = plan.delta;
 	h->cls = plan.cls;
@@ -456,12 +463,12 @@ static int add_legacy_hooks(struct pyx_eval_hooks *out, struct pyx_python *py, s
 		       py->minor == 8 ? PYX_CALLS_POP_ARG1 : PYX_CALLS_POP_ARG2);
 	if (err)
 		return err;
-	plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
+	plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL, false);
 	err = add_hook(out, PYX_HOOK_UNWIND, "PyTraceBack_Here", scan->traceback_here,
 		       PYX_CALLS_POP_ARG1);
 	if (err)
 		return err;
-	plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
+	plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL, false);
 	out->legacy = true;
 	/* PyObject_HEAD, then co_argcount, co_posonlyargcount, co_kwonlyargcount, co_nlocals, co_stacksize. */
 	out->co_flags = 36;
@@ -476,7 +483,7 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 	struct symbol_scan scan = {};
 	struct eval_code ec = {};
 	struct pyx_elf *elf, *debug_elf = NULL;
-	uint64_t table[OPCODE_TABLE_SIZE];
+	uint64_t table[OPCODE_TABLE_SIZE], plt;
 	bool outer_found = false;
 	size_t i, j;
 	int err;
@@ -577,7 +584,7 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 				goto out_free;
 			h = &out->hooks[out->nr_hooks - 1];
 			h->rare = set[j].rare;
-			plan_hook(h, elf, &ec);
+			plan_hook(h, elf, &ec, false);
 			/*
 			 * A suspension is also noticed at the thread's next hook
 			 * (bpf/calls.bpf.c settle()): not worth ~12 µs a yield.
@@ -613,7 +620,7 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 				       pop_functions[i].arg);
 			if (err)
 				goto out_free;
-			plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
+			plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL, false);
 			outer_found = true;
 			break;
 		}
@@ -626,7 +633,7 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 			       pop_functions[i].arg);
 		if (err)
 			goto out_free;
-		plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
+		plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL, false);
 	}
 	/*
 	 * 3.11 runs a frame called from C as the eval loop's entry frame and
@@ -637,7 +644,7 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 			       0);
 		if (err)
 			goto out_free;
-		plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
+		plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL, false);
 		out->hooks[out->nr_hooks - 1].delta = 0; /* a return probe sits on the entry */
 		/*
 		 * The same place, so the same trap: the frame it was entered for,
@@ -649,10 +656,34 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 			goto out_free;
 		out->hooks[out->nr_hooks - 1].cls = out->hooks[out->nr_hooks - 2].cls;
 	}
+	/*
+	 * Every exception that leaves a frame first reached it at the eval
+	 * loop's error label, which calls PyTraceBack_Here for the frame (a
+	 * re-raise goes past it, but only after its first arrival did): a pop
+	 * need not read the thread's exception for a frame it never reached,
+	 * ~60 ns a call. It is called directly or through the PLT (a shared
+	 * libpython); where LTO inlined it into the eval loop, every pop reads
+	 * the exception.
+	 */
+	if (!scan.traceback_here && debug_elf) {
+		struct symbol_scan more = {};
+
+		pyx_elf__for_each_symbol(debug_elf, scan_symbol, &more);
+		scan.traceback_here = more.traceback_here;
+	}
+	if (scan.traceback_here &&
+	    (eval_calls(&ec, scan.traceback_here) ||
+	     (!pyx_elf__plt_stub(elf, "PyTraceBack_Here", &plt) && eval_calls(&ec, plt)))) {
+		err = add_hook(out, PYX_HOOK_RAISE, "PyTraceBack_Here", scan.traceback_here, 0);
+		if (err)
+			goto out_free;
+		plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL, true);
+		out->raise_hooked = true;
+	}
 	for (i = 0, j = 0; i < out->nr_hooks; i++)
 		j += out->hooks[i].kind == PYX_HOOK_POP;
 	if (!j && !pop_from_return(out, py, elf, table)) {
-		plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL);
+		plan_hook(&out->hooks[out->nr_hooks - 1], elf, NULL, false);
 		j = 1;
 	}
 	if (!j) {

@@ -30,6 +30,7 @@ enum pyx_eval_hook_kind {
 	PYX_HOOK_FRAME_ENTER, /* ≤3.10: the eval function's entry: a frame starts or resumes */
 	PYX_HOOK_RETURN,      /* ≤3.10: RETURN_VALUE */
 	PYX_HOOK_UNWIND,      /* ≤3.10: PyTraceBack_Here: an exception reached a frame */
+	PYX_HOOK_RAISE,	      /* 3.11+: PyTraceBack_Here: the same, marks the frame */
 	PYX_HOOK__MAX,
 };
 
@@ -56,6 +57,7 @@ struct pyx_eval_hooks {
 	size_t single_stepped;	/* hot hooks on an instruction the kernel single-steps */
 	size_t yields_unhooked; /* YIELD_VALUE forms left to late detection (single-stepped) */
 	bool legacy;		/* ≤3.10: one eval activation per frame */
+	bool raise_hooked;	/* 3.11+: PyTraceBack_Here hooked (PYX_HOOK_RAISE) */
 	uint32_t co_flags; /* ≤3.10: offset of co_flags (frames have no owner field); else NONE */
 };
 

@@ -2,7 +2,8 @@
 "launch"), runs Python functions a known number of times: plain calls,
 methods, closures, C->Python callbacks, recursion (one shallow, one deeper
 than the tracer's per-thread depth), exceptions raised and caught (also
-through C), generators and a yield-from delegation consumed to the end,
+through C, and re-raised: bare raise, finally, with, a generator resumed in
+its except block), generators and a yield-from delegation consumed to the end,
 sleeps of known length, and a second thread. Each function counts its own
 calls and raises (the ground truth); then some run again under
 sys.setprofile, which switches 3.12+ to the instrumented opcodes, and the
@@ -62,6 +63,74 @@ def catcher():
     count("catcher")
     try:
         boom(1)
+    except ValueError:
+        pass
+
+
+def raised(name):
+    RAISED[name] = RAISED.get(name, 0) + 1
+
+
+def reraiser(i):
+    """Catches, calls on, then re-raises (a bare raise adds no traceback entry)."""
+    count("reraiser")
+    try:
+        boom(i)
+    except ValueError:
+        leaf(i)
+        raised("reraiser")
+        raise
+
+
+def finally_leaver(i):
+    """Left by an exception that passed a finally block (RERAISE)."""
+    count("finally_leaver")
+    try:
+        raised("finally_leaver")
+        boom(i)
+    finally:
+        leaf(i)
+
+
+class Guard:
+    def __enter__(self):
+        count("__enter__")
+        return self
+
+    def __exit__(self, *exc):
+        count("__exit__")
+        return False
+
+
+def with_leaver(i):
+    """Left by an exception that its with block's __exit__ let through."""
+    count("with_leaver")
+    with Guard():
+        raised("with_leaver")
+        raise KeyError(i)
+
+
+def gen_reraiser(i):
+    """Suspended inside its except block, re-raises when resumed."""
+    count("gen_reraiser")
+    try:
+        boom(i)
+    except ValueError:
+        yield leaf(i)
+        raised("gen_reraiser")
+        raise
+
+
+def leavers(i):
+    """Frames left by re-raised exceptions; this one catches them all."""
+    count("leavers")
+    for fn in (reraiser, finally_leaver, with_leaver):
+        try:
+            fn(i)
+        except (ValueError, KeyError):
+            pass
+    try:
+        list(gen_reraiser(i))
     except ValueError:
         pass
 
@@ -155,6 +224,7 @@ def work(rounds):
         add(i)
         sorted(range(4), key=keyfn)
         list(map(leaf, range(2)))
+        leavers(i)
     descend(40)
     plunge(300)
     for _ in range(4):
