@@ -59,6 +59,18 @@ struct pyx_calls_cfg {
 	struct pyx_py_layout layout;
 };
 
+/*
+ * 3.11+: the frame a RESUME probe's start belongs to is in one general
+ * register at that instruction, learned per probe site (the cookie of each
+ * RESUME probe, < PYX_CALLS_RESUME_SITES) from PYX_CALLS_LEARN_SAMPLES
+ * frames found through the thread state. Registers by bit, callee-saved
+ * first: rbx rbp r12 r13 r14 r15 rax rcx rdx rsi rdi r8 r9 r10 r11; the
+ * lowest bit not excluded is used.
+ */
+#define PYX_CALLS_RESUME_SITES	8
+#define PYX_CALLS_LEARN_SAMPLES 64
+#define PYX_CALLS_FRAME_REGS	15
+
 enum pyx_calls_gen_state {
 	PYX_CALLS_GEN_UNKNOWN = 0,  /* a generator ended unseen is taken as suspended */
 	PYX_CALLS_GEN_STACKTOP = 1, /* 3.8, 3.9: f_stacktop, non-NULL while suspended */

@@ -225,6 +225,7 @@ static int calls_on_interval(void *cookie, struct pyx_session *session, bool fin
 		pyx_calls_exact__budget_end(&run->x);
 	}
 	read_stats(run, pyx_session__skel(session));
+	pyx_calls_exact__read_frame_regs(&run->x, pyx_session__skel(session));
 	pyx_session__drops(session, run->drops);
 	run->duration_ns = pyx_session__elapsed_ns(session);
 	run->final = final;
@@ -333,6 +334,9 @@ static void print_json(void *cookie)
 		pyx_json_kv_hex(&json, "address", h->vaddr);
 		pyx_json_kv_u64(&json, "probe_offset", h->delta);
 		pyx_json_kv_string(&json, "probe", pyx_probe_class_name(h->cls));
+		if (h->kind == PYX_HOOK_RESUME)
+			pyx_json_kv_string(&json, "frame_register",
+					   pyx_calls_exact__frame_register(&run->x, i));
 		pyx_json_object_end(&json);
 	}
 	pyx_json_array_end(&json);

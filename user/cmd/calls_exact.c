@@ -173,6 +173,14 @@ static int attach_kind(struct pyx_calls_exact *x, struct bpf_program *prog,
 			continue;
 		offsets[n] = (unsigned long)off;
 		cookies[n] = h->pop_arg;
+		/* A start's cookie is its site: what its frame register is learned for. */
+		if (kind == PYX_HOOK_RESUME && x->nr_sites < PYX_CALLS_RESUME_SITES) {
+			x->site_hook[x->nr_sites] = i;
+			x->frame_reg[x->nr_sites] = -1;
+			cookies[n] = x->nr_sites++;
+		} else if (kind == PYX_HOOK_RESUME) {
+			continue;
+		}
 		n++;
 	}
 	if (!n)
@@ -222,6 +230,40 @@ static int attach_natives(struct pyx_calls_exact *x, struct bpf_program *prog, b
 			return err;
 	}
 	return 0;
+}
+
+void pyx_calls_exact__read_frame_regs(struct pyx_calls_exact *x, const struct calls_bpf *skel)
+{
+	size_t s;
+	int r;
+
+	for (s = 0; s < x->nr_sites; s++) {
+		uint64_t left =
+			~skel->bss->resume_excluded[s] & ((1ull << PYX_CALLS_FRAME_REGS) - 1);
+
+		x->frame_reg[s] = -1;
+		if (skel->bss->resume_samples[s] < PYX_CALLS_LEARN_SAMPLES)
+			continue;
+		for (r = 0; r < PYX_CALLS_FRAME_REGS; r++)
+			if (left & (1ull << r)) {
+				x->frame_reg[s] = r;
+				break;
+			}
+	}
+}
+
+const char *pyx_calls_exact__frame_register(const struct pyx_calls_exact *x, size_t i)
+{
+	static const char *const names[PYX_CALLS_FRAME_REGS] = {
+		"rbx", "rbp", "r12", "r13", "r14", "r15", "rax", "rcx",
+		"rdx", "rsi", "rdi", "r8",  "r9",  "r10", "r11",
+	};
+	size_t s;
+
+	for (s = 0; s < x->nr_sites; s++)
+		if (x->site_hook[s] == i && x->frame_reg[s] >= 0)
+			return names[x->frame_reg[s]];
+	return NULL;
 }
 
 static struct bpf_program *prog_of(struct calls_bpf *skel, enum pyx_eval_hook_kind kind)

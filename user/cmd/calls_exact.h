@@ -56,6 +56,10 @@ struct pyx_calls_exact {
 	struct pyx_calls_fn *fns;
 	size_t nr_fns, cap_fns;
 	size_t *index; /* open addressing over fns by key: cap_fns * 2 slots, 0 = empty */
+	/* RESUME probe sites (cookies): their hook, and the register their frame was learned in. */
+	size_t site_hook[PYX_CALLS_RESUME_SITES];
+	int frame_reg[PYX_CALLS_RESUME_SITES]; /* bit of PYX_CALLS_FRAME_REGS, -1: none yet */
+	size_t nr_sites;
 };
 
 /*
@@ -65,6 +69,12 @@ struct pyx_calls_exact {
  */
 int pyx_calls_exact__find(struct pyx_calls_exact *x, char *jit, size_t jit_len, char *why,
 			  size_t why_len);
+
+/* The register hook @i's frame was learned in ("rbx"), NULL: none (yet), or not a start. */
+const char *pyx_calls_exact__frame_register(const struct pyx_calls_exact *x, size_t i);
+
+/* Read what the BPF side has learned of the frame registers (pyx_calls_exact__frame_register). */
+void pyx_calls_exact__read_frame_regs(struct pyx_calls_exact *x, const struct calls_bpf *skel);
 
 /*
  * After __find: the C functions of @module and @cfunc (either NULL), the
