@@ -287,33 +287,26 @@ static __always_inline int report_call(struct pt_regs *ctx, __u64 cookie, __u64 
 /*
  * Py_FatalError(msg), _Py_FatalErrorFunc(func, msg), abort(),
  * __assert_fail(expr, file, line, func), _PyErr_NoMemory(tstate) or
- * PyErr_NoMemory(), _Py_NegativeRefcount(file, line, op).
+ * PyErr_NoMemory(), _Py_NegativeRefcount(file, line, op); the cookie says
+ * which kind. PYX_CRASH_RECURSION_ERROR: _PyErr_Format(tstate, type,
+ * format, ...), through which every RecursionError is raised
+ * (_Py_CheckRecursiveCall, _Py_CheckRecursiveCallPy); other types pass by
+ * (formatted errors are rare on a healthy path). One program for all: each
+ * that captures stacks costs ~23 ms of verification per process.
  */
-SEC("uprobe")
+SEC("uprobe.multi")
 int on_call(struct pt_regs *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-
-	if (!pyx_ready() || (pid_tgid >> 32) != pyx_cfg.tgid)
-		return 0;
-	return report_call(ctx, bpf_get_attach_cookie(ctx), pid_tgid);
-}
-
-/*
- * _PyErr_Format(tstate, type, format, ...): every RecursionError is raised
- * through it (_Py_CheckRecursiveCall, _Py_CheckRecursiveCallPy); other
- * types pass by. Formatted errors are rare on a healthy path.
- */
-SEC("uprobe")
-int on_format(struct pt_regs *ctx)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid(), type = PT_REGS_PARM2(ctx);
+	__u64 pid_tgid = bpf_get_current_pid_tgid(), type = PT_REGS_PARM2(ctx), kind;
 
 	barrier_var(type);
-	if (!pyx_ready() || (pid_tgid >> 32) != pyx_cfg.tgid || !pyx_cfg.recursion_error ||
-	    type != pyx_cfg.recursion_error)
+	if (!pyx_ready() || (pid_tgid >> 32) != pyx_cfg.tgid)
 		return 0;
-	return report_call(ctx, PYX_CRASH_RECURSION_ERROR, pid_tgid);
+	kind = bpf_get_attach_cookie(ctx);
+	if (kind == PYX_CRASH_RECURSION_ERROR &&
+	    (!pyx_cfg.recursion_error || type != pyx_cfg.recursion_error))
+		return 0;
+	return report_call(ctx, kind, pid_tgid);
 }
 
 #define PAGE_SIZE_4K 4096
@@ -431,6 +424,13 @@ int BPF_PROG(on_mm_write, struct mm_struct *mm, bool write)
 	__u64 exec_vm, last = last_exec_vm;
 
 	if (!write || !pyx_ready() || (bpf_get_current_pid_tgid() >> 32) != pyx_cfg.tgid)
+		return 0;
+	/*
+	 * The process tearing its memory down as it exits: nothing to unwind
+	 * with a new map of it (rebuilding the unwinder of a dying process
+	 * took ~0.5 s, the event loop stalled all that time).
+	 */
+	if (bpf_get_current_task_btf()->flags & PYX_PF_EXITING)
 		return 0;
 	exec_vm = BPF_CORE_READ(mm, exec_vm);
 	if (exec_vm == last || __sync_val_compare_and_swap(&last_exec_vm, last, exec_vm) != last)

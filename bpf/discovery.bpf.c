@@ -149,9 +149,11 @@ int BPF_PROG(on_mm_write, struct mm_struct *mm, bool write)
 	 * tells of that image. Told here, the new image's mappings would
 	 * reach user space before its exec, as if the old image had mapped
 	 * them. (The mm is not the task's yet while it is built, and a vfork
-	 * child shares its parent's until then.)
+	 * child shares its parent's until then.) An exiting process tearing
+	 * its memory down: its exit event follows.
 	 */
-	if (current->mm != mm || BPF_CORE_READ_BITFIELD(current, in_execve))
+	if (current->mm != mm || BPF_CORE_READ_BITFIELD(current, in_execve) ||
+	    (current->flags & PYX_PF_EXITING))
 		return 0;
 	proc = bpf_map_lookup_elem(&tracked, &pid);
 	if (!proc)

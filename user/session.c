@@ -549,6 +549,51 @@ static void destroy_links(struct bpf_link **links, size_t n)
 	free(started);
 }
 
+struct link_batch {
+	struct bpf_link **links;
+	size_t n;
+};
+
+static void *destroy_batch(void *arg)
+{
+	struct link_batch *batch = arg;
+
+	destroy_links(batch->links, batch->n);
+	free(batch->links);
+	free(batch);
+	return NULL;
+}
+
+/*
+ * A follower's links (its process has ended, or it is not to be traced any
+ * more) go from a thread of their own: the kernel removes uprobes one after
+ * the other (~90 ms each here), which stalled the loop of every other
+ * process for ~0.5 s at each traced process's end (crash's six probes), and
+ * the processes that started meanwhile were looked at too late. The
+ * follower's programs and maps go at once: its links hold the kernel's
+ * references until they are gone.
+ */
+static void destroy_links_later(struct bpf_link **links, size_t n)
+{
+	struct link_batch *batch = malloc(sizeof(*batch));
+	pthread_attr_t attr;
+	pthread_t thread;
+	bool started = false;
+
+	if (batch && !pthread_attr_init(&attr)) {
+		batch->links = links;
+		batch->n = n;
+		started = !pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) &&
+			  !pthread_create(&thread, &attr, destroy_batch, batch);
+		pthread_attr_destroy(&attr);
+	}
+	if (started)
+		return;
+	free(batch);
+	destroy_links(links, n);
+	free(links);
+}
+
 void pyx_session__detach(struct pyx_session *session)
 {
 	/* Not ready first: no handler sees half of its partners gone. */
@@ -611,8 +656,12 @@ void pyx_session__destroy(struct pyx_session *s)
 	if (s->ctl)
 		__atomic_store_n(&s->ctl->ready, 0, __ATOMIC_RELEASE);
 	/* Detach first, so nothing fires into maps that are going away. */
-	destroy_links(s->links, s->nr_links);
-	free(s->links);
+	if (s->opts.follower && s->nr_links) {
+		destroy_links_later(s->links, s->nr_links);
+	} else {
+		destroy_links(s->links, s->nr_links);
+		free(s->links);
+	}
 	free(s->followers);
 	ring_buffer__free(s->ringbuf);
 	if (s->skel)

@@ -10,6 +10,9 @@
 
 struct pyx_ctl pyx_ctl SEC(".data.ctl");
 
+/* include/linux/sched.h: the task is exiting (set before its memory is torn down). */
+#define PYX_PF_EXITING 0x00000004
+
 static __always_inline bool pyx_ready(void)
 {
 	return pyx_ctl.ready != 0;

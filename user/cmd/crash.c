@@ -136,19 +136,41 @@ static void crash_usage(FILE *out, const char *prog)
 		prog, prog, prog, prog);
 }
 
-/* Attach @prog at @symbol of @obj in the target, through map_files (the very inode it maps). */
-static int attach_symbol(struct crash_run *run, struct pyx_session *session,
-			 struct bpf_program *prog, struct pyx_object *obj, const char *symbol,
-			 uint64_t vaddr, __u64 cookie)
+static void note_missing(struct crash_run *run, const char *what)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie);
-	struct pyx_elf *elf = pyx_process__object_elf(run->proc, obj);
-	struct pyx_elf_sym sym;
-	struct bpf_link *link;
-	uint64_t offset;
-	char path[96];
+	if (run->nr_missing < PYX_ARRAY_SIZE(run->probes_missing))
+		run->probes_missing[run->nr_missing++] = what;
+	/* A process that ended meanwhile (--all: short-lived ones) is no news. */
+	if (pyx_process__alive(run->proc))
+		pyx_warn(run->ctx, "%s will not be seen: no probe could be attached", what);
+}
 
-	if (!elf)
+/*
+ * The entry probes of one object, attached together as one uprobe_multi
+ * link: its removal waits for the kernel once, not once per probe (~90 ms
+ * each here), and neither it nor its attach takes the lock perf-event
+ * uprobes share (which made one process's attach wait for another's
+ * detach under --all).
+ */
+#define CRASH_OBJECT_PROBES 8
+
+struct object_probes {
+	struct pyx_object *obj;
+	unsigned long offsets[CRASH_OBJECT_PROBES];
+	__u64 cookies[CRASH_OBJECT_PROBES];
+	const char *what[CRASH_OBJECT_PROBES]; /* what each sees, for note_missing() */
+	size_t n;
+};
+
+/* Plan a probe at @symbol (or @vaddr) of @probes->obj. -ENOENT: no such symbol. */
+static int plan_symbol(struct crash_run *run, struct object_probes *probes, const char *symbol,
+		       uint64_t vaddr, __u64 cookie, const char *what)
+{
+	struct pyx_elf *elf = probes->obj ? pyx_process__object_elf(run->proc, probes->obj) : NULL;
+	struct pyx_elf_sym sym;
+	uint64_t offset;
+
+	if (!elf || probes->n >= CRASH_OBJECT_PROBES)
 		return -ENOENT;
 	if (!vaddr) {
 		if (pyx_elf__find_symbol(elf, symbol, &sym))
@@ -157,13 +179,35 @@ static int attach_symbol(struct crash_run *run, struct pyx_session *session,
 	}
 	if (pyx_elf__vaddr_to_offset(elf, vaddr, &offset))
 		return -ENOENT;
+	probes->offsets[probes->n] = (unsigned long)offset;
+	probes->cookies[probes->n] = cookie;
+	probes->what[probes->n] = what;
+	probes->n++;
+	pyx_debug(run->ctx, "probe on %s in %s", symbol, pyx_basename(probes->obj->path));
+	return 0;
+}
+
+/* Attach @prog at the planned probes, through map_files (the very inode the target maps). */
+static int attach_planned(struct crash_run *run, struct pyx_session *session,
+			  struct bpf_program *prog, const struct object_probes *probes)
+{
+	LIBBPF_OPTS(bpf_uprobe_multi_opts, opts, .offsets = probes->offsets,
+		    .cookies = probes->cookies, .cnt = probes->n);
+	struct bpf_link *link;
+	char path[96];
+	size_t i;
+
+	if (!probes->n)
+		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, run->proc->pid,
-		 obj->map_start, obj->map_end);
-	link = bpf_program__attach_uprobe_opts(prog, run->proc->pid, path, (size_t)offset, &opts);
-	if (!link)
-		return -errno;
-	pyx_debug(run->ctx, "probe on %s in %s", symbol, pyx_basename(obj->path));
-	return pyx_session__add_link(session, link);
+		 probes->obj->map_start, probes->obj->map_end);
+	link = bpf_program__attach_uprobe_multi(prog, run->proc->pid, path, NULL, &opts);
+	if (link)
+		return pyx_session__add_link(session, link);
+	for (i = 0; i < probes->n; i++)
+		if (probes->what[i] && (!i || probes->what[i] != probes->what[i - 1]))
+			note_missing(run, probes->what[i]);
+	return 0;
 }
 
 /* The C library the target maps (glibc's libc.so.6, or an older libc-2.x.so). */
@@ -179,15 +223,6 @@ static struct pyx_object *find_libc(struct pyx_process *proc)
 			return &proc->objects[i];
 	}
 	return NULL;
-}
-
-static void note_missing(struct crash_run *run, const char *what)
-{
-	if (run->nr_missing < PYX_ARRAY_SIZE(run->probes_missing))
-		run->probes_missing[run->nr_missing++] = what;
-	/* A process that ended meanwhile (--all: short-lived ones) is no news. */
-	if (pyx_process__alive(run->proc))
-		pyx_warn(run->ctx, "%s will not be seen: no probe could be attached", what);
 }
 
 /* The RecursionError type: the object the exported PyExc_RecursionError points to. */
@@ -245,6 +280,18 @@ static const char *bad_return_why(const struct pyx_rec_crash *rec)
 							    : "value_with_exception";
 }
 
+/*
+ * Programs this run has no use for are not loaded: each stack-capturing
+ * one costs ~23 ms of verification, paid per process under --all.
+ */
+static int crash_prepare(void *cookie, void *skel_ptr)
+{
+	const struct crash_run *run = cookie;
+	struct crash_bpf *skel = skel_ptr;
+
+	return bpf_program__set_autoload(skel->progs.on_centry_return, run->mod != NULL);
+}
+
 static int crash_attach(void *cookie, struct pyx_session *session, void *skel_ptr)
 {
 	struct crash_run *run = cookie;
@@ -252,7 +299,8 @@ static int crash_attach(void *cookie, struct pyx_session *session, void *skel_pt
 	const struct pyx_python_symbol_info *fatal = &run->py->symbols[PYX_SYM_FATAL_ERROR];
 	const struct pyx_python_symbol_info *fatal_func =
 		&run->py->symbols[PYX_SYM_FATAL_ERROR_FUNC];
-	struct pyx_object *libc = find_libc(run->proc);
+	struct object_probes interp = {.obj = run->py->interp},
+			     libc = {.obj = find_libc(run->proc)};
 	struct bpf_link *link;
 	bool any_fatal = false;
 	int err;
@@ -264,6 +312,11 @@ static int crash_attach(void *cookie, struct pyx_session *session, void *skel_pt
 		link = bpf_program__attach(skel->progs.on_exit);
 		err = link ? pyx_session__add_link(session, link) : -errno;
 	}
+	if (err) {
+		pyx_error(run->ctx, "cannot attach to the kernel's signal and exit events: %s",
+			  strerror(-err));
+		return err;
+	}
 	link = bpf_program__attach(skel->progs.on_oom_victim);
 	if (!link || pyx_session__add_link(session, link))
 		note_missing(run, "the OOM killer");
@@ -272,35 +325,37 @@ static int crash_attach(void *cookie, struct pyx_session *session, void *skel_pt
 	if (!link || pyx_session__add_link(session, link))
 		pyx_warn(run->ctx, "objects mapped after attach will not be unwound: %s",
 			 strerror(errno));
-	if (fatal->origin && !attach_symbol(run, session, skel->progs.on_call, run->py->interp,
-					    fatal->name, fatal->vaddr, PYX_CRASH_FATAL_ERROR))
+	if (fatal->origin && !plan_symbol(run, &interp, fatal->name, fatal->vaddr,
+					  PYX_CRASH_FATAL_ERROR, "Py_FatalError"))
 		any_fatal = true;
 	if (fatal_func->origin &&
-	    !attach_symbol(run, session, skel->progs.on_call, run->py->interp, fatal_func->name,
-			   fatal_func->vaddr, PYX_CRASH_FATAL_ERROR | PYX_CRASH_COOKIE_FATAL_FUNC))
+	    !plan_symbol(run, &interp, fatal_func->name, fatal_func->vaddr,
+			 PYX_CRASH_FATAL_ERROR | PYX_CRASH_COOKIE_FATAL_FUNC, "Py_FatalError"))
 		any_fatal = true;
 	if (!any_fatal)
 		note_missing(run, "Py_FatalError");
 	/* The internal raise every MemoryError goes through where it is a symbol; else the API. */
-	if (attach_symbol(run, session, skel->progs.on_call, run->py->interp, "_PyErr_NoMemory", 0,
-			  PYX_CRASH_MEMORY_ERROR) &&
-	    attach_symbol(run, session, skel->progs.on_call, run->py->interp, "PyErr_NoMemory", 0,
-			  PYX_CRASH_MEMORY_ERROR))
+	if (plan_symbol(run, &interp, "_PyErr_NoMemory", 0, PYX_CRASH_MEMORY_ERROR,
+			"MemoryError") &&
+	    plan_symbol(run, &interp, "PyErr_NoMemory", 0, PYX_CRASH_MEMORY_ERROR, "MemoryError"))
 		note_missing(run, "MemoryError");
 	/* Debug interpreters (Py_DEBUG, python3.Xd) only: release builds check nothing. */
-	if (run->py->debug && attach_symbol(run, session, skel->progs.on_call, run->py->interp,
-					    "_Py_NegativeRefcount", 0, PYX_CRASH_NEGATIVE_REFCOUNT))
+	if (run->py->debug && plan_symbol(run, &interp, "_Py_NegativeRefcount", 0,
+					  PYX_CRASH_NEGATIVE_REFCOUNT, "negative reference counts"))
 		note_missing(run, "negative reference counts");
-	if (!run->recursion_error || attach_symbol(run, session, skel->progs.on_format,
-						   run->py->interp, "_PyErr_Format", 0, 0))
+	if (!run->recursion_error || plan_symbol(run, &interp, "_PyErr_Format", 0,
+						 PYX_CRASH_RECURSION_ERROR, "RecursionError"))
 		note_missing(run, "RecursionError");
-	if (!libc ||
-	    attach_symbol(run, session, skel->progs.on_call, libc, "abort", 0, PYX_CRASH_ABORT))
+	if (plan_symbol(run, &libc, "abort", 0, PYX_CRASH_ABORT, "abort()"))
 		note_missing(run, "abort()");
-	if (!libc || attach_symbol(run, session, skel->progs.on_call, libc, "__assert_fail", 0,
-				   PYX_CRASH_ASSERT))
+	if (plan_symbol(run, &libc, "__assert_fail", 0, PYX_CRASH_ASSERT, "__assert_fail()"))
 		note_missing(run, "__assert_fail()");
-	return run->mod ? attach_module(run, session, skel) : 0;
+	err = attach_planned(run, session, skel->progs.on_call, &interp);
+	if (!err)
+		err = attach_planned(run, session, skel->progs.on_call, &libc);
+	if (!err && run->mod)
+		err = attach_module(run, session, skel);
+	return err;
 }
 
 static const char *signal_name(unsigned int sig)
@@ -898,6 +953,7 @@ static int crash_target(struct pyx_ctx *ctx, const struct pyx_common_opts *commo
 		.duration_ns = common->duration_ns,
 		.interval_ns = 5 * CRASH_REFRESH_NS,
 		.cookie = &run,
+		.prepare = crash_prepare,
 		.attach = crash_attach,
 		.on_record = crash_on_record,
 		.on_interval = crash_on_interval,
@@ -929,9 +985,9 @@ struct crash_fleet {
 static int crash_fleet_prepare(void *cookie, void *skel_ptr)
 {
 	struct crash_bpf *skel = skel_ptr;
+	int err = crash_prepare(cookie, skel_ptr);
 
-	(void)cookie;
-	return bpf_map__set_max_entries(skel->maps.events, CRASH_FLEET_RING_BYTES);
+	return err ? err : bpf_map__set_max_entries(skel->maps.events, CRASH_FLEET_RING_BYTES);
 }
 
 static int crash_fleet_found(void *cookie, struct pyx_discovery *disc, pid_t pid, void **state)
