@@ -1024,20 +1024,38 @@ int BPF_UPROBE(calls_frame_enter)
 	return 0;
 }
 
-/* ≤3.10: RETURN_VALUE: the thread's current frame returns. */
+/*
+ * ≤3.10: RETURN_VALUE: the thread's current frame returns (cookie: the
+ * site). The eval loop's frame is in a register there too, learned as for
+ * RESUME: when it holds the top entry's frame, that is the one returning
+ * (no read); otherwise the thread state says which.
+ */
 SEC("uprobe.multi")
 int BPF_UPROBE(calls_return)
 {
+	__u64 frame = 0, tstate = 0, now, regs[FRAME_REGS];
 	struct task_struct *task;
 	struct shadow *sh;
-	__u64 frame = 0, tstate = 0, now;
+	struct entry *top;
+	__u32 site;
+	int reg;
 
+	frame_regs(ctx, regs);
+	site = bpf_get_attach_cookie(ctx);
 	sh = hook_begin(&task, &now, false);
 	if (!sh)
 		return 0;
+	top = top_of(sh);
+	reg = frame_reg(site);
+	if (reg >= 0 && top && top->frame && regs[reg & 15] == top->frame &&
+	    (sh->seq & (RECHECK_EVERY - 1))) {
+		pop_frame(task, sh, top->frame, 0, false, now);
+		return 0;
+	}
 	tstate = thread_state(task, sh);
 	if (current_frame_addr(task, tstate, &frame))
 		return 0;
+	learn_frame_reg(site, regs, frame);
 	pop_frame(task, sh, frame, tstate, false, now);
 	return 0;
 }

@@ -45,10 +45,11 @@ def test_calls_exact(interp, where, start_target, pyxtrace_bin):
     assert ({"frame-enter", "return", "unwind"} if legacy else {"resume", "pop"}) <= kinds, \
         doc["hooks"]
     fn = {f["function"]: f for f in doc["functions"] if f["file"] == result["file"]}
-    # 3.11+ release builds: the hot RESUME form's frame register was learned, so most starts
-    # below took their frame from it (and stay exact). Debug builds keep it in memory.
-    if not legacy and not interp.debug:
-        assert any(h.get("frame_register") for h in doc["hooks"] if h["kind"] == "resume"), \
+    # Release builds: the frame register of the hot RESUME form (≤3.10: RETURN_VALUE) was
+    # learned, so most starts (returns) below took their frame from it, and stay exact.
+    if not interp.debug:
+        learner = "return" if legacy else "resume"
+        assert any(h.get("frame_register") for h in doc["hooks"] if h["kind"] == learner), \
             doc["hooks"]
 
     # The profiled phase: setprofile saw what the functions counted themselves.

@@ -334,7 +334,7 @@ static void print_json(void *cookie)
 		pyx_json_kv_hex(&json, "address", h->vaddr);
 		pyx_json_kv_u64(&json, "probe_offset", h->delta);
 		pyx_json_kv_string(&json, "probe", pyx_probe_class_name(h->cls));
-		if (h->kind == PYX_HOOK_RESUME)
+		if (h->kind == PYX_HOOK_RESUME || h->kind == PYX_HOOK_RETURN)
 			pyx_json_kv_string(&json, "frame_register",
 					   pyx_calls_exact__frame_register(&run->x, i));
 		pyx_json_object_end(&json);

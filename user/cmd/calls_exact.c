@@ -155,6 +155,7 @@ static int attach_kind(struct pyx_calls_exact *x, struct bpf_program *prog,
 		       enum pyx_eval_hook_kind kind, struct pyx_session *session)
 {
 	LIBBPF_OPTS(bpf_uprobe_multi_opts, opts, .retprobe = kind == PYX_HOOK_EVAL_RETURN);
+	bool learns = kind == PYX_HOOK_RESUME || kind == PYX_HOOK_RETURN;
 	const struct pyx_object *obj = x->hooks.object;
 	unsigned long offsets[PYX_EVAL_HOOKS_MAX];
 	__u64 cookies[PYX_EVAL_HOOKS_MAX];
@@ -173,12 +174,12 @@ static int attach_kind(struct pyx_calls_exact *x, struct bpf_program *prog,
 			continue;
 		offsets[n] = (unsigned long)off;
 		cookies[n] = h->pop_arg;
-		/* A start's cookie is its site: what its frame register is learned for. */
-		if (kind == PYX_HOOK_RESUME && x->nr_sites < PYX_CALLS_RESUME_SITES) {
+		/* A start's (≤3.10: a return's) cookie is its site, its frame register's key. */
+		if (learns && x->nr_sites < PYX_CALLS_RESUME_SITES) {
 			x->site_hook[x->nr_sites] = i;
 			x->frame_reg[x->nr_sites] = -1;
 			cookies[n] = x->nr_sites++;
-		} else if (kind == PYX_HOOK_RESUME) {
+		} else if (learns) {
 			continue;
 		}
 		n++;
