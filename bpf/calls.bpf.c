@@ -605,25 +605,26 @@ static __always_inline struct entry *top_of(struct shadow *sh)
 
 /*
  * The eval loop keeps its frame in a register, the same one at a given
- * instruction whatever the path to it: where a RESUME probe sits, some
- * general register holds the frame that RESUME starts. Which one is
- * learned per site from the frames found through the thread state: a
- * register that ever held something else is out (the set only shrinks).
- * Once LEARN_SAMPLES frames agree, a start takes the frame from the
- * register, and trusts it only when its previous frame is the thread's top
- * entry (a Python call from the frame on top: the common case); any other
- * start (from C, the first after attaching, one in RECHECK_EVERY) goes
- * through the thread state and goes on teaching. Two reads a call fewer on 3.11/3.12, one on 3.13+.
+ * instruction whatever the path to it: where a RESUME probe sits (≤3.10: a
+ * RETURN_VALUE probe), some general register holds the frame that starts
+ * (returns). Which one is learned per probe site from the frames found
+ * through the thread state: a register that ever held something else is
+ * out (the set only shrinks). Once LEARN_SAMPLES frames agree, a start
+ * takes the frame from the register, and trusts it only when its previous
+ * frame is the thread's top entry (a Python call from the frame on top:
+ * the common case); any other start (from C, the first after attaching,
+ * one in RECHECK_EVERY) goes through the thread state and goes on
+ * teaching. Two reads a call fewer on 3.11/3.12, one on 3.13+.
  */
-#define RESUME_SITES   PYX_CALLS_RESUME_SITES
+#define FRAME_SITES    PYX_CALLS_FRAME_SITES
 #define LEARN_SAMPLES  PYX_CALLS_LEARN_SAMPLES
 #define FRAME_REGS     PYX_CALLS_FRAME_REGS
 #define FRAME_REGS_ALL ((1ull << FRAME_REGS) - 1)
 #define RECHECK_EVERY  256
 
 /* (64-bit: clang's BPF atomics) */
-__u64 resume_excluded[RESUME_SITES]; /* per site: registers that did not hold the frame */
-__u64 resume_samples[RESUME_SITES];  /* per site: frames compared, up to LEARN_SAMPLES */
+__u64 site_excluded[FRAME_SITES]; /* per site: registers that did not hold the frame */
+__u64 site_samples[FRAME_SITES];  /* per site: frames compared, up to LEARN_SAMPLES */
 
 /* The general registers in PYX_CALLS_FRAME_REGS's order (callee-saved first: likelier homes). */
 static __always_inline void frame_regs(struct pt_regs *ctx, __u64 *regs)
@@ -651,14 +652,14 @@ static __always_inline void learn_frame_reg(__u32 site, const __u64 *regs, __u64
 	__u64 missed = 0;
 	__u32 i;
 
-	site &= RESUME_SITES - 1;
+	site &= FRAME_SITES - 1;
 	for (i = 0; i < FRAME_REGS; i++)
 		if (regs[i] != frame)
 			missed |= 1ull << i;
-	if (missed & ~resume_excluded[site])
-		__sync_fetch_and_or(&resume_excluded[site], missed);
-	if (resume_samples[site] < LEARN_SAMPLES)
-		__sync_fetch_and_add(&resume_samples[site], 1);
+	if (missed & ~site_excluded[site])
+		__sync_fetch_and_or(&site_excluded[site], missed);
+	if (site_samples[site] < LEARN_SAMPLES)
+		__sync_fetch_and_add(&site_samples[site], 1);
 }
 
 /* The register learned for @site, or -1. */
@@ -667,10 +668,10 @@ static __always_inline int frame_reg(__u32 site)
 	__u64 left;
 	__u32 i;
 
-	site &= RESUME_SITES - 1;
-	if (resume_samples[site] < LEARN_SAMPLES)
+	site &= FRAME_SITES - 1;
+	if (site_samples[site] < LEARN_SAMPLES)
 		return -1;
-	left = ~resume_excluded[site] & FRAME_REGS_ALL;
+	left = ~site_excluded[site] & FRAME_REGS_ALL;
 	for (i = 0; i < FRAME_REGS; i++)
 		if (left & (1ull << i))
 			return i;

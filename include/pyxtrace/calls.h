@@ -60,14 +60,15 @@ struct pyx_calls_cfg {
 };
 
 /*
- * 3.11+: the frame a RESUME probe's start belongs to is in one general
- * register at that instruction, learned per probe site (the cookie of each
- * RESUME probe, < PYX_CALLS_RESUME_SITES) from PYX_CALLS_LEARN_SAMPLES
- * frames found through the thread state. Registers by bit, callee-saved
- * first: rbx rbp r12 r13 r14 r15 rax rcx rdx rsi rdi r8 r9 r10 r11; the
- * lowest bit not excluded is used.
+ * The frame a RESUME probe's start belongs to (≤3.10: a RETURN_VALUE
+ * probe's returning frame) is in one general register at that instruction,
+ * learned per probe site (the cookie of each such probe, <
+ * PYX_CALLS_FRAME_SITES) from PYX_CALLS_LEARN_SAMPLES frames found through
+ * the thread state. Registers by bit, callee-saved first: rbx rbp r12 r13
+ * r14 r15 rax rcx rdx rsi rdi r8 r9 r10 r11; the lowest bit not excluded is
+ * used.
  */
-#define PYX_CALLS_RESUME_SITES	8
+#define PYX_CALLS_FRAME_SITES	8
 #define PYX_CALLS_LEARN_SAMPLES 64
 #define PYX_CALLS_FRAME_REGS	15
 

@@ -175,7 +175,7 @@ static int attach_kind(struct pyx_calls_exact *x, struct bpf_program *prog,
 		offsets[n] = (unsigned long)off;
 		cookies[n] = h->pop_arg;
 		/* A start's (≤3.10: a return's) cookie is its site, its frame register's key. */
-		if (learns && x->nr_sites < PYX_CALLS_RESUME_SITES) {
+		if (learns && x->nr_sites < PYX_CALLS_FRAME_SITES) {
 			x->site_hook[x->nr_sites] = i;
 			x->frame_reg[x->nr_sites] = -1;
 			cookies[n] = x->nr_sites++;
@@ -239,11 +239,10 @@ void pyx_calls_exact__read_frame_regs(struct pyx_calls_exact *x, const struct ca
 	int r;
 
 	for (s = 0; s < x->nr_sites; s++) {
-		uint64_t left =
-			~skel->bss->resume_excluded[s] & ((1ull << PYX_CALLS_FRAME_REGS) - 1);
+		uint64_t left = ~skel->bss->site_excluded[s] & ((1ull << PYX_CALLS_FRAME_REGS) - 1);
 
 		x->frame_reg[s] = -1;
-		if (skel->bss->resume_samples[s] < PYX_CALLS_LEARN_SAMPLES)
+		if (skel->bss->site_samples[s] < PYX_CALLS_LEARN_SAMPLES)
 			continue;
 		for (r = 0; r < PYX_CALLS_FRAME_REGS; r++)
 			if (left & (1ull << r)) {

@@ -56,9 +56,9 @@ struct pyx_calls_exact {
 	struct pyx_calls_fn *fns;
 	size_t nr_fns, cap_fns;
 	size_t *index; /* open addressing over fns by key: cap_fns * 2 slots, 0 = empty */
-	/* RESUME probe sites (cookies): their hook, and the register their frame was learned in. */
-	size_t site_hook[PYX_CALLS_RESUME_SITES];
-	int frame_reg[PYX_CALLS_RESUME_SITES]; /* bit of PYX_CALLS_FRAME_REGS, -1: none yet */
+	/* Probe sites that learn a frame register (cookies): RESUME, ≤3.10 RETURN_VALUE. */
+	size_t site_hook[PYX_CALLS_FRAME_SITES];
+	int frame_reg[PYX_CALLS_FRAME_SITES]; /* bit of PYX_CALLS_FRAME_REGS, -1: none yet */
 	size_t nr_sites;
 };
 
