@@ -136,11 +136,12 @@ static void calls_usage(FILE *out, const char *prog)
 
 static int calls_prepare(void *cookie, void *skel_ptr)
 {
+	struct calls_run *run = cookie;
 	struct calls_bpf *skel = skel_ptr;
+	int err = pyx_calls_exact__autoload(&run->x, skel);
 
-	(void)cookie;
 	/* The flow's event ring: unused here. */
-	return bpf_map__set_max_entries(skel->maps.events, (__u32)getpagesize());
+	return err ? err : bpf_map__set_max_entries(skel->maps.events, (__u32)getpagesize());
 }
 
 static int calls_attach(void *cookie, struct pyx_session *session, void *skel)

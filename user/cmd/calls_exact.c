@@ -292,6 +292,24 @@ static struct bpf_program *prog_of(struct calls_bpf *skel, enum pyx_eval_hook_ki
 	}
 }
 
+int pyx_calls_exact__autoload(const struct pyx_calls_exact *x, struct calls_bpf *skel)
+{
+	bool used[PYX_HOOK__MAX] = {};
+	size_t i;
+	int kind, err = 0;
+
+	for (i = 0; i < x->hooks.nr_hooks; i++)
+		used[x->hooks.hooks[i].kind] = true;
+	for (kind = 1; kind < PYX_HOOK__MAX && !err; kind++)
+		if (prog_of(skel, (enum pyx_eval_hook_kind)kind))
+			err = bpf_program__set_autoload(prog_of(skel, kind), used[kind]);
+	if (!err)
+		err = bpf_program__set_autoload(skel->progs.calls_centry, x->nr_natives > 0);
+	if (!err)
+		err = bpf_program__set_autoload(skel->progs.calls_cexit, x->nr_natives > 0);
+	return err;
+}
+
 /*
  * Attach order: pops and yields first (a frame started once resume is live
  * must find them live), then the C functions (returns before entries, so

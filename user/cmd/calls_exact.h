@@ -73,6 +73,12 @@ int pyx_calls_exact__find(struct pyx_calls_exact *x, char *jit, size_t jit_len, 
 /* The register hook @i's frame was learned in ("rbx"), NULL: none (yet), or not a start. */
 const char *pyx_calls_exact__frame_register(const struct pyx_calls_exact *x, size_t i);
 
+/*
+ * Before load: only the programs of the hooks found (and of the C functions,
+ * if any) are loaded; the others' verification is ~40 % of the object's.
+ */
+int pyx_calls_exact__autoload(const struct pyx_calls_exact *x, struct calls_bpf *skel);
+
 /* Read what the BPF side has learned of the frame registers (pyx_calls_exact__frame_register). */
 void pyx_calls_exact__read_frame_regs(struct pyx_calls_exact *x, const struct calls_bpf *skel);
 

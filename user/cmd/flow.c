@@ -539,8 +539,10 @@ static int flow_prepare(void *cookie, void *skel_ptr)
 {
 	struct flow_run *run = cookie;
 	struct calls_bpf *skel = skel_ptr;
+	int err = pyx_calls_exact__autoload(&run->x, skel);
 
-	return bpf_map__set_max_entries(skel->maps.events, (__u32)run->opts->ring_bytes);
+	return err ? err
+		   : bpf_map__set_max_entries(skel->maps.events, (__u32)run->opts->ring_bytes);
 }
 
 static int flow_attach(void *cookie, struct pyx_session *session, void *skel)
