@@ -628,14 +628,8 @@ int pyx_calls_exact__prepare(struct pyx_calls_exact *x, const char *module, cons
 	memcpy(cfg->yield_ops, x->hooks.yield_ops, sizeof(cfg->yield_ops));
 	cfg->stale_are_exceptions = x->hooks.legacy;
 	cfg->raise_marked = x->hooks.raise_hooked;
-	/* PyFrameObject: f_stacktop 32 bytes before f_lasti (3.8, 3.9), f_state 12 after (3.10). */
-	if (x->hooks.legacy && x->py->minor <= 9) {
-		cfg->gen_state_model = PYX_CALLS_GEN_STACKTOP;
-		cfg->gen_state_off = x->layout->walk.frame_instr - 32;
-	} else if (x->hooks.legacy && x->py->minor == 10) {
-		cfg->gen_state_model = PYX_CALLS_GEN_F_STATE;
-		cfg->gen_state_off = x->layout->walk.frame_instr + 12;
-	}
+	cfg->gen_state_model = x->hooks.gen_state_model;
+	cfg->gen_state_off = x->hooks.gen_state_off;
 	cfg->layout = x->layout->walk;
 	return 0;
 }

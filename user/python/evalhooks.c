@@ -472,6 +472,12 @@ static int add_legacy_hooks(struct pyx_eval_hooks *out, struct pyx_python *py, s
 	out->legacy = true;
 	/* PyObject_HEAD, then co_argcount, co_posonlyargcount, co_kwonlyargcount, co_nlocals, co_stacksize. */
 	out->co_flags = 36;
+	/*
+	 * PyFrameObject (DWARF of pyenv's 3.8-3.10, the same in Debian's debug
+	 * builds): f_stacktop, non-NULL while suspended (3.8, 3.9); f_state (3.10).
+	 */
+	out->gen_state_model = py->minor <= 9 ? PYX_CALLS_GEN_STACKTOP : PYX_CALLS_GEN_F_STATE;
+	out->gen_state_off = py->minor <= 9 ? 72 : 108;
 	return 0;
 }
 

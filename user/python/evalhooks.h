@@ -59,6 +59,9 @@ struct pyx_eval_hooks {
 	bool legacy;		/* ≤3.10: one eval activation per frame */
 	bool raise_hooked;	/* 3.11+: PyTraceBack_Here hooked (PYX_HOOK_RAISE) */
 	uint32_t co_flags; /* ≤3.10: offset of co_flags (frames have no owner field); else NONE */
+	/* ≤3.10: what tells a generator's frame suspended (PYX_CALLS_GEN_*), at this offset */
+	uint32_t gen_state_model;
+	uint32_t gen_state_off;
 };
 
 /*
