@@ -194,6 +194,31 @@ static int scan_symbol(void *ctx, const struct pyx_elf_sym *sym)
 	return 0;
 }
 
+/* What the object's own symbols lack, from its debug file's. True when the table came from there. */
+static bool scan_debug_file(struct symbol_scan *scan, struct pyx_elf *debug_elf)
+{
+	struct symbol_scan more = {};
+	bool table = false;
+	size_t i;
+
+	if (!debug_elf)
+		return false;
+	pyx_elf__for_each_symbol(debug_elf, scan_symbol, &more);
+	if (!scan->table && more.table) {
+		scan->table = more.table;
+		scan->table_size = more.table_size;
+		table = true;
+	}
+	if (!scan->traceback_here)
+		scan->traceback_here = more.traceback_here;
+	if (!scan->eval_cold.start)
+		scan->eval_cold = more.eval_cold;
+	for (i = 0; i < ARRAY_SIZE(pop_functions); i++)
+		if (!scan->pops[i].found && more.pops[i].found)
+			scan->pops[i] = more.pops[i];
+	return table;
+}
+
 static int compare_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -442,18 +467,11 @@ static int pop_from_return(struct pyx_eval_hooks *out, struct pyx_python *py, st
  * exception reach a frame, the frames above it having ended by it.
  */
 static int add_legacy_hooks(struct pyx_eval_hooks *out, struct pyx_python *py, struct pyx_elf *elf,
-			    struct symbol_scan *scan, struct pyx_elf *debug_elf, char *why,
-			    size_t why_size)
+			    struct symbol_scan *scan, char *why, size_t why_size)
 {
 	const struct pyx_python_symbol_info *eval = &py->symbols[PYX_SYM_EVAL_FRAME];
 	int err;
 
-	if (!scan->traceback_here && debug_elf) {
-		struct symbol_scan more = {};
-
-		pyx_elf__for_each_symbol(debug_elf, scan_symbol, &more);
-		scan->traceback_here = more.traceback_here;
-	}
 	if (!scan->traceback_here) {
 		snprintf(why, why_size, "no symbol for PyTraceBack_Here in %s", py->interp->path);
 		return -ENOENT;
@@ -514,10 +532,8 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 	out->table_symbol_origin = "symtab";
 	if (py->dwarf.fd >= 0) {
 		debug_elf = pyx_elf__open_fd(py->dwarf.fd);
-		if (debug_elf && !scan.table) {
-			pyx_elf__for_each_symbol(debug_elf, scan_symbol, &scan);
+		if (scan_debug_file(&scan, debug_elf))
 			out->table_symbol_origin = "debug file";
-		}
 	}
 	if (!scan.table && !find_table_by_shape(proc, py->interp, elf, ops->unused, &scan.table))
 		out->table_symbol_origin = "shape";
@@ -603,19 +619,10 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 	}
 
 	if (py->minor <= 10) {
-		err = add_legacy_hooks(out, py, elf, &scan, debug_elf, why, why_size);
+		err = add_legacy_hooks(out, py, elf, &scan, why, why_size);
 		goto out_free;
 	}
 
-	/* Symbols of the pop functions: the object's own, else its debug file's. */
-	if (debug_elf) {
-		struct symbol_scan more = {};
-
-		pyx_elf__for_each_symbol(debug_elf, scan_symbol, &more);
-		for (i = 0; i < ARRAY_SIZE(pop_functions); i++)
-			if (!scan.pops[i].found && more.pops[i].found)
-				scan.pops[i] = more.pops[i];
-	}
 	for (i = 0; i < ARRAY_SIZE(pop_functions); i++)
 		if (py->minor < pop_functions[i].min_minor ||
 		    py->minor > pop_functions[i].max_minor)
@@ -671,12 +678,6 @@ int pyx_eval_hooks__find(struct pyx_process *proc, struct pyx_python *py,
 	 * libpython); where LTO inlined it into the eval loop, every pop reads
 	 * the exception.
 	 */
-	if (!scan.traceback_here && debug_elf) {
-		struct symbol_scan more = {};
-
-		pyx_elf__for_each_symbol(debug_elf, scan_symbol, &more);
-		scan.traceback_here = more.traceback_here;
-	}
 	if (scan.traceback_here &&
 	    (eval_calls(&ec, scan.traceback_here) ||
 	     (!pyx_elf__plt_stub(elf, "PyTraceBack_Here", &plt) && eval_calls(&ec, plt)))) {
